@@ -1,0 +1,71 @@
+"""fieldsvc: anonymized tallies from Morocco's volunteer medical caravans."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, request
+
+from fieldsvc.config import load_config
+from fieldsvc.errors import register_error_handlers
+from fieldsvc.extensions import api, babel, csrf, db, migrate
+from fieldsvc.security import init_security
+
+# Each domain's routes module exposes `blp` (a flask-smorest Blueprint for the API) and/or
+# `web_blp` (a plain Flask blueprint for pages).
+DOMAINS = ("catalog", "areas", "accounts", "caravans", "tallies", "insights", "exports", "web")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the fieldsvc application."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(load_config(app.instance_path, config))
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
+    babel.init_app(app, locale_selector=_select_locale)
+    csrf.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
+
+    for name in DOMAINS:
+        try:
+            importlib.import_module(f"fieldsvc.{name}.models")
+        except ModuleNotFoundError as error:
+            if error.name != f"fieldsvc.{name}.models":
+                raise
+    for name in DOMAINS:
+        module = importlib.import_module(f"fieldsvc.{name}.routes")
+        if hasattr(module, "blp"):
+            api.register_blueprint(module.blp)
+            csrf.exempt(module.blp)  # the API authenticates with bearer tokens, not cookies
+        if hasattr(module, "web_blp"):
+            app.register_blueprint(module.web_blp)
+
+    register_error_handlers(app)
+    init_security(app)
+
+    from fieldsvc.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _select_locale() -> str | None:
+    from flask import session
+
+    languages = ["fr", "ar", "en"]
+    chosen = request.args.get("lang") or session.get("lang")
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or "fr"
+
+
+def _migrations_dir() -> str:
+    import os
+
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")

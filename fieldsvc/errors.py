@@ -1,0 +1,211 @@
+"""Domain errors and their RFC 9457 problem+json rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_TYPE_BASE = "https://fieldsvc.org/problems/"
+
+
+class DomainError(Exception):
+    """A request that the domain refuses; becomes a problem+json response."""
+
+    status = 400
+    title = "Bad request"
+    type_slug = "bad-request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: dict[str, Any] | None = None,
+        status: int | None = None,
+        title: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        if status is not None:
+            self.status = status
+        if title is not None:
+            self.title = title
+        self.extra = extra
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    title = "Validation failed"
+    type_slug = "validation"
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    title = "Authentication required"
+    type_slug = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    title = "Too many requests"
+    type_slug = "too-many-requests"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_slug: str | None = None,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """Render an RFC 9457 problem document."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (type_slug or str(status)),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json"
+    )
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into {"lines[0].count": ["..."]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            elif prefix:
+                path = f"{prefix}.{key}"
+            else:
+                path = str(key)
+            if key == "_schema":
+                path = prefix or "_schema"
+            flat.update(_merge(flat, flatten_messages(value, path)))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for index, value in enumerate(messages):
+            flat.update(flatten_messages(value, f"{prefix}[{index}]"))
+    else:
+        flat[prefix or "_schema"] = [str(messages)]
+    return flat
+
+
+def _merge(existing: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, list[str]]:
+    for key, value in new.items():
+        if key in existing:
+            new[key] = existing[key] + value
+    return new
+
+
+_HTTP_DETAILS = {
+    400: "The request could not be read; check that it is well-formed JSON.",
+    401: "Log in, or send a valid bearer token in the Authorization header.",
+    403: "Your role or scope does not allow this.",
+    404: "Nothing exists at this address.",
+    405: "This address does not accept that method.",
+    413: "The request body is too large (the limit is 256 KB); split the submission.",
+    415: "Send the body as application/json.",
+}
+
+
+def problem_from_http_exception(error: HTTPException) -> Response:
+    """Render a werkzeug/webargs HTTP error as a problem document."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages") if isinstance(data, dict) else None
+    errors = None
+    if messages:
+        # webargs nests messages under the location ("json", "query"); strip it.
+        if isinstance(messages, dict) and len(messages) == 1:
+            (location, inner), = messages.items()
+            if location in {"json", "query", "form", "headers", "view_args", "files"}:
+                messages = inner
+        errors = flatten_messages(messages)
+    if status == 422 and errors:
+        detail = "Some fields are invalid: " + "; ".join(
+            f"{field}: {' '.join(msgs)}" for field, msgs in list(errors.items())[:5]
+        )
+        return problem(422, "Validation failed", detail, type_slug="validation", errors=errors)
+    detail = _HTTP_DETAILS.get(status) or (error.description or error.name)
+    headers = dict(error.get_headers()) if status in {401, 405} else {}
+    headers.pop("Content-Type", None)
+    return problem(status, error.name, detail, type_slug=str(status), errors=errors, headers=headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Make every error a problem document (HTML pages may render their own)."""
+
+    @app.errorhandler(DomainError)
+    def _domain_error(error: DomainError) -> Response:
+        return problem(
+            error.status,
+            error.title,
+            error.detail,
+            type_slug=error.type_slug,
+            errors=error.errors,
+            **error.extra,
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Any:
+        if _wants_html() and error.code in {404, 405}:
+            from flask import render_template
+
+            try:
+                return render_template("error.html", error=error), error.code
+            except Exception:  # noqa: BLE001 - fall back to problem+json if no template
+                pass
+        return problem_from_http_exception(error)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        if isinstance(error, HTTPException):
+            return problem_from_http_exception(error)
+        app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return problem(
+            500,
+            "Internal error",
+            "Something went wrong on our side; nothing was saved. Try again later.",
+            type_slug="internal",
+        )
+
+
+def _wants_html() -> bool:
+    if request.path.startswith("/api/") or request.path == "/healthz":
+        return False
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "text/html"

@@ -1,0 +1,197 @@
+"""Who is calling, and which roles each route allows.
+
+Every view declares its audience with ``@allow(...)``; a view without one is refused for
+everybody (deny by default), and a test walks the URL map to keep it that way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, request, session
+from sqlalchemy import select
+
+from fieldsvc.errors import Forbidden, Unauthorized, problem
+
+ANONYMOUS = "anonymous"
+VOLUNTEER = "volunteer"
+STAFF_ROLES = ("admin", "coordinator", "planner")
+ALL_ROLES = (*STAFF_ROLES, VOLUNTEER, ANONYMOUS)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Principal:
+    """The caller: a staff user, a volunteer's device enrollment, or nobody."""
+
+    role: str = ANONYMOUS
+    user: Any = None
+    enrollment: Any = None
+    region_codes: list[str] = field(default_factory=list)
+    organization_id: int | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    @property
+    def actor_id(self) -> str | None:
+        if self.user is not None:
+            return str(self.user.id)
+        if self.enrollment is not None:
+            return f"enrollment:{self.enrollment.id}"
+        return None
+
+    def in_region(self, region_code: str | None) -> bool:
+        """Whether this principal may act with full detail on a region's data."""
+        if self.role == "admin":
+            return True
+        return self.role == "coordinator" and region_code in self.region_codes
+
+
+def current_principal() -> Principal:
+    principal = g.get("principal")
+    if principal is None:
+        principal = _load_principal()
+        g.principal = principal
+    return principal
+
+
+def allow(*roles: str) -> Callable[[F], F]:
+    """Declare which roles may call a view; enforced before the view runs."""
+    unknown = set(roles) - set(ALL_ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal()
+            if principal.role not in roles:
+                if principal.role == ANONYMOUS:
+                    raise Unauthorized(
+                        "Log in, or send a valid bearer token in the Authorization header."
+                    )
+                raise Forbidden(f"The {principal.role} role may not do this.")
+            return view(*args, **kwargs)
+
+        wrapper._allowed_roles = tuple(roles)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def allowed_roles(view: Any, method: str | None = None) -> tuple[str, ...] | None:
+    """The roles a view function (or a MethodView's method) declared, if any."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None and method is not None:
+        handler = getattr(view_class, method.lower(), None)
+        if handler is None and method.upper() == "HEAD":
+            handler = getattr(view_class, "get", None)
+        return _find_roles(handler) if handler is not None else None
+    return _find_roles(view)
+
+
+def _find_roles(func: Any) -> tuple[str, ...] | None:
+    seen = 0
+    while func is not None and seen < 20:
+        roles = getattr(func, "_allowed_roles", None)
+        if roles is not None:
+            return roles
+        func = getattr(func, "__wrapped__", None)
+        seen += 1
+    return None
+
+
+# Endpoints that serve files and pages with no data; everything else must declare @allow.
+PUBLIC_ENDPOINTS = {"static", "api-docs.openapi_json"}
+
+
+def init_security(app: Flask) -> None:
+    """Refuse any endpoint that did not declare its audience; add security headers."""
+
+    @app.before_request
+    def _deny_undeclared() -> Any:
+        endpoint = request.endpoint
+        if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+            return None
+        view = app.view_functions.get(endpoint)
+        if view is None:
+            return None
+        if request.method == "OPTIONS":
+            return None
+        if allowed_roles(view, request.method) is None:
+            app.logger.error("Endpoint %s declares no roles; refusing", endpoint)
+            return problem(403, "Forbidden", "This address is not open to anyone yet.")
+        return None
+
+    @app.after_request
+    def _security_headers(response: Any) -> Any:
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; "
+            "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if current_app.config.get("SESSION_COOKIE_SECURE"):
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+
+def _load_principal() -> Principal:
+    from fieldsvc.accounts.models import ApiToken, User
+    from fieldsvc.caravans.models import Enrollment
+    from fieldsvc.extensions import db
+
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        token = header[7:].strip()
+        digest = token_digest(token)
+        now = dt.datetime.now(dt.UTC)
+        api_token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if api_token is not None:
+            expires = api_token.expires_at
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=dt.UTC)
+            if expires > now and api_token.user.active:
+                return _staff(api_token.user)
+            raise Unauthorized("This token has expired; ask for a new one at /api/v1/tokens.")
+        enrollment = db.session.scalar(select(Enrollment).where(Enrollment.token_hash == digest))
+        if enrollment is not None:
+            from fieldsvc.caravans.services import enrollment_is_live
+
+            if enrollment_is_live(enrollment, now):
+                return Principal(role=VOLUNTEER, enrollment=enrollment)
+            raise Unauthorized(
+                "This device token was revoked or has expired; join the caravan again with its code."
+            )
+        raise Unauthorized("Unknown bearer token; join with a code or ask for a new token.")
+    user_id = session.get("user_id")
+    if user_id is not None:
+        user = db.session.get(User, user_id)
+        if user is not None and user.active:
+            return _staff(user)
+    return Principal()
+
+
+def _staff(user: Any) -> Principal:
+    return Principal(
+        role=user.role,
+        user=user,
+        region_codes=list(user.region_codes),
+        organization_id=user.organization_id,
+    )

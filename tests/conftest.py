@@ -1,0 +1,151 @@
+"""Fixtures: `app` runs each database test on SQLite and on PostgreSQL, from a clean database.
+
+PostgreSQL tests need FIELDSVC_TEST_POSTGRES_URL (a URL the tests may create databases with,
+e.g. postgresql://postgres@127.0.0.1:5432/postgres); without it they skip, except under CI=true,
+where a missing PostgreSQL or browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from fieldsvc import create_app
+from fieldsvc.extensions import db as _db
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_ADMIN_URL = os.environ.get("FIELDSVC_TEST_POSTGRES_URL", "")
+
+
+def require_or_skip(reason: str) -> None:
+    """Skip locally; fail under CI, where PostgreSQL and the browser are required."""
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _psycopg_url(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    """Create a throw-away PostgreSQL database for this test session."""
+    if not PG_ADMIN_URL:
+        require_or_skip("PostgreSQL tests need FIELDSVC_TEST_POSTGRES_URL")
+    import psycopg
+
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    name = f"fieldsvc_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        require_or_skip(f"PostgreSQL unreachable at {admin}: {error}")
+    base, _, _ = admin.rpartition("/")
+    yield _psycopg_url(f"{base}/{name}")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _make_app(url: str, instance: str) -> Flask:
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "PUBLIC_BASE_URL": "http://localhost",
+            "GEOCODER_MIN_DELAY_SECONDS": 0,
+        }
+    )
+    app.instance_path = instance
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        _reset(app)
+    return app
+
+
+def _reset(app: Flask) -> None:
+    """Empty every table, then put the catalogs back."""
+    from fieldsvc.catalog.services import ensure_catalog
+
+    with app.app_context():
+        _db.session.remove()
+        tables = [t.name for t in reversed(_db.metadata.sorted_tables)]
+        engine = _db.engine
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            raw = engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA foreign_keys=OFF")
+                for table in tables:
+                    cursor.execute(f"DELETE FROM {table}")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+            finally:
+                raw.close()
+        ensure_catalog()
+        _db.session.commit()
+        _db.session.remove()
+
+
+@pytest.fixture(scope="session")
+def sqlite_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    folder = tmp_path_factory.mktemp("sqlite")
+    return _make_app(f"sqlite:///{folder / 'test.sqlite3'}", str(folder))
+
+
+@pytest.fixture(scope="session")
+def postgresql_app(postgres_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    return _make_app(postgres_database_url, str(tmp_path_factory.mktemp("pg")))
+
+
+def _use(app: Flask) -> Iterator[Flask]:
+    context = app.app_context()
+    context.push()
+    try:
+        yield app
+    finally:
+        _db.session.remove()
+        context.pop()
+        _reset(app)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app on each database in turn, inside an app context, emptied after the test."""
+    yield from _use(request.getfixturevalue(f"{request.param}_app"))
+
+
+@pytest.fixture
+def pg_app(postgresql_app: Flask) -> Iterator[Flask]:
+    """The app on PostgreSQL only: for browser, fuzzing, race and crash tests."""
+    yield from _use(postgresql_app)
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app: Flask):
+    return _db

@@ -1,0 +1,76 @@
+"""Build test data: a small real slice of Morocco's areas, staff users, tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fieldsvc.accounts.models import Organization, User
+from fieldsvc.accounts.services import create_user, get_or_create_organization, issue_token
+from fieldsvc.areas.models import Area
+from fieldsvc.extensions import db
+
+# code, level, parent, name_fr, name_ar, population_legal, lat, lon
+AREAS: list[tuple[str, str, str | None, str, str, int | None, float | None, float | None]] = [
+    ("07", "region", None, "Marrakech-Safi", "مراكش آسفي", 4892393, 31.63, -8.0),
+    ("07.351", "province", "07", "Marrakech", "مراكش", 1537636, 31.63, -8.0),
+    ("07.351.02.07", "commune", "07.351", "Ouahat Sidi Brahim", "واحة سيدي ابراهيم", 36493, 31.70, -7.95),
+    ("08", "region", None, "Drâa-Tafilalet", "درعة تافيلالت", 1655623, 31.0, -5.5),
+    ("08.587", "province", "08", "Zagora", "زاكورة", 321325, 30.33, -5.84),
+    ("08.587.01.13", "commune", "08.587", "Zagora", "زاكورة", 40069, 30.33, -5.84),
+    ("08.587.05.21", "commune", "08.587", "M'Hamid El Ghizlane", "امحاميد الغزلان", 9456, 29.82, -5.72),
+    ("08.591", "province", "08", "Tinghir", "تنغير", 331411, 31.51, -5.53),
+    ("08.591.01.09", "commune", "08.591", "Tinghir", "تنغير", 44312, 31.51, -5.53),
+    ("01", "region", None, "Tanger-Tétouan-Al Hoceïma", "طنجة تطوان الحسيمة", 4030222, 35.76, -5.83),
+    ("01.511", "province", "01", "Tanger-Assilah", "طنجة أصيلة", 1275428, 35.76, -5.83),
+    ("01.511.01.01", "commune", "01.511", "Assilah", "أصيلة", 36039, 35.46, -6.03),
+]
+
+
+def make_areas() -> dict[str, Area]:
+    """Insert a small, real slice of the HCP hierarchy with points."""
+    from fieldsvc.areas.services import search_key
+
+    rows: dict[str, Area] = {}
+    for code, level, parent, fr, ar, pop, lat, lon in AREAS:
+        region = code[:2]
+        province = code[:6] if level != "region" else None
+        area = Area(
+            code=code, level=level, parent_code=parent, region_code=region,
+            province_code=province, name_fr=fr, name_ar=ar, search_text=search_key(fr, ar),
+            population_legal=pop, population_municipal=pop, lat=lat, lon=lon,
+            point_source="geonames" if lat is not None else None,
+        )
+        db.session.add(area)
+        rows[code] = area
+    db.session.flush()
+    return rows
+
+
+def make_user(role: str = "coordinator", *, regions: list[str] | None = None,
+              organization: Organization | str | None = None, username: str | None = None,
+              password: str = "correct horse battery") -> User:
+    if isinstance(organization, str):
+        organization = get_or_create_organization(organization)
+    if role == "coordinator" and regions is None:
+        regions = ["08"]
+    return create_user(username or f"{role}-{_next()}", password, role,
+                       region_codes=regions, organization=organization)
+
+
+def auth(user: User) -> dict[str, str]:
+    """Authorization header with a fresh bearer token for a staff user."""
+    token, _ = issue_token(user)
+    db.session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+_counter = [0]
+
+
+def _next() -> int:
+    _counter[0] += 1
+    return _counter[0]
+
+
+def commit(*objects: Any) -> None:
+    db.session.commit()
