@@ -74,3 +74,55 @@ def _next() -> int:
 
 def commit(*objects: Any) -> None:
     db.session.commit()
+
+
+def make_caravan(
+    commune: str = "08.587.01.13",
+    *,
+    title: str = "Caravane médicale de Zagora",
+    first_day: Any = None,
+    last_day: Any = None,
+    specialties: tuple[str, ...] = ("GEN", "OPH", "PED"),
+    organizers: tuple[str, ...] = ("Wahat Al-Khair",),
+    status: str = "active",
+    join_code: str | None = None,
+    sites: tuple[tuple[str, float, float], ...] = (("École Al Amal", 30.33, -5.84),),
+):
+    """A caravan in a commune of make_areas(), with sites and planned specialties."""
+    import datetime as dt
+
+    from fieldsvc.caravans.models import Caravan, CaravanSpecialty, Site
+
+    area = db.session.get(Area, commune)
+    first_day = first_day or dt.date(2026, 11, 27)
+    last_day = last_day or first_day + dt.timedelta(days=1)
+    caravan = Caravan(
+        title=title, commune_code=commune, region_code=area.region_code,
+        first_day=first_day, last_day=last_day, status=status,
+        join_code=join_code or f"T{_next():05d}",
+    )
+    caravan.organizers = [get_or_create_organization(name) for name in organizers]
+    db.session.add(caravan)
+    db.session.flush()
+    for code in specialties:
+        db.session.add(CaravanSpecialty(caravan_id=caravan.id, specialty_code=code))
+    for name, lat, lon in sites:
+        db.session.add(Site(caravan_id=caravan.id, name=name, commune_code=commune, lat=lat, lon=lon))
+    db.session.flush()
+    db.session.expire(caravan, ["specialty_rows", "sites"])
+    return caravan
+
+
+def make_enrollment(caravan, *, display_name: str = "Dr Amina", specialty: str | None = "OPH"):
+    """A device enrollment for a caravan; returns (enrollment, Authorization header)."""
+    import secrets
+
+    from fieldsvc.caravans.models import Enrollment
+    from fieldsvc.security import token_digest
+
+    token = secrets.token_urlsafe(24)
+    enrollment = Enrollment(caravan_id=caravan.id, display_name=display_name,
+                            specialty_code=specialty, token_hash=token_digest(token))
+    db.session.add(enrollment)
+    db.session.flush()
+    return enrollment, {"Authorization": f"Bearer {token}"}
