@@ -47,6 +47,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.register_blueprint(module.web_blp)
 
     register_error_handlers(app)
+
+    @app.teardown_request
+    def _rollback_uncommitted(error: BaseException | None) -> None:
+        # A request commits once, on success; anything else is undone, never half-written.
+        db.session.rollback()
     init_security(app)
 
     from fieldsvc.cli import register_cli

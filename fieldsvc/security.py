@@ -122,6 +122,8 @@ def init_security(app: Flask) -> None:
 
     @app.before_request
     def _deny_undeclared() -> Any:
+        # Tests may run several requests in one app context; never reuse a caller.
+        g.pop("principal", None)
         endpoint = request.endpoint
         if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
             return None
