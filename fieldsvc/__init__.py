@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, request
+from werkzeug.routing import IntegerConverter
 
 from fieldsvc.config import load_config
 from fieldsvc.errors import register_error_handlers
@@ -23,6 +24,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(load_config(app.instance_path, config))
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    # Ids in URLs fit the database's integer; a larger one is simply not found (never a 500).
+    app.url_map.converters["int"] = BoundedIntegerConverter
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
@@ -60,9 +63,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _select_locale() -> str | None:
-    from flask import session
+class BoundedIntegerConverter(IntegerConverter):
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's signature
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
+
+def _select_locale() -> str | None:
+    from flask import has_request_context, session
+
+    if not has_request_context():  # CLI commands (demo load) translate in the default locale
+        return None
     languages = ["fr", "ar", "en"]
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in languages:

@@ -6,6 +6,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from fieldsvc.accounts.models import ROLES
+
 areas_cli = AppGroup("areas", help="Morocco's regions, provinces and communes.")
 facilities_cli = AppGroup("facilities", help="Ministry of Health facility lists.")
 users_cli = AppGroup("users", help="Staff accounts.")
@@ -16,6 +18,138 @@ def register_cli(app: Flask) -> None:
     for group in (areas_cli, facilities_cli, users_cli, demo_cli):
         app.cli.add_command(group)
     app.cli.add_command(setup_command)
+
+
+@areas_cli.command("load")
+def areas_load() -> None:
+    """Load or refresh regions, provinces, communes, census figures and points (idempotent)."""
+    from fieldsvc.areas.services import load_areas
+    from fieldsvc.extensions import db
+
+    load_areas(echo=click.echo)
+    db.session.commit()
+
+
+@areas_cli.command("geocode")
+@click.option("--limit", type=int, default=None, help="Geocode at most this many communes.")
+def areas_geocode(limit: int | None) -> None:
+    """Fill communes still without a point with Nominatim (rate-limited, resumable)."""
+    from flask import current_app
+    from geopy.extra.rate_limiter import RateLimiter
+
+    from fieldsvc.areas.services import derive_parent_points, geocode_missing
+    from fieldsvc.extensions import db
+
+    config = current_app.config
+    geocoder = config.get("GEOCODER")  # tests put a fake here; never the network in tests
+    if geocoder is None:
+        from geopy.geocoders import Nominatim
+
+        nominatim = Nominatim(user_agent=config["GEOCODER_USER_AGENT"], timeout=10)
+
+        def geocoder(query: str):  # noqa: ANN202
+            return nominatim.geocode(query, country_codes="ma", exactly_one=True)
+
+    geocode = RateLimiter(geocoder, min_delay_seconds=config["GEOCODER_MIN_DELAY_SECONDS"],
+                          max_retries=2, swallow_exceptions=True,
+                          error_wait_seconds=config.get("GEOCODER_ERROR_WAIT_SECONDS", 5.0))
+    found = missed = 0
+    for area, ok in geocode_missing(geocode, limit=limit):
+        db.session.commit()  # one area at a time: an interrupted run resumes where it stopped
+        found += ok
+        missed += not ok
+        where = f"{area.lat}, {area.lon}" if ok else "not found"
+        click.echo(f"  {area.code} {area.name_fr}: {where}")
+    derive_parent_points()
+    db.session.commit()
+    click.echo(f"Geocoded {found} communes; {missed} still without a point.")
+
+
+@facilities_cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def facilities_import(files: tuple[str, ...]) -> None:
+    """Import Ministry of Health facility lists (CSV as published), then recompute distances."""
+    from fieldsvc.areas.facilities import import_facilities, recompute_distances
+    from fieldsvc.catalog.services import ensure_catalog
+    from fieldsvc.extensions import db
+
+    for path in files:
+        report = import_facilities(path)
+        click.echo(
+            f"{path}: {report.rows} rows, {report.matched} matched a commune "
+            f"({report.added} new, {report.kept} already there), {len(report.unmatched)} unmatched."
+        )
+        for line, row, reason in report.unmatched:
+            click.echo(f"  line {line}: {row} — {reason}")
+        db.session.commit()
+    ensure_catalog()  # distances are per catalog specialty
+    distances = recompute_distances()
+    db.session.commit()
+    click.echo(f"Nearest able facility computed for {distances} commune × specialty pairs.")
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES),
+              help="admin, coordinator (needs --region) or planner (needs --organization).")
+@click.option("--region", "regions", multiple=True, metavar="CODE",
+              help="A region code a coordinator works in (e.g. 08 for Drâa-Tafilalet); repeat it.")
+@click.option("--organization", metavar="NAME",
+              help="The organization a planner belongs to (created if it does not exist).")
+@click.option("--display-name", metavar="TEXT", help="The name shown on pages (default: NAME).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for, twice, when not given.")
+def users_create(name: str, role: str, regions: tuple[str, ...], organization: str | None,
+                 display_name: str | None, password: str) -> None:
+    """Create a staff account: admin, regional coordinator or association planner."""
+    from sqlalchemy import func, select
+
+    from fieldsvc.accounts.models import AuditEvent, Organization
+    from fieldsvc.accounts.services import create_user, get_or_create_organization
+    from fieldsvc.areas.models import Area
+    from fieldsvc.errors import DomainError
+    from fieldsvc.extensions import db
+
+    if regions and role != "coordinator":
+        raise click.UsageError("Only coordinators have regions; drop --region.")
+    if role == "planner" and not organization:
+        raise click.UsageError("A planner belongs to an organization: add --organization NAME.")
+    if regions and not db.session.scalar(select(func.count()).select_from(Area)):
+        raise click.ClickException(
+            "No areas are loaded yet; run `flask --app wsgi areas load` first.")
+    org = None
+    if organization:
+        organization = organization.strip()
+        existing = db.session.scalar(select(Organization).where(Organization.name == organization))
+        org = existing or get_or_create_organization(organization)
+        if existing is None:
+            click.echo(f"Created the organization {organization!r} (association).")
+    try:
+        user = create_user(name.strip(), password, role, region_codes=list(regions),
+                           organization=org, display_name=display_name)
+    except DomainError as error:
+        db.session.rollback()
+        raise click.ClickException(error.detail) from None
+    db.session.add(AuditEvent(
+        actor_kind="system", actor_id="cli", action="user_created", object_type="user",
+        object_id=str(user.id), detail={"role": role, "regions": sorted(regions)},
+    ))
+    db.session.commit()
+    scope = f" in regions {', '.join(user.region_codes)}" if user.region_codes else ""
+    member = f" of {org.name}" if org else ""
+    click.echo(f"Created {role} {user.username!r}{scope}{member}.")
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List staff accounts with their roles, regions and organizations."""
+    from fieldsvc.accounts.services import list_users
+
+    for user in list_users():
+        regions = ",".join(user.region_codes) or "-"
+        organization = user.organization.name if user.organization else "-"
+        state = "" if user.active else "  (inactive)"
+        click.echo(f"{user.username:<20} {user.role:<12} {regions:<10} {organization}{state}")
 
 
 @demo_cli.command("load")
@@ -30,8 +164,12 @@ def demo_load() -> None:
 
 
 @click.command("setup")
-def setup_command() -> None:
+@click.option("--demo/--no-demo", default=None,
+              help="Load the demo season into an empty database "
+                   "(default: yes, except with FIELDSVC_ENV=production).")
+def setup_command(demo: bool | None) -> None:
     """Load areas and the demo season into an empty database, then say how to log in."""
+    from flask import current_app
     from sqlalchemy import func, select
 
     from fieldsvc.accounts.models import User
@@ -40,6 +178,9 @@ def setup_command() -> None:
     from fieldsvc.extensions import db
     from fieldsvc.web.demo import DEMO_LOGINS, load_demo
 
+    if demo is None:
+        # Demo accounts have published passwords: never create them in production by default.
+        demo = current_app.config["FIELDSVC_ENV"] != "production"
     ensure_catalog()
     db.session.commit()
     if not db.session.scalar(select(func.count()).select_from(Area)):
@@ -49,11 +190,20 @@ def setup_command() -> None:
         load_areas(echo=click.echo)
         db.session.commit()
     if not db.session.scalar(select(func.count()).select_from(User)):
+        if not demo:
+            click.echo("No accounts yet. Create one with: "
+                       "flask --app wsgi users create NAME --role admin")
+            return
         click.echo("Loading the demo season…")
         click.echo(load_demo(echo=click.echo))
         db.session.commit()
     else:
         click.echo("Existing data kept.")
-    click.echo("Log in at http://127.0.0.1:8000/login with:")
-    for username, password, role in DEMO_LOGINS:
-        click.echo(f"  {role:<12} user {username!r}  password {password!r}")
+    demo_users = set(db.session.scalars(
+        select(User.username).where(User.username.in_([login[0] for login in DEMO_LOGINS]))))
+    if demo_users:
+        base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+        click.echo(f"Log in at {base_url}/login with:")
+        for username, password, role in DEMO_LOGINS:
+            if username in demo_users:
+                click.echo(f"  {role:<12} user {username!r}  password {password!r}")

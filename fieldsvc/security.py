@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, has_request_context, request, session
 from sqlalchemy import select
 
 from fieldsvc.errors import Forbidden, Unauthorized, problem
@@ -60,6 +60,8 @@ class Principal:
 
 
 def current_principal() -> Principal:
+    if not has_request_context():
+        return Principal()  # a command-line operator: audited as "system"
     principal = g.get("principal")
     if principal is None:
         principal = _load_principal()
@@ -125,8 +127,8 @@ def init_security(app: Flask) -> None:
         # Tests may run several requests in one app context; never reuse a caller.
         g.pop("principal", None)
         endpoint = request.endpoint
-        if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
-            return None
+        if endpoint is None or endpoint in PUBLIC_ENDPOINTS or endpoint.endswith(".static"):
+            return None  # blueprints' static files are public like the app's
         view = app.view_functions.get(endpoint)
         if view is None:
             return None

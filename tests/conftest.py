@@ -109,8 +109,13 @@ def sqlite_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def postgresql_app(postgres_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    return _make_app(postgres_database_url, str(tmp_path_factory.mktemp("pg")))
+def postgresql_app(
+    postgres_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
+    app = _make_app(postgres_database_url, str(tmp_path_factory.mktemp("pg")))
+    yield app
+    with app.app_context():  # close pooled connections before the database is dropped
+        _db.engine.dispose()
 
 
 def _use(app: Flask) -> Iterator[Flask]:
@@ -149,3 +154,29 @@ def runner(app: Flask):
 @pytest.fixture
 def db(app: Flask):
     return _db
+
+
+CHROMIUM = os.environ.get("FIELDSVC_BROWSER", "/usr/bin/chromium")
+# Without these flags Chromium stalls on this network-less machine.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's) for the whole session, driven by Playwright."""
+    if not os.path.exists(CHROMIUM):
+        require_or_skip(f"no Chromium at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_or_skip("playwright is not installed")
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    except Exception as error:  # noqa: BLE001 - any launch failure means no browser here
+        playwright.stop()
+        require_or_skip(f"Chromium does not start: {error}")
+    yield chromium
+    chromium.close()
+    playwright.stop()

@@ -17,9 +17,9 @@ AREAS: list[tuple[str, str, str | None, str, str, int | None, float | None, floa
     ("08", "region", None, "Drâa-Tafilalet", "درعة تافيلالت", 1655623, 31.0, -5.5),
     ("08.587", "province", "08", "Zagora", "زاكورة", 321325, 30.33, -5.84),
     ("08.587.01.13", "commune", "08.587", "Zagora", "زاكورة", 40069, 30.33, -5.84),
-    ("08.587.05.21", "commune", "08.587", "M'Hamid El Ghizlane", "امحاميد الغزلان", 9456, 29.82, -5.72),
-    ("08.591", "province", "08", "Tinghir", "تنغير", 331411, 31.51, -5.53),
-    ("08.591.01.09", "commune", "08.591", "Tinghir", "تنغير", 44312, 31.51, -5.53),
+    ("08.587.09.23", "commune", "08.587", "M'Hamid El Ghizlane", "امحاميد الغزلان", 9456, 29.82, -5.72),
+    ("08.577", "province", "08", "Tinghir", "تنغير", 331411, 31.51, -5.53),
+    ("08.577.01.11", "commune", "08.577", "Tinghir", "تنغير", 44312, 31.51, -5.53),
     ("01", "region", None, "Tanger-Tétouan-Al Hoceïma", "طنجة تطوان الحسيمة", 4030222, 35.76, -5.83),
     ("01.511", "province", "01", "Tanger-Assilah", "طنجة أصيلة", 1275428, 35.76, -5.83),
     ("01.511.01.01", "commune", "01.511", "Assilah", "أصيلة", 36039, 35.46, -6.03),
@@ -27,7 +27,7 @@ AREAS: list[tuple[str, str, str | None, str, str, int | None, float | None, floa
 
 
 def make_areas() -> dict[str, Area]:
-    """Insert a small, real slice of the HCP hierarchy with points."""
+    """Insert a small slice of the HCP hierarchy: real codes and names, rounded figures and points."""
     from fieldsvc.areas.services import search_key
 
     rows: dict[str, Area] = {}
@@ -126,3 +126,36 @@ def make_enrollment(caravan, *, display_name: str = "Dr Amina", specialty: str |
     db.session.add(enrollment)
     db.session.flush()
     return enrollment, {"Authorization": f"Bearer {token}"}
+
+
+def make_tally(caravan, *, day: Any = None, specialty: str = "OPH",
+               lines: list[tuple[str, str, str, str | None, int]] = (),
+               status: str = "received", site_id: int | None = None,
+               submission_id: str | None = None):
+    """A submission with one current version and its lines, built with the ORM (insights tests).
+
+    ``lines`` are (measure, sex, age_band, condition, count).
+    """
+    import datetime as dt
+    import hashlib
+    import uuid
+
+    from fieldsvc.tallies.models import Submission, SubmissionVersion, TallyLine
+
+    submission = Submission(id=submission_id or str(uuid.uuid4()), caravan_id=caravan.id,
+                            review_status=status)
+    db.session.add(submission)
+    db.session.flush()
+    version = SubmissionVersion(
+        submission_id=submission.id, number=1, caravan_id=caravan.id, site_id=site_id,
+        day=day or dt.date(2026, 11, 27), specialty_code=specialty,
+        content_hash=hashlib.sha256(submission.id.encode()).hexdigest(),
+    )
+    db.session.add(version)
+    db.session.flush()
+    for measure, sex, band, condition, count in lines:
+        db.session.add(TallyLine(version_id=version.id, measure_code=measure, sex=sex,
+                                 age_band=band, condition=condition, count=count))
+    submission.current_version_id = version.id
+    db.session.flush()
+    return submission

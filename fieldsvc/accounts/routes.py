@@ -1,5 +1,127 @@
-"""Accounts API."""
+"""Accounts API: bearer tokens, the caller, organizations and users."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
 from flask_smorest import Blueprint
 
-blp = Blueprint("accounts", __name__, url_prefix="/api/v1")
+from fieldsvc.accounts import services
+from fieldsvc.accounts.schemas import (
+    AuditEventSchema,
+    AuditQuerySchema,
+    MeSchema,
+    OrganizationSchema,
+    TokenSchema,
+    UserSchema,
+)
+from fieldsvc.errors import TooManyRequests, problem
+from fieldsvc.extensions import db
+from fieldsvc.security import ALL_ROLES, STAFF_ROLES, VOLUNTEER, allow, current_principal
+
+blp = Blueprint("accounts", __name__, url_prefix="/api/v1",
+                description="Staff tokens, the caller and organizations")
+
+BEARER = [{"bearer": []}]
+
+
+def _basic_auth_problem(detail: str) -> Any:
+    return problem(401, "Authentication required", detail, type_slug="unauthorized",
+                   headers={"WWW-Authenticate": 'Basic realm="fieldsvc", charset="UTF-8"'})
+
+
+@blp.route("/tokens", methods=["POST"])
+@allow(*ALL_ROLES)
+@blp.doc(security=[{"basic": []}])
+@blp.response(201, TokenSchema)
+@blp.alt_response(401, description="Missing or wrong username and password")
+@blp.alt_response(429, description="Too many failed logins; see Retry-After")
+def create_token():
+    """Exchange a staff username and password (HTTP basic auth) for a bearer token."""
+    credentials = request.authorization
+    if credentials is None or credentials.type != "basic" or not credentials.username:
+        return _basic_auth_problem(
+            "Send your username and password with HTTP basic auth "
+            "(curl -u NAME -X POST …/api/v1/tokens)."
+        )
+    try:
+        user = services.login(credentials.username, credentials.password or "", method="token")
+    except TooManyRequests as error:
+        return problem(error.status, error.title, error.detail, type_slug=error.type_slug,
+                       headers={"Retry-After": str(error.extra["retry_after"])}, **error.extra)
+    if user is None:
+        db.session.commit()  # keep the failure: it is audited and counts towards the throttle
+        return _basic_auth_problem("Wrong username or password.")
+    token, row = services.issue_token(user)
+    expires_at = row.expires_at  # read before commit: SQLite reloads it without its UTC offset
+    db.session.commit()
+    return {"token": token, "expires_at": expires_at}
+
+
+@blp.route("/me", methods=["GET"])
+@allow(*STAFF_ROLES, VOLUNTEER)
+@blp.doc(security=BEARER)
+@blp.response(200, MeSchema)
+def me():
+    """Describe the caller: role, regions and organization (or, for a volunteer, the caravan)."""
+    principal = current_principal()
+    if principal.enrollment is not None:
+        enrollment = principal.enrollment
+        return {"role": VOLUNTEER, "id": enrollment.id, "display_name": enrollment.display_name,
+                "regions": [], "caravan_id": enrollment.caravan_id,
+                "specialty": enrollment.specialty_code}
+    user = principal.user
+    return {"role": user.role, "id": user.id, "username": user.username,
+            "display_name": user.display_name, "regions": user.region_codes,
+            "organization": user.organization}
+
+
+@blp.route("/organizations", methods=["GET"])
+@allow(*STAFF_ROLES)
+@blp.doc(security=BEARER)
+@blp.response(200, OrganizationSchema(many=True))
+def list_organizations():
+    """List associations, commune councils and partners."""
+    return services.list_organizations()
+
+
+@blp.route("/organizations", methods=["POST"])
+@allow("admin")
+@blp.doc(security=BEARER)
+@blp.arguments(OrganizationSchema)
+@blp.response(201, OrganizationSchema)
+def create_organization(data: dict[str, Any]):
+    """Add an organization (admin)."""
+    organization = services.create_organization(data["name"].strip(), data["kind"],
+                                                data.get("name_ar"))
+    services.audit("organization_created", object_type="organization", object_id=organization.id)
+    db.session.commit()
+    return organization
+
+
+@blp.route("/users", methods=["GET"])
+@allow("admin")
+@blp.doc(security=BEARER)
+@blp.response(200, UserSchema(many=True))
+def list_users():
+    """List staff accounts with their roles, regions and organizations (admin)."""
+    return services.list_users()
+
+
+@blp.route("/audit", methods=["GET"])
+@allow("admin", "coordinator")
+@blp.doc(security=BEARER)
+@blp.arguments(AuditQuerySchema, location="query")
+@blp.response(200, AuditEventSchema(many=True), example=[{
+    "id": 301, "at": "2026-11-27T07:58:00+00:00", "actor_kind": "volunteer",
+    "actor_id": "enrollment:41", "action": "enrollment.create", "object_type": "enrollment",
+    "object_id": "41", "region_code": "08", "detail": {"caravan_id": 12, "ip": "196.200.1.7"}}])
+@blp.paginate(page_size=50, max_page_size=500)
+def list_audit_events(filters: dict[str, Any], pagination_parameters: Any):
+    """Read the audit log, newest first: admins all of it, coordinators their regions' events."""
+    rows, total = services.list_audit_events(filters, current_principal(),
+                                             pagination_parameters.page,
+                                             pagination_parameters.page_size)
+    pagination_parameters.item_count = total
+    return rows

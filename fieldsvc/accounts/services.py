@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, has_request_context, request
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -16,11 +17,15 @@ from fieldsvc.errors import Conflict, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.security import Principal, current_principal, token_digest
 
+USERNAME = re.compile(r"[^\s:]{1,80}")
+
 # A hash to compare against when the user does not exist, so timing does not reveal usernames.
 _DUMMY_HASH = generate_password_hash("fieldsvc-no-such-user")
 
 
-def get_or_create_organization(name: str, kind: str = "association", name_ar: str | None = None) -> Organization:
+def get_or_create_organization(
+    name: str, kind: str = "association", name_ar: str | None = None
+) -> Organization:
     """Return the organization with this name, creating it if needed."""
     organization = db.session.scalar(select(Organization).where(Organization.name == name))
     if organization is None:
@@ -43,6 +48,10 @@ def create_user(
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.",
                                errors={"role": [f"one of {', '.join(ROLES)}"]})
+    if not USERNAME.fullmatch(username):
+        # HTTP basic auth splits at the first colon: such a name could never get a token.
+        raise ValidationFailed("Usernames have 1 to 80 characters, without spaces or colons.",
+                               errors={"username": ["1 to 80 characters, no spaces or colons"]})
     if db.session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(f"A user named {username!r} already exists.", errors={"username": ["taken"]})
     if len(password) < 8:
@@ -113,9 +122,11 @@ def audit(
         actor_kind = "user"
     elif principal.enrollment is not None:
         actor_kind = "volunteer"
+    elif not has_request_context():
+        actor_kind = "system"
     else:
         actor_kind = "anonymous"
-    if request:
+    if has_request_context():
         detail.setdefault("ip", request.remote_addr)
     event = AuditEvent(
         actor_kind=actor_kind,
@@ -128,3 +139,117 @@ def audit(
     )
     db.session.add(event)
     return event
+
+
+# Failed logins are throttled from the audit log itself, so every gunicorn worker sees them.
+LOGIN_FAILED = "login_failed"
+
+
+def _login_limits() -> tuple[int, int, dt.timedelta]:
+    config = current_app.config
+    return (
+        int(config.get("LOGIN_MAX_FAILURES_PER_USER", 5)),
+        int(config.get("LOGIN_MAX_FAILURES_PER_IP", 20)),
+        dt.timedelta(minutes=int(config.get("LOGIN_THROTTLE_MINUTES", 15))),
+    )
+
+
+def check_login_throttle(username: str, ip: str | None) -> None:
+    """Refuse a login attempt after too many recent failures for this username or address."""
+    from sqlalchemy import func, or_
+
+    from fieldsvc.errors import TooManyRequests
+
+    per_user, per_ip, window = _login_limits()
+    since = dt.datetime.now(dt.UTC) - window
+    key = username[:64]
+    user_failures, ip_failures = db.session.execute(
+        select(
+            func.count().filter(AuditEvent.object_id == key),
+            func.count().filter(AuditEvent.actor_id == ip),
+        ).where(
+            AuditEvent.action == LOGIN_FAILED,
+            AuditEvent.at > since,
+            or_(AuditEvent.object_id == key, AuditEvent.actor_id == ip),
+        )
+    ).one()
+    if user_failures >= per_user or (ip is not None and ip_failures >= per_ip):
+        minutes = int(window.total_seconds() // 60)
+        raise TooManyRequests(
+            f"Too many failed logins; wait {minutes} minutes before trying again.",
+            retry_after=int(window.total_seconds()),
+        )
+
+
+def record_login_failure(username: str, ip: str | None) -> None:
+    """Remember a failed login (username and address) for the audit log and the throttle."""
+    db.session.add(AuditEvent(
+        actor_kind="anonymous", actor_id=ip, action=LOGIN_FAILED,
+        object_type="login", object_id=username[:64], detail={"ip": ip},
+    ))
+
+
+def record_login(user: User, method: str) -> AuditEvent:
+    """Audit a successful login by password (API token or web session)."""
+    principal = Principal(role=user.role, user=user, region_codes=list(user.region_codes),
+                          organization_id=user.organization_id)
+    return audit("login", object_type="user", object_id=user.id, principal=principal, method=method)
+
+
+def login(username: str, password: str, method: str) -> User | None:
+    """Check credentials under the throttle; audit the outcome. None means wrong credentials."""
+    ip = request.remote_addr if has_request_context() else None
+    check_login_throttle(username, ip)
+    user = authenticate(username, password)
+    if user is None:
+        record_login_failure(username, ip)
+        return None
+    record_login(user, method)
+    return user
+
+
+def create_organization(name: str, kind: str, name_ar: str | None = None) -> Organization:
+    """Add an organization; names are unique."""
+    existing = db.session.scalar(select(Organization).where(Organization.name == name))
+    if existing is not None:
+        raise Conflict(f"An organization named {name!r} already exists.",
+                       errors={"name": ["already exists"]}, id=existing.id)
+    organization = Organization(name=name, kind=kind, name_ar=name_ar)
+    db.session.add(organization)
+    db.session.flush()
+    return organization
+
+
+def list_organizations() -> list[Organization]:
+    """All organizations by name."""
+    return list(db.session.scalars(select(Organization).order_by(Organization.name)))
+
+
+def list_users() -> list[User]:
+    """All staff users by username."""
+    return list(db.session.scalars(select(User).order_by(User.username)))
+
+
+def list_audit_events(
+    filters: dict[str, Any], principal: Principal, page: int, page_size: int
+) -> tuple[list[AuditEvent], int]:
+    """Audit events, newest first: all for admins, a coordinator's regions for coordinators."""
+    from sqlalchemy import func
+
+    query = select(AuditEvent)
+    if principal.role != "admin":
+        query = query.where(AuditEvent.region_code.in_(principal.region_codes))
+    if "action" in filters:
+        query = query.where(AuditEvent.action == filters["action"])
+    if "region" in filters:
+        query = query.where(AuditEvent.region_code == filters["region"])
+    if "from_" in filters:
+        query = query.where(AuditEvent.at >= filters["from_"])
+    if "to" in filters:
+        query = query.where(AuditEvent.at <= filters["to"])
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.session.scalars(
+        query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(page_size).offset((page - 1) * page_size)
+    )
+    return list(rows), total

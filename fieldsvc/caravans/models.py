@@ -66,7 +66,9 @@ class Site(Model):
     __tablename__ = "site"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    caravan_id: Mapped[int] = mapped_column(ForeignKey("caravan.id", ondelete="CASCADE"), index=True)
+    caravan_id: Mapped[int] = mapped_column(
+        ForeignKey("caravan.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200))
     commune_code: Mapped[str] = mapped_column(ForeignKey("area.code"))
     lat: Mapped[float]
@@ -95,7 +97,9 @@ class Enrollment(Model):
     __tablename__ = "enrollment"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    caravan_id: Mapped[int] = mapped_column(ForeignKey("caravan.id", ondelete="CASCADE"), index=True)
+    caravan_id: Mapped[int] = mapped_column(
+        ForeignKey("caravan.id", ondelete="CASCADE"), index=True
+    )
     volunteer_id: Mapped[int | None] = mapped_column(ForeignKey("volunteer.id"), index=True)
     display_name: Mapped[str] = mapped_column(String(120))
     specialty_code: Mapped[str | None] = mapped_column(ForeignKey("specialty.code"))

@@ -1,5 +1,285 @@
-"""Caravans API."""
+"""Caravans API: caravans, join codes and QR codes, device enrollments, volunteer profiles.
 
+Also serves the interactive API docs page (/api/docs), with Swagger UI's files from the
+swagger-ui-bundle package: no CDN, no inline script.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint as WebBlueprint
+from flask import Response, abort, render_template, request, send_from_directory, url_for
 from flask_smorest import Blueprint
 
-blp = Blueprint("caravans", __name__, url_prefix="/api/v1")
+from fieldsvc.caravans import services
+from fieldsvc.caravans.schemas import (
+    EXAMPLE_CARAVAN,
+    CaravanCreateSchema,
+    CaravanPatchSchema,
+    CaravanQuerySchema,
+    CaravanSchema,
+    EnrolledSchema,
+    EnrollmentCreateSchema,
+    EnrollmentSchema,
+    JoinCodeSchema,
+    VolunteerCreateSchema,
+    VolunteerPatchSchema,
+    VolunteerProfileSchema,
+)
+from fieldsvc.extensions import db
+from fieldsvc.security import ALL_ROLES, STAFF_ROLES, allow, current_principal
+
+BEARER = [{"bearer": []}]
+PROBLEM = "application/problem+json"
+
+blp = Blueprint("caravans", __name__, url_prefix="/api/v1",
+                description="Caravans, join codes, device enrollments and volunteer profiles")
+
+EXAMPLE_CREATE = {
+    "title": "Caravane médicale de Zagora",
+    "organizers": [1],
+    "commune": "08.587.01.13",
+    "sites": [{"name": "École Al Amal", "location": "30°19'48\"N 5°50'24\"W"},
+              {"name": "Dispensaire d'Amezrou", "location": "30.31, -5.83"}],
+    "first_day": "2026-11-27",
+    "last_day": "2026-11-28",
+    "specialties": ["GEN", "OPH", "PED"],
+}
+EXAMPLE_BRIEF = {key: EXAMPLE_CARAVAN[key] for key in
+                 ("id", "title", "commune", "first_day", "last_day", "specialties", "status")}
+EXAMPLE_BRIEF["sites"] = [{"id": 1, "name": "École Al Amal", "lat": 30.33, "lon": -5.84}]
+EXAMPLE_PROFILE = {"id": 3, "display_name": "Dr Amina Bennani", "specialty": "OPH",
+                   "public_consent": False, "created_at": "2026-11-27T07:58:00+00:00",
+                   "caravans": [{"id": 12, "title": "Caravane médicale de Zagora",
+                                 "first_day": "2026-11-27", "last_day": "2026-11-28",
+                                 "status": "active"}]}
+EXAMPLE_ENROLLMENT = {"id": 41, "caravan_id": 12, "display_name": "Dr Amina Bennani",
+                      "specialty": "OPH", "volunteer_id": 3,
+                      "created_at": "2026-11-27T07:58:00+00:00", "revoked_at": None, "live": True}
+
+
+@blp.route("/caravans", methods=["POST"])
+@allow("admin", "coordinator")
+@blp.doc(security=BEARER)
+@blp.arguments(CaravanCreateSchema, example=EXAMPLE_CREATE)
+@blp.response(201, CaravanSchema, example=EXAMPLE_CARAVAN)
+@blp.alt_response(422, description="Invalid input; a refused point shows what was understood",
+                  content_type=PROBLEM, example={
+                      "type": "https://fieldsvc.org/problems/validation",
+                      "title": "Validation failed", "status": 422,
+                      "detail": "A site's location is not plausible: Read as latitude -5.84, "
+                                "longitude 30.33, which is outside Morocco …",
+                      "errors": {"sites[0].location": ["Read as latitude -5.84, longitude 30.33, "
+                                                       "which is outside Morocco …"]},
+                      "understood": {"site": 0, "text": "-5.84, 30.33", "lat": -5.84,
+                                     "lon": 30.33}})
+@blp.alt_response(403, description="The commune is outside your regions", content_type=PROBLEM)
+def create_caravan(data: dict[str, Any]):
+    """Create a caravan in a commune of your regions; answers its join code and link."""
+    principal = current_principal()
+    caravan, warnings = services.create_caravan(data, principal)
+    db.session.commit()
+    return services.describe_caravan(caravan, principal, warnings)
+
+
+@blp.route("/caravans", methods=["GET"])
+@allow(*STAFF_ROLES)
+@blp.doc(security=BEARER)
+@blp.arguments(CaravanQuerySchema, location="query")
+@blp.response(200, CaravanSchema(many=True), example=[EXAMPLE_CARAVAN])
+@blp.paginate(page_size=50, max_page_size=200)
+def list_caravans(filters: dict[str, Any], pagination_parameters: Any):
+    """List caravans, newest first, filtered by status, region or commune (paginated)."""
+    principal = current_principal()
+    rows, total = services.list_caravans(filters, pagination_parameters.page,
+                                         pagination_parameters.page_size)
+    pagination_parameters.item_count = total
+    return [services.describe_caravan(caravan, principal) for caravan in rows]
+
+
+@blp.route("/caravans/<int:caravan_id>", methods=["GET"])
+@allow(*STAFF_ROLES, "volunteer")
+@blp.doc(security=BEARER)
+@blp.response(200, CaravanSchema, example=EXAMPLE_CARAVAN)
+def get_caravan(caravan_id: int):
+    """Show a caravan (a device token sees only its own caravan)."""
+    principal = current_principal()
+    return services.describe_caravan(services.caravan_for_reader(caravan_id, principal), principal)
+
+
+@blp.route("/caravans/<int:caravan_id>", methods=["PATCH"])
+@allow("admin", "coordinator")
+@blp.doc(security=BEARER)
+@blp.arguments(CaravanPatchSchema, example={"status": "active", "sites": [
+    {"name": "Douar Tissergate", "location": "30 17 30 N, 5 52 10 W"}]})
+@blp.response(200, CaravanSchema, example=EXAMPLE_CARAVAN)
+def update_caravan(data: dict[str, Any], caravan_id: int):
+    """Change a caravan's title, days, specialties, add sites, or move its status forward."""
+    principal = current_principal()
+    caravan = services.get_caravan(caravan_id)
+    warnings = services.update_caravan(caravan, data, principal)
+    db.session.commit()
+    return services.describe_caravan(caravan, principal, warnings)
+
+
+@blp.route("/caravans/<int:caravan_id>/join-code", methods=["POST"])
+@allow("admin", "coordinator")
+@blp.doc(security=BEARER)
+@blp.response(200, JoinCodeSchema, example={"join_code": "P3WE-9RTA",
+                                            "join_url": "https://fieldsvc.example.org/join/P3WE-9RTA"})
+def rotate_join_code(caravan_id: int):
+    """Replace the caravan's join code; devices already enrolled keep working."""
+    principal = current_principal()
+    caravan = services.rotate_join_code(services.get_caravan(caravan_id), principal)
+    db.session.commit()
+    return {"join_code": services.display_join_code(caravan.join_code),
+            "join_url": services.join_url(caravan)}
+
+
+def _qr(caravan_id: int, kind: str) -> Response:
+    caravan = services.get_caravan(caravan_id)
+    body = services.qr_code(caravan, current_principal(), kind)
+    response = Response(body, mimetype="image/svg+xml" if kind == "svg" else "image/png")
+    # The picture carries the join code: keep it out of shared caches.
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@blp.route("/caravans/<int:caravan_id>/qr.svg", methods=["GET"])
+@allow("admin", "coordinator")
+@blp.doc(security=BEARER)
+@blp.response(200, content_type="image/svg+xml",
+              description="A QR code of the join link, as SVG",
+              example="<svg xmlns=\"http://www.w3.org/2000/svg\" …</svg>")
+def qr_svg(caravan_id: int):
+    """Draw the caravan's join link as an SVG QR code (for posters)."""
+    return _qr(caravan_id, "svg")
+
+
+@blp.route("/caravans/<int:caravan_id>/qr.png", methods=["GET"])
+@allow("admin", "coordinator")
+@blp.doc(security=BEARER)
+@blp.response(200, content_type="image/png", description="A QR code of the join link, as PNG",
+              example="(PNG bytes)")
+def qr_png(caravan_id: int):
+    """Draw the caravan's join link as a PNG QR code (for phones and messages)."""
+    return _qr(caravan_id, "png")
+
+
+@blp.route("/caravans/<int:caravan_id>/enrollments", methods=["GET"])
+@allow("admin", "coordinator")
+@blp.doc(security=BEARER)
+@blp.response(200, EnrollmentSchema(many=True), example=[EXAMPLE_ENROLLMENT])
+def list_enrollments(caravan_id: int):
+    """List the devices enrolled in a caravan and whether each token still works."""
+    return services.list_enrollments(services.get_caravan(caravan_id), current_principal())
+
+
+@blp.route("/enrollments", methods=["POST"])
+@allow(*ALL_ROLES)
+@blp.arguments(EnrollmentCreateSchema, example={
+    "join_code": "K7QX-4MZP", "display_name": "Dr Amina Bennani", "specialty": "OPH",
+    "create_profile": True})
+@blp.response(201, EnrolledSchema, example={
+    "token": "b1Jx…", "enrollment_id": 41, "caravan": EXAMPLE_BRIEF,
+    "volunteer": {"id": 3, "display_name": "Dr Amina Bennani", "specialty": "OPH",
+                  "public_consent": False, "created_at": "2026-11-27T07:58:00+00:00"},
+    "profile_key": "pk_9V0b2…"})
+@blp.alt_response(404, description="Unknown join code (counts towards the throttle)",
+                  content_type=PROBLEM)
+@blp.alt_response(429, description="Too many wrong codes from this connection; see Retry-After",
+                  content_type=PROBLEM, headers={"Retry-After": {
+                      "description": "Seconds to wait", "schema": {"type": "integer"}}},
+                  example={"type": "https://fieldsvc.org/problems/too-many-requests",
+                           "title": "Too many requests", "status": 429, "retry_after": 412,
+                           "detail": "Too many wrong join codes from this connection; try again "
+                                     "in 412 seconds."})
+def enroll(data: dict[str, Any]):
+    """Join a caravan with its code: answers a device token scoped to that caravan."""
+    try:
+        body = services.enroll(data, request.remote_addr or "unknown")
+    except services.UnknownJoinCode:
+        db.session.commit()  # keep the failure: it is what throttles guessing
+        raise
+    db.session.commit()
+    return body
+
+
+@blp.route("/enrollments/<int:enrollment_id>", methods=["DELETE"])
+@allow("admin", "coordinator")
+@blp.doc(security=BEARER)
+@blp.response(204, description="Revoked; the token now gets 401 everywhere")
+@blp.alt_response(404, description="No such enrollment", content_type="application/problem+json",
+                  example={"type": "https://fieldsvc.org/problems/not-found", "title": "Not found",
+                           "status": 404, "detail": "No enrollment has id 41."})
+def revoke_enrollment(enrollment_id: int):
+    """Revoke a device token (idempotent)."""
+    services.revoke_enrollment(enrollment_id, current_principal())
+    db.session.commit()
+    return None
+
+
+@blp.route("/volunteers/me", methods=["GET"])
+@allow("volunteer")
+@blp.doc(security=BEARER)
+@blp.response(200, VolunteerProfileSchema, example=EXAMPLE_PROFILE)
+def get_my_profile():
+    """Show the volunteer profile this device's enrollment points to."""
+    return services.my_profile(current_principal())
+
+
+@blp.route("/volunteers/me", methods=["POST"])
+@allow("volunteer")
+@blp.doc(security=BEARER)
+@blp.arguments(VolunteerCreateSchema, example={"public_consent": True})
+@blp.response(201, VolunteerProfileSchema, example={**EXAMPLE_PROFILE, "profile_key": "pk_9V0b2…"})
+def create_my_profile(data: dict[str, Any]):
+    """Create a volunteer profile for a device that joined without one; answers its key once."""
+    body = services.create_my_profile(data, current_principal())
+    db.session.commit()
+    return body
+
+
+@blp.route("/volunteers/me", methods=["PATCH"])
+@allow("volunteer")
+@blp.doc(security=BEARER)
+@blp.arguments(VolunteerPatchSchema, example={"public_consent": True})
+@blp.response(200, VolunteerProfileSchema, example=EXAMPLE_PROFILE)
+def update_my_profile(data: dict[str, Any]):
+    """Change this volunteer's name, specialty or consent to be named publicly."""
+    body = services.update_my_profile(data, current_principal())
+    db.session.commit()
+    return body
+
+
+# --- the interactive API docs page ----------------------------------------------------------
+
+web_blp = WebBlueprint("apidocs", __name__, template_folder="templates")
+
+_OWN_ASSETS = {"api-docs.js"}
+_SWAGGER_ASSETS = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"}
+
+
+@web_blp.route("/api/docs")
+@allow(*ALL_ROLES)
+def api_docs():
+    """Browse and try the API (Swagger UI served by fieldsvc itself)."""
+    return render_template("api_docs.html", spec_url=url_for("api-docs.openapi_json"))
+
+
+@web_blp.route("/api/docs/assets/<name>")
+@allow(*ALL_ROLES)
+def api_docs_asset(name: str):
+    """Serve the docs page's script and Swagger UI's files."""
+    import os
+
+    if name in _OWN_ASSETS:
+        folder = os.path.join(os.path.dirname(__file__), "static")
+    elif name in _SWAGGER_ASSETS:
+        from swagger_ui_bundle import swagger_ui_path
+
+        folder = str(swagger_ui_path)
+    else:
+        abort(404)
+    return send_from_directory(folder, name, max_age=86400)

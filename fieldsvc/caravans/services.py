@@ -3,9 +3,60 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
+import secrets
+from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
+from flask_babel import gettext as _
+from geopy.distance import geodesic
+from geopy.point import Point
+from sqlalchemy import delete, func, select
+
+from fieldsvc.accounts.models import Organization
+from fieldsvc.accounts.services import audit
+from fieldsvc.areas.models import Area
+from fieldsvc.caravans.models import (
+    Caravan,
+    CaravanSpecialty,
+    Enrollment,
+    EnrollmentFailure,
+    Site,
+    Volunteer,
+)
+from fieldsvc.caravans.schemas import MAX_CARAVAN_DAYS
+from fieldsvc.catalog.services import specialty_codes
+from fieldsvc.db import utcnow
+from fieldsvc.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    ValidationFailed,
+)
+from fieldsvc.extensions import db
+from fieldsvc.security import VOLUNTEER, Principal, token_digest
+
 LATE_SYNC_DAYS = 30
+
+# Morocco's bounding box, Western Sahara included (HCP's 12 regions reach down to Lagouira, 20.8°N);
+# deliberately a little generous so that a border village is never refused.
+MOROCCO_LAT = (20.5, 36.1)
+MOROCCO_LON = (-17.3, -0.9)
+MAX_KM_FROM_COMMUNE = 50.0
+
+# No 0/O, 1/I/L: a code read aloud over a bad line or copied from a poster stays unambiguous.
+JOIN_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+JOIN_CODE_LENGTH = 8
+
+# Guessing join codes: at most this many failures per client address per window.
+MAX_FAILED_ENROLLMENTS = 10
+FAILURE_WINDOW = dt.timedelta(minutes=10)
+
+STATUS_ORDER = {"planned": 0, "active": 1, "closed": 2}
 
 
 def enrollment_is_live(enrollment: Any, now: dt.datetime) -> bool:
@@ -15,3 +66,597 @@ def enrollment_is_live(enrollment: Any, now: dt.datetime) -> bool:
     caravan = enrollment.caravan
     end = max(caravan.last_day, (caravan.closed_at or now).date())
     return now.date() <= end + dt.timedelta(days=LATE_SYNC_DAYS)
+
+
+# --- points ---------------------------------------------------------------------------------
+
+# "30 19 48 N, 5 50 24 W" (or without seconds): geopy reads this as 50°N 24°W without a word, so
+# rewrite it with explicit degree, minute and second marks before geopy sees it.
+_SPACED_DMS = re.compile(
+    r"^\s*(\d{1,2})\s+(\d{1,2}(?:\.\d+)?)(?:\s+(\d{1,2}(?:\.\d+)?))?\s*([NS])\s*[,;]?\s*"
+    r"(\d{1,3})\s+(\d{1,2}(?:\.\d+)?)(?:\s+(\d{1,2}(?:\.\d+)?))?\s*([EW])\s*$",
+    re.IGNORECASE,
+)
+
+
+def _marked_dms(text: str) -> str:
+    match = _SPACED_DMS.match(text)
+    if match is None:
+        return text
+    lat_d, lat_m, lat_s, ns, lon_d, lon_m, lon_s, ew = match.groups()
+
+    def part(d: str, m: str, s: str | None, hemisphere: str) -> str:
+        return f"{d}°{m}'{s or 0}\"{hemisphere.upper()}"
+
+    return f"{part(lat_d, lat_m, lat_s, ns)} {part(lon_d, lon_m, lon_s, ew)}"
+
+
+def parse_point(text: str) -> tuple[float, float] | None:
+    """Read "lat, lon" or degrees-minutes-seconds text with geopy; None if unreadable."""
+    try:
+        point = Point(_marked_dms(text))
+    except Exception:  # noqa: BLE001 - geopy raises ValueError, TypeError or warns: all unreadable
+        return None
+    if not (math.isfinite(point.latitude) and math.isfinite(point.longitude)):
+        return None
+    return round(point.latitude, 6), round(point.longitude, 6)
+
+
+def in_morocco(lat: float, lon: float) -> bool:
+    return MOROCCO_LAT[0] <= lat <= MOROCCO_LAT[1] and MOROCCO_LON[0] <= lon <= MOROCCO_LON[1]
+
+
+@dataclass
+class CheckedSite:
+    name: str
+    lat: float
+    lon: float
+    km: float | None
+
+
+def check_sites(
+    sites: list[dict[str, Any]], commune: Area, field: str = "sites"
+) -> list[CheckedSite]:
+    """Read every site's point and refuse the request if one is unreadable or implausible."""
+    checked: list[CheckedSite] = []
+    errors: dict[str, list[str]] = {}
+    first_understood: dict[str, Any] | None = None
+    for index, site in enumerate(sites):
+        key = f"{field}[{index}].location"
+        point = parse_point(site["location"])
+        if point is None:
+            errors[key] = [
+                f"Could not read {site['location']!r} as a point; write \"30.33, -5.84\" "
+                "(latitude, longitude) or 30°19'48\"N 5°50'24\"W."
+            ]
+            continue
+        lat, lon = point
+        understood = {"site": index, "text": site["location"], "lat": lat, "lon": lon}
+        if not in_morocco(lat, lon):
+            errors[key] = [
+                f"Read as latitude {lat}, longitude {lon}, which is outside Morocco "
+                f"(latitude {MOROCCO_LAT[0]} to {MOROCCO_LAT[1]}, longitude {MOROCCO_LON[0]} "
+                f"to {MOROCCO_LON[1]}). Check the order (latitude first) and the N/S, E/W letters."
+            ]
+            first_understood = first_understood or understood
+            continue
+        km = None
+        if commune.lat is not None and commune.lon is not None:
+            km = round(geodesic((lat, lon), (commune.lat, commune.lon)).km, 1)
+            if km > MAX_KM_FROM_COMMUNE:
+                errors[key] = [
+                    f"Read as latitude {lat}, longitude {lon}, which is {km} km from "
+                    f"{commune.name_fr} (at most {MAX_KM_FROM_COMMUNE:g} km)."
+                ]
+                first_understood = first_understood or {**understood, "km_from_commune": km}
+                continue
+        checked.append(CheckedSite(site["name"].strip(), lat, lon, km))
+    if errors:
+        extra: dict[str, Any] = {}
+        if first_understood is not None:
+            extra["understood"] = first_understood
+        raise ValidationFailed(
+            "A site's location is not plausible: "
+            + " ".join(message for messages in errors.values() for message in messages),
+            errors=errors,
+            **extra,
+        )
+    return checked
+
+
+def _add_sites(caravan: Caravan, sites: list[CheckedSite]) -> None:
+    for site in sites:
+        db.session.add(Site(caravan_id=caravan.id, name=site.name,
+                            commune_code=caravan.commune_code, lat=site.lat, lon=site.lon))
+
+
+# --- join codes -----------------------------------------------------------------------------
+
+
+def new_join_code() -> str:
+    """A fresh, unused join code (stored without separators)."""
+    while True:
+        code = "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(JOIN_CODE_LENGTH))
+        if db.session.scalar(select(Caravan.id).where(Caravan.join_code == code)) is None:
+            return code
+
+
+def normalise_join_code(text: str) -> str:
+    return re.sub(r"[\s\-_.]", "", text).upper()
+
+
+def display_join_code(code: str) -> str:
+    """Group an 8-character code as ABCD-EFGH for people to read."""
+    if len(code) == JOIN_CODE_LENGTH:
+        return f"{code[:4]}-{code[4:]}"
+    return code
+
+
+def join_url(caravan: Caravan) -> str:
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    return f"{base}/join/{display_join_code(caravan.join_code)}"
+
+
+def rotate_join_code(caravan: Caravan, principal: Principal) -> Caravan:
+    """Give a caravan a new join code; devices already enrolled keep working."""
+    require_scope(caravan, principal)
+    caravan.join_code = new_join_code()
+    db.session.flush()
+    audit("caravan.join_code_rotated", object_type="caravan", object_id=caravan.id,
+          region_code=caravan.region_code, principal=principal)
+    return caravan
+
+
+# --- caravans -------------------------------------------------------------------------------
+
+
+def require_scope(caravan: Caravan, principal: Principal) -> None:
+    """Refuse a write to a caravan outside the caller's regions."""
+    if not principal.in_region(caravan.region_code):
+        raise Forbidden(
+            f"Caravan {caravan.id} is in region {caravan.region_code}, outside your regions."
+        )
+
+
+def get_caravan(caravan_id: int) -> Caravan:
+    caravan = db.session.get(Caravan, caravan_id)
+    if caravan is None:
+        raise NotFound(f"No caravan has id {caravan_id}.")
+    return caravan
+
+
+def caravan_for_reader(caravan_id: int, principal: Principal) -> Caravan:
+    """A caravan the caller may read: staff any, a volunteer only their own."""
+    caravan = get_caravan(caravan_id)
+    if principal.role == VOLUNTEER and principal.enrollment.caravan_id != caravan.id:
+        raise Forbidden(_("A device token only opens its own caravan."))
+    return caravan
+
+
+def _commune(code: str) -> Area:
+    area = db.session.get(Area, code)
+    if area is None or area.level != "commune":
+        raise ValidationFailed(f"No commune has the HCP code {code}.",
+                               errors={"commune": [f"unknown commune {code}"]})
+    return area
+
+
+def _check_specialties(codes: list[str]) -> list[str]:
+    wanted = sorted(set(codes))
+    unknown = [code for code in wanted if code not in specialty_codes()]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown specialties: {', '.join(unknown)}; see GET /api/v1/catalog.",
+            errors={"specialties": [f"unknown specialty {code}" for code in unknown]},
+        )
+    return wanted
+
+
+def _organizations(ids: list[int], principal: Principal) -> list[Organization]:
+    wanted = sorted(set(ids))
+    if not wanted and principal.organization_id is not None:
+        wanted = [principal.organization_id]
+    found = list(db.session.scalars(select(Organization).where(Organization.id.in_(wanted))))
+    missing = sorted(set(wanted) - {org.id for org in found})
+    if missing:
+        raise ValidationFailed(
+            f"Unknown organizations: {', '.join(map(str, missing))}.",
+            errors={"organizers": [f"unknown organization {i}" for i in missing]},
+        )
+    return found
+
+
+def _no_point_warning(commune: Area) -> list[str]:
+    if commune.lat is None or commune.lon is None:
+        return [
+            f"The commune {commune.code} ({commune.name_fr}) has no known point yet, so sites were "
+            "checked against Morocco's borders only, not against the 50 km distance."
+        ]
+    return []
+
+
+def create_caravan(data: dict[str, Any], principal: Principal) -> tuple[Caravan, list[str]]:
+    """Create a planned caravan in a commune within the caller's regions; return warnings too."""
+    commune = _commune(data["commune"])
+    if not principal.in_region(commune.region_code):
+        raise Forbidden(
+            f"{commune.name_fr} is in region {commune.region_code}, outside your regions."
+        )
+    specialties = _check_specialties(data["specialties"])
+    organizers = _organizations(data.get("organizers") or [], principal)
+    sites = check_sites(data.get("sites") or [], commune)
+    caravan = Caravan(
+        title=data["title"].strip(),
+        commune_code=commune.code,
+        region_code=commune.region_code,
+        first_day=data["first_day"],
+        last_day=data["last_day"],
+        status="planned",
+        join_code=new_join_code(),
+        created_by_id=principal.user.id if principal.user is not None else None,
+    )
+    caravan.organizers = organizers
+    db.session.add(caravan)
+    db.session.flush()
+    for code in specialties:
+        db.session.add(CaravanSpecialty(caravan_id=caravan.id, specialty_code=code))
+    _add_sites(caravan, sites)
+    db.session.flush()
+    db.session.expire(caravan, ["specialty_rows", "sites"])
+    audit("caravan.create", object_type="caravan", object_id=caravan.id,
+          region_code=caravan.region_code, principal=principal, title=caravan.title,
+          commune=commune.code)
+    return caravan, _no_point_warning(commune) if sites else []
+
+
+def _submissions_outside(caravan: Caravan, first: dt.date, last: dt.date) -> int:
+    from fieldsvc.tallies.models import Submission, SubmissionVersion
+
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Submission)
+        .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
+        .where(Submission.caravan_id == caravan.id)
+        .where((SubmissionVersion.day < first) | (SubmissionVersion.day > last))
+    ) or 0
+
+
+def update_caravan(caravan: Caravan, data: dict[str, Any], principal: Principal) -> list[str]:
+    """Change a caravan's title, days, specialties, sites or status; return warnings."""
+    require_scope(caravan, principal)
+    changed = sorted(data)
+    frozen = sorted(set(data) & {"first_day", "last_day", "specialties", "sites", "status"})
+    if caravan.status == "closed" and frozen and not (
+        frozen == ["status"] and data["status"] == "closed"
+    ):
+        raise Conflict(
+            f"Caravan {caravan.id} is closed; only its title can still change.",
+            errors={name: ["the caravan is closed"] for name in frozen},
+        )
+    warnings: list[str] = []
+    if "title" in data:
+        caravan.title = data["title"].strip()
+    if "first_day" in data or "last_day" in data:
+        first = data.get("first_day", caravan.first_day)
+        last = data.get("last_day", caravan.last_day)
+        if last < first or (last - first).days + 1 > MAX_CARAVAN_DAYS:
+            message = (f"The last day cannot come before the first day ({first})."
+                       if last < first else f"A caravan lasts at most {MAX_CARAVAN_DAYS} days.")
+            raise ValidationFailed(message, errors={"last_day": [message]})
+        outside = _submissions_outside(caravan, first, last)
+        if outside:
+            raise Conflict(
+                f"{outside} submissions are for days outside {first}–{last}; "
+                "keep those days or have the submissions amended first.",
+                errors={"first_day": ["submissions exist outside these days"]},
+            )
+        caravan.first_day, caravan.last_day = first, last
+    if "specialties" in data:
+        wanted = _check_specialties(data["specialties"])
+        db.session.execute(
+            delete(CaravanSpecialty).where(CaravanSpecialty.caravan_id == caravan.id))
+        for code in wanted:
+            db.session.add(CaravanSpecialty(caravan_id=caravan.id, specialty_code=code))
+    if data.get("sites"):
+        commune = db.session.get(Area, caravan.commune_code)
+        _add_sites(caravan, check_sites(data["sites"], commune))
+        warnings += _no_point_warning(commune)
+    if "status" in data and data["status"] != caravan.status:
+        new, old = data["status"], caravan.status
+        if STATUS_ORDER[new] != STATUS_ORDER[old] + 1:
+            raise Conflict(
+                f"A caravan goes planned → active → closed; this one is {old}, "
+                f"so it cannot become {new}.",
+                errors={"status": [f"{old} cannot become {new}"]},
+            )
+        caravan.status = new
+        if new == "closed":
+            caravan.closed_at = utcnow()
+    db.session.flush()
+    db.session.expire(caravan, ["specialty_rows", "sites"])
+    audit("caravan.update", object_type="caravan", object_id=caravan.id,
+          region_code=caravan.region_code, principal=principal, changed=changed,
+          status=caravan.status)
+    return warnings
+
+
+def list_caravans(filters: dict[str, Any], page: int, page_size: int) -> tuple[list[Caravan], int]:
+    """Caravans, newest first; caravan metadata is not health data, so staff see all of them."""
+    query = select(Caravan)
+    if "status" in filters:
+        query = query.where(Caravan.status == filters["status"])
+    if "region" in filters:
+        query = query.where(Caravan.region_code == filters["region"])
+    if "commune" in filters:
+        query = query.where(Caravan.commune_code == filters["commune"])
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = list(db.session.scalars(
+        query.order_by(Caravan.first_day.desc(), Caravan.id.desc())
+        .limit(page_size).offset((page - 1) * page_size)
+    ))
+    # Load the communes in one query; describe_caravan then finds them in the identity map.
+    list(db.session.scalars(select(Area).where(Area.code.in_({c.commune_code for c in rows}))))
+    return rows, total
+
+
+def describe_caravan(caravan: Caravan, principal: Principal,
+                     warnings: list[str] | None = None) -> dict[str, Any]:
+    """A caravan as the caller may see it: the join code only for those who run it."""
+    commune = db.session.get(Area, caravan.commune_code)
+    body: dict[str, Any] = {
+        "id": caravan.id,
+        "title": caravan.title,
+        "commune": caravan.commune_code,
+        "commune_name_fr": commune.name_fr if commune else None,
+        "commune_name_ar": commune.name_ar if commune else None,
+        "region": caravan.region_code,
+        "organizers": [{"id": org.id, "name": org.name} for org in caravan.organizers],
+        "sites": [_describe_site(site, commune) for site in caravan.sites],
+        "first_day": caravan.first_day,
+        "last_day": caravan.last_day,
+        "specialties": caravan.specialties,
+        "status": caravan.status,
+        "closed_at": caravan.closed_at,
+        "created_at": caravan.created_at,
+    }
+    if principal.in_region(caravan.region_code):
+        body["join_code"] = display_join_code(caravan.join_code)
+        body["join_url"] = join_url(caravan)
+    if warnings is not None:
+        body["warnings"] = warnings
+    return body
+
+
+def _describe_site(site: Site, commune: Area | None) -> dict[str, Any]:
+    km = None
+    if commune is not None and commune.lat is not None and commune.lon is not None:
+        km = round(geodesic((site.lat, site.lon), (commune.lat, commune.lon)).km, 1)
+    return {"id": site.id, "name": site.name, "commune": site.commune_code, "lat": site.lat,
+            "lon": site.lon, "km_from_commune": km}
+
+
+def qr_code(caravan: Caravan, principal: Principal, kind: str) -> bytes:
+    """The caravan's join link as a QR code (svg or png)."""
+    import io
+
+    import segno
+
+    require_scope(caravan, principal)
+    qr = segno.make(join_url(caravan), error="m")
+    buffer = io.BytesIO()
+    if kind == "svg":
+        qr.save(buffer, kind="svg", scale=8, border=4, xmldecl=True, title=caravan.title)
+    else:
+        qr.save(buffer, kind="png", scale=10, border=4)
+    return buffer.getvalue()
+
+
+# --- enrollments ----------------------------------------------------------------------------
+
+
+def _throttle(client: str, now: dt.datetime) -> None:
+    """Refuse a client that failed too many join codes recently (successes never count)."""
+    since = now - FAILURE_WINDOW
+    recent = db.session.execute(
+        select(func.count(), func.min(EnrollmentFailure.at))
+        .where(EnrollmentFailure.client == client, EnrollmentFailure.at > since)
+    ).one()
+    count, oldest = recent
+    if count >= MAX_FAILED_ENROLLMENTS:
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        retry = max(1, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1)
+        raise TooManyRequests(
+            _("Too many wrong join codes from this connection; try again in %(seconds)s "
+              "seconds.", seconds=retry),
+            headers={"Retry-After": str(retry)},
+            retry_after=retry,
+        )
+
+
+class UnknownJoinCode(NotFound):
+    """A join code that matches no caravan; the failure must be committed before answering."""
+
+
+def enroll(data: dict[str, Any], client: str) -> dict[str, Any]:
+    """Turn a join code into a device token for that caravan (and optionally a profile)."""
+    now = utcnow()
+    _throttle(client, now)
+    code = normalise_join_code(data["join_code"])
+    caravan = db.session.scalar(select(Caravan).where(Caravan.join_code == code)) if code else None
+    if caravan is None:
+        # Forget old failures as new ones come: the table stays a few rows long.
+        db.session.execute(
+            delete(EnrollmentFailure).where(EnrollmentFailure.at < now - FAILURE_WINDOW))
+        db.session.add(EnrollmentFailure(client=client[:64], at=now))
+        db.session.flush()
+        raise UnknownJoinCode(
+            _("No caravan has this join code; check it with your coordinator."),
+            errors={"join_code": ["unknown join code"]},
+        )
+    late_end = max(caravan.last_day, (caravan.closed_at or now).date()) + dt.timedelta(
+        days=LATE_SYNC_DAYS)
+    if caravan.status == "closed" and now.date() > late_end:
+        raise DomainError(
+            _("This caravan closed more than %(days)s days ago; it takes no new devices.",
+              days=LATE_SYNC_DAYS),
+            status=410, title="Gone", errors={"join_code": ["caravan closed"]},
+        )
+    specialty = data.get("specialty")
+    if specialty is not None and specialty not in specialty_codes():
+        raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
+                               errors={"specialty": [f"unknown specialty {specialty}"]})
+    volunteer: Volunteer | None = None
+    profile_key: str | None = None
+    if data.get("profile_key"):
+        volunteer = db.session.scalar(
+            select(Volunteer).where(Volunteer.profile_key_hash == token_digest(data["profile_key"]))
+        )
+        if volunteer is None:
+            raise ValidationFailed(
+                _("This profile key is not known; join without it, or create a new profile."),
+                errors={"profile_key": ["unknown profile key"]},
+            )
+    elif data.get("create_profile"):
+        volunteer, profile_key = create_volunteer(
+            data["display_name"], specialty, bool(data.get("public_consent")))
+    token = secrets.token_urlsafe(32)
+    enrollment = Enrollment(
+        caravan_id=caravan.id,
+        volunteer_id=volunteer.id if volunteer else None,
+        display_name=data["display_name"],
+        specialty_code=specialty,
+        token_hash=token_digest(token),
+    )
+    db.session.add(enrollment)
+    db.session.flush()
+    audit("enrollment.create", object_type="enrollment", object_id=enrollment.id,
+          region_code=caravan.region_code,
+          principal=Principal(role=VOLUNTEER, enrollment=enrollment),
+          caravan_id=caravan.id, volunteer_id=enrollment.volunteer_id,
+          profile="created" if profile_key else ("reattached" if volunteer else None))
+    body: dict[str, Any] = {
+        "token": token,
+        "enrollment_id": enrollment.id,
+        "caravan": describe_caravan(caravan, Principal(role=VOLUNTEER, enrollment=enrollment)),
+        "volunteer": volunteer,
+    }
+    if profile_key:
+        body["profile_key"] = profile_key
+    return body
+
+
+def create_volunteer(display_name: str, specialty: str | None,
+                     public_consent: bool) -> tuple[Volunteer, str]:
+    """Make a profile; return it with the key the phone must keep (only its hash is stored)."""
+    key = "pk_" + secrets.token_urlsafe(24)
+    volunteer = Volunteer(display_name=display_name, specialty_code=specialty,
+                          public_consent=public_consent, profile_key_hash=token_digest(key))
+    db.session.add(volunteer)
+    db.session.flush()
+    return volunteer, key
+
+
+def list_enrollments(caravan: Caravan, principal: Principal) -> list[dict[str, Any]]:
+    """The devices enrolled in a caravan, newest first, with whether each token still works."""
+    require_scope(caravan, principal)
+    now = utcnow()
+    rows = db.session.scalars(
+        select(Enrollment).where(Enrollment.caravan_id == caravan.id)
+        .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
+    )
+    return [
+        {"id": e.id, "caravan_id": e.caravan_id, "display_name": e.display_name,
+         "specialty_code": e.specialty_code, "volunteer_id": e.volunteer_id,
+         "created_at": e.created_at, "revoked_at": e.revoked_at,
+         "live": enrollment_is_live(e, now)}
+        for e in rows
+    ]
+
+
+def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
+    """Revoke a device token (idempotent); its next call gets 401."""
+    enrollment = db.session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise NotFound(f"No enrollment has id {enrollment_id}.")
+    require_scope(enrollment.caravan, principal)
+    if enrollment.revoked_at is None:
+        enrollment.revoked_at = utcnow()
+        enrollment.revoked_by_id = principal.user.id if principal.user is not None else None
+        db.session.flush()
+        audit("enrollment.revoke", object_type="enrollment", object_id=enrollment.id,
+              region_code=enrollment.caravan.region_code, principal=principal,
+              caravan_id=enrollment.caravan_id)
+    return enrollment
+
+
+# --- volunteer profiles ---------------------------------------------------------------------
+
+
+def my_profile(principal: Principal) -> dict[str, Any]:
+    """The profile the calling device's enrollment points to, with its caravans."""
+    volunteer = principal.enrollment.volunteer
+    if volunteer is None:
+        raise NotFound(_("This device joined without a volunteer profile; create one first."))
+    return _profile_body(volunteer)
+
+
+def _profile_body(volunteer: Volunteer) -> dict[str, Any]:
+    caravans = db.session.scalars(
+        select(Caravan).join(Enrollment, Enrollment.caravan_id == Caravan.id)
+        .where(Enrollment.volunteer_id == volunteer.id)
+        .distinct().order_by(Caravan.first_day.desc())
+    )
+    return {
+        "id": volunteer.id,
+        "display_name": volunteer.display_name,
+        "specialty_code": volunteer.specialty_code,
+        "public_consent": volunteer.public_consent,
+        "created_at": volunteer.created_at,
+        "caravans": list(caravans),
+    }
+
+
+def create_my_profile(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """Give a device that joined without a profile one, and return its key once."""
+    enrollment = principal.enrollment
+    if enrollment.volunteer_id is not None:
+        raise Conflict(_("This device already has a volunteer profile."))
+    specialty = data.get("specialty", enrollment.specialty_code)
+    if specialty is not None and specialty not in specialty_codes():
+        raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
+                               errors={"specialty": [f"unknown specialty {specialty}"]})
+    volunteer, key = create_volunteer(
+        (data.get("display_name") or enrollment.display_name).strip(), specialty,
+        bool(data.get("public_consent")))
+    enrollment.volunteer_id = volunteer.id
+    db.session.flush()
+    db.session.expire(enrollment, ["volunteer"])
+    audit("volunteer.create", object_type="volunteer", object_id=volunteer.id,
+          region_code=enrollment.caravan.region_code, principal=principal)
+    return {**_profile_body(volunteer), "profile_key": key}
+
+
+def update_my_profile(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """Change the calling volunteer's name, specialty or public consent."""
+    volunteer = principal.enrollment.volunteer
+    if volunteer is None:
+        raise NotFound(_("This device joined without a volunteer profile; create one first."))
+    if "display_name" in data:
+        name = data["display_name"].strip()
+        if not name:
+            raise ValidationFailed(_("The name cannot be empty."),
+                                   errors={"display_name": ["cannot be empty"]})
+        volunteer.display_name = name
+    if "specialty" in data:
+        if data["specialty"] is not None and data["specialty"] not in specialty_codes():
+            raise ValidationFailed(_("Unknown specialty %(code)s.", code=data["specialty"]),
+                                   errors={"specialty": [f"unknown specialty {data['specialty']}"]})
+        volunteer.specialty_code = data["specialty"]
+    if "public_consent" in data:
+        volunteer.public_consent = data["public_consent"]
+    db.session.flush()
+    audit("volunteer.update", object_type="volunteer", object_id=volunteer.id,
+          region_code=principal.enrollment.caravan.region_code, principal=principal,
+          changed=sorted(data))
+    return _profile_body(volunteer)

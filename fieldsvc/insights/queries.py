@@ -1,0 +1,242 @@
+"""The summary query: one SQL statement over the counted tally lines, the same on both databases.
+
+Callers go through :func:`summary_rows` only, so that faster storage (rollups by day) can replace
+the raw lines later without touching them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Integer, String, cast, exists, func, literal, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ColumnElement
+
+from fieldsvc.accounts.models import Organization
+from fieldsvc.areas.models import Area
+from fieldsvc.caravans.models import Caravan, Site, caravan_organizer
+from fieldsvc.extensions import db
+
+AREA_DIMENSIONS = ("region", "province", "commune")
+PERIOD_DIMENSIONS = ("day", "week", "month", "quarter", "year")
+DIMENSIONS = (
+    "region", "province", "commune", "site", "caravan", "organization", "specialty", "measure",
+    "sex", "age_band", "condition", "day", "week", "month", "quarter", "year",
+)
+DEFAULT_MEASURE = "consultations"
+
+
+@dataclass
+class SummaryQuery:
+    """What to group by and what to keep; list filters mean "any of these"."""
+
+    by: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    provinces: list[str] = field(default_factory=list)
+    communes: list[str] = field(default_factory=list)
+    caravans: list[int] = field(default_factory=list)
+    organizations: list[int] = field(default_factory=list)
+    specialties: list[str] = field(default_factory=list)
+    measures: list[str] = field(default_factory=list)
+    sexes: list[str] = field(default_factory=list)
+    age_bands: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    def effective_measures(self) -> list[str]:
+        """Never add glasses to consultations: without a measure asked for, count consultations."""
+        if self.measures or "measure" in self.by:
+            return self.measures
+        return [DEFAULT_MEASURE]
+
+
+def counted_lines() -> Any:
+    """The lines that count: the tallies domain's selectable (latest, non-rejected versions)."""
+    from fieldsvc.tallies.services import counted_lines as tallies_counted_lines
+
+    return tallies_counted_lines()
+
+
+def period_key(unit: str, day: Any) -> ColumnElement[str]:
+    """The text key of a day's period (2026-11-28, week 2026-11-23, 2026-11, 2026-Q4, 2026).
+
+    SQLite and PostgreSQL spell date arithmetic differently; both give the same strings.
+    """
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        formats = {"day": "YYYY-MM-DD", "month": "YYYY-MM", "quarter": 'YYYY-"Q"Q', "year": "YYYY"}
+        if unit == "week":
+            return func.to_char(func.date_trunc("week", day), "YYYY-MM-DD")
+        return func.to_char(day, formats[unit])
+    if unit == "week":
+        # strftime('%w') is 0 on Sunday; go back to the Monday of ISO weeks.
+        back = (cast(func.strftime("%w", day), Integer) + 6) % 7
+        return func.date(day, literal("-") + cast(back, String) + literal(" days"))
+    if unit == "quarter":
+        quarter = (cast(func.strftime("%m", day), Integer) + 2) // 3
+        return func.strftime("%Y", day) + literal("-Q") + cast(quarter, String)
+    formats_sqlite = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+    return func.strftime(formats_sqlite[unit], day)
+
+
+def _area_prefix(commune: Any, level: str) -> Any:
+    # HCP codes nest: region "08", province "08.587", commune "08.587.01.13".
+    if level == "region":
+        return func.substr(commune, 1, 2)
+    if level == "province":
+        return func.substr(commune, 1, 6)
+    return commune
+
+
+def _line_source() -> tuple[Any, Any, Any]:
+    """The counted lines, their caravan, and the commune each line counts in.
+
+    A line counts in its site's commune when it has a site, else in its caravan's commune.
+    """
+    lines = counted_lines()
+    site_commune = select(Site.commune_code).where(Site.id == lines.c.site_id).scalar_subquery()
+    caravan = aliased(Caravan, name="line_caravan")
+    return lines, caravan, func.coalesce(site_commune, caravan.commune_code)
+
+
+def lines_outside(query: SummaryQuery, *, regions: list[str] | None = None,
+                  organization_id: int | None = None) -> bool:
+    """Whether any line the query counts lies outside these regions / this organization's caravans.
+
+    A scope check (one EXISTS), so that a coordinator asking without an area filter, or a planner
+    without an organization filter, still gets full detail when everything counted is theirs.
+    """
+    lines, caravan, commune = _line_source()
+    conditions = _conditions(query, lines, commune, grouped_by_organization=False)
+    if regions is not None:
+        conditions.append(_area_prefix(commune, "region").not_in(regions))
+    if organization_id is not None:
+        conditions.append(~exists().where(
+            caravan_organizer.c.caravan_id == lines.c.caravan_id,
+            caravan_organizer.c.organization_id == organization_id,
+        ))
+    statement = select(
+        exists(select(lines.c.caravan_id).select_from(lines)
+               .join(caravan, caravan.id == lines.c.caravan_id).where(*conditions))
+    )
+    return bool(db.session.scalar(statement))
+
+
+def _conditions(query: SummaryQuery, lines: Any, commune: Any,
+                grouped_by_organization: bool | None = None) -> list[Any]:
+    """The WHERE conditions of a summary query's filters (measure defaults included)."""
+    if grouped_by_organization is None:
+        grouped_by_organization = "organization" in query.by
+    conditions: list[Any] = []
+    if query.regions:
+        conditions.append(_area_prefix(commune, "region").in_(query.regions))
+    if query.provinces:
+        conditions.append(_area_prefix(commune, "province").in_(query.provinces))
+    if query.communes:
+        conditions.append(commune.in_(query.communes))
+    if query.caravans:
+        conditions.append(lines.c.caravan_id.in_(query.caravans))
+    if query.organizations:
+        conditions.append(
+            exists().where(
+                caravan_organizer.c.caravan_id == lines.c.caravan_id,
+                caravan_organizer.c.organization_id.in_(query.organizations),
+            )
+            if not grouped_by_organization
+            else caravan_organizer.c.organization_id.in_(query.organizations)
+        )
+    if query.specialties:
+        conditions.append(lines.c.specialty_code.in_(query.specialties))
+    measures = query.effective_measures()
+    if measures:
+        conditions.append(lines.c.measure_code.in_(measures))
+    if query.sexes:
+        conditions.append(lines.c.sex.in_(query.sexes))
+    if query.age_bands:
+        conditions.append(lines.c.age_band.in_(query.age_bands))
+    if query.statuses:
+        conditions.append(lines.c.review_status.in_(query.statuses))
+    if query.start is not None:
+        conditions.append(lines.c.day >= query.start)
+    if query.end is not None:
+        conditions.append(lines.c.day <= query.end)
+    return conditions
+
+
+def summary_rows(query: SummaryQuery) -> list[dict[str, Any]]:
+    """Sum the counted lines by the query's dimensions, in one SQL statement.
+
+    Each row has the dimension keys (area codes with ``<level>_name_fr``/``_name_ar``, site and
+    caravan ids with their names, organization ids with names) and ``count``. Grouped by
+    organization, a caravan with two organizers counts under each (so the rows then add up to
+    more than the lines); filtered by organization, its lines count once.
+    """
+    lines, caravan, commune = _line_source()
+    keys: dict[str, Any] = {}
+    base = select().select_from(lines).join(caravan, caravan.id == lines.c.caravan_id)
+    if "organization" in query.by:
+        base = base.join(caravan_organizer, caravan_organizer.c.caravan_id == lines.c.caravan_id)
+    for dimension in query.by:
+        if dimension in AREA_DIMENSIONS:
+            keys[dimension] = _area_prefix(commune, dimension)
+        elif dimension in PERIOD_DIMENSIONS:
+            keys[dimension] = period_key(dimension, lines.c.day)
+        elif dimension == "site":
+            keys[dimension] = lines.c.site_id
+        elif dimension == "caravan":
+            keys[dimension] = lines.c.caravan_id
+        elif dimension == "organization":
+            keys[dimension] = caravan_organizer.c.organization_id
+        elif dimension == "specialty":
+            keys[dimension] = lines.c.specialty_code
+        elif dimension == "measure":
+            keys[dimension] = lines.c.measure_code
+        else:  # sex, age_band, condition
+            keys[dimension] = lines.c[dimension]
+
+    conditions = _conditions(query, lines, commune)
+
+    labelled = [expression.label(name) for name, expression in keys.items()]
+    grouped = (
+        base.add_columns(*labelled, func.sum(lines.c.count).label("count"))
+        .where(*conditions)
+        .group_by(*keys.values())
+        .subquery("grouped")
+    )
+    columns: list[Any] = [grouped.c[name] for name in keys] + [grouped.c["count"]]
+    statement = select(*columns).select_from(grouped)
+    for dimension in keys:
+        if dimension in AREA_DIMENSIONS:
+            area = aliased(Area, name=f"{dimension}_area")
+            statement = statement.outerjoin(area, area.code == grouped.c[dimension])
+            statement = statement.add_columns(
+                area.name_fr.label(f"{dimension}_name_fr"),
+                area.name_ar.label(f"{dimension}_name_ar"),
+            )
+        elif dimension == "site":
+            site = aliased(Site, name="named_site")
+            statement = statement.outerjoin(site, site.id == grouped.c.site).add_columns(
+                site.name.label("site_name")
+            )
+        elif dimension == "caravan":
+            named = aliased(Caravan, name="named_caravan")
+            statement = statement.outerjoin(named, named.id == grouped.c.caravan).add_columns(
+                named.title.label("caravan_title")
+            )
+        elif dimension == "organization":
+            statement = statement.outerjoin(
+                Organization, Organization.id == grouped.c.organization
+            ).add_columns(Organization.name.label("organization_name"))
+    rows = []
+    for row in db.session.execute(statement).mappings():
+        item = dict(row)
+        item["count"] = int(item["count"] or 0)
+        rows.append(item)
+    # Sorted here: the two databases place NULL keys (no condition, no site) differently.
+    rows.sort(key=lambda item: tuple(
+        (0, 0) if item[name] is None else (1, item[name]) for name in keys
+    ))
+    return rows

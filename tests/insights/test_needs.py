@@ -1,0 +1,144 @@
+"""Need scores: constructed cases whose answer is known, and the exact rules of DESIGN.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fieldsvc.areas.models import Area, AreaIndicator, Facility, FacilityDistance
+from fieldsvc.errors import ValidationFailed
+from fieldsvc.insights.needs import _drivers, need_rows, parse_weights, percent_ranks
+from tests.factories import auth, make_areas, make_caravan, make_tally, make_user
+
+AS_OF = dt.date(2026, 12, 15)
+
+
+def _rows(body):
+    return {row["code"]: row for row in body["rows"]}
+
+
+def test_percent_rank_ties_take_their_mean_rank():
+    assert percent_ranks([10, 20, 20, 30]) == [0.0, 0.5, 0.5, 1.0]
+    assert percent_ranks([5, 5, 5]) == [0.5, 0.5, 0.5]
+    assert percent_ranks([7]) == [0.0]
+
+
+def test_weights_are_normalised_and_checked():
+    weights = parse_weights("demand:1,unmet:2,access:1,recency:0,vulnerability:0")
+    assert weights == {"demand": 0.25, "unmet": 0.5, "access": 0.25, "recency": 0.0,
+                       "vulnerability": 0.0}
+    with pytest.raises(ValidationFailed):
+        parse_weights("happiness:3")
+    with pytest.raises(ValidationFailed):
+        parse_weights("demand:0,unmet:0,access:0,recency:0,vulnerability:0")
+
+
+def test_drivers_break_ties_in_the_documented_order():
+    weights = dict.fromkeys(("demand", "unmet", "access", "recency", "vulnerability"), 0.2)
+    percentiles = {"demand": 0.5, "unmet": 0.9, "access": 0.9, "recency": 0.9, "vulnerability": 0.1}
+    assert _drivers(weights, percentiles) == ["unmet", "access"]
+
+
+def _distance(code, km, specialty="OPH"):
+    from fieldsvc.extensions import db
+
+    facility = db.session.query(Facility).first()
+    if facility is None:
+        facility = Facility(name="Hôpital provincial", category="HP", commune_code="08.577.01.11")
+        db.session.add(facility)
+        db.session.flush()
+    db.session.add(FacilityDistance(commune_code=code, specialty_code=specialty,
+                                    facility_id=facility.id, km=km))
+
+
+def test_farther_from_a_hospital_ranks_higher(app, db):
+    make_areas()
+    _distance("08.587.01.13", 12.0)
+    _distance("08.587.09.23", 95.0)
+    db.session.commit()
+    rows = _rows(need_rows("OPH", as_of=AS_OF))
+    far, near = rows["08.587.09.23"], rows["08.587.01.13"]
+    assert far["components"]["access"]["value"] == 95.0
+    assert far["components"]["access"]["percentile"] > near["components"]["access"]["percentile"]
+    assert far["score"] > near["score"] and far["rank"] < near["rank"]
+    assert "access" in far["drivers"]
+
+
+def test_more_turned_away_ranks_higher(app, db):
+    areas = make_areas()
+    for code in ("08.587.01.13", "08.577.01.11"):
+        areas[code].population_legal = 20000
+    for code, turned in (("08.587.01.13", 60), ("08.577.01.11", 5)):
+        caravan = make_caravan(code, first_day=dt.date(2026, 10, 3), specialties=("OPH",),
+                               sites=())
+        make_tally(caravan, day=dt.date(2026, 10, 3), specialty="OPH", status="approved", lines=[
+            ("consultations", "F", "50-64", None, 150), ("turned_away", "F", "50-64", None, turned),
+        ])
+    admin = make_user("admin")
+    db.session.commit()
+    response = app.test_client().get(
+        f"/api/v1/needs?level=commune&specialty=OPH&as_of={AS_OF}", headers=auth(admin))
+    assert response.status_code == 200, response.json
+    rows = _rows(response.json)
+    more, fewer = rows["08.587.01.13"], rows["08.577.01.11"]
+    assert more["components"]["unmet"]["value"] == round(60 / 210, 4)
+    assert more["components"]["unmet"]["percentile"] > fewer["components"]["unmet"]["percentile"]
+    assert more["score"] > fewer["score"]
+    assert not more["components"]["unmet"]["estimated"]
+    # The caravan's last day (4 October) was 72 days before as_of; demand = 150 consultations
+    # / 1 caravan-day / 20 thousand people (no census bands: the legal population).
+    assert more["components"]["recency"]["value"] == 72
+    assert more["components"]["demand"]["value"] == 7.5
+
+
+def test_never_visited_vulnerable_commune_is_estimated(app, db):
+    make_areas()
+    caravan = make_caravan("08.587.01.13", first_day=dt.date(2026, 10, 3), specialties=("OPH",))
+    make_tally(caravan, day=dt.date(2026, 10, 3), specialty="OPH",
+               lines=[("consultations", "M", "65+", None, 80)])
+    for code, road, water in (("08.587.09.23", 40.0, 70.0), ("08.587.01.13", 2.0, 5.0),
+                              ("07.351.02.07", 1.0, 3.0)):
+        db.session.add(AreaIndicator(area_code=code, indicator="distance_paved_road_km",
+                                     value=road))
+        db.session.add(AreaIndicator(area_code=code, indicator="no_running_water_pct",
+                                     value=water))
+    db.session.commit()
+    body = need_rows("OPH", as_of=AS_OF)
+    row = _rows(body)["08.587.09.23"]
+    assert row["estimated"] is True
+    assert row["components"]["demand"]["estimated"] is True
+    # Estimated from its province: Zagora's demand is the only one in 08.587.
+    assert row["components"]["demand"]["value"] == _rows(body)["08.587.01.13"]["components"][
+        "demand"]["value"]
+    assert row["components"]["recency"]["value"] == body["window_days"] + 1
+    assert row["components"]["vulnerability"]["percentile"] == 1.0
+    assert row["rank"] == 1
+
+
+def test_province_and_region_are_population_weighted(app, db):
+    make_areas()
+    _distance("08.587.01.13", 10.0)
+    _distance("08.587.09.23", 100.0)
+    db.session.commit()
+    communes = _rows(need_rows("OPH", as_of=AS_OF))
+    provinces = _rows(need_rows("OPH", level="province", as_of=AS_OF))
+    zagora, mhamid = communes["08.587.01.13"], communes["08.587.09.23"]
+    expected = (zagora["score"] * 40069 + mhamid["score"] * 9456) / (40069 + 9456)
+    assert provinces["08.587"]["score"] == pytest.approx(expected, abs=1e-3)
+    assert provinces["08.587"]["components"]["access"]["value"] == pytest.approx(
+        (10 * 40069 + 100 * 9456) / 49525, abs=1e-3)
+    regions = need_rows("OPH", level="region", as_of=AS_OF)
+    assert {r["code"] for r in regions["rows"]} == {"01", "07", "08"}
+
+
+def test_needs_route_checks_its_parameters(client, db):
+    planner = make_user("planner", organization="Wahat Al-Khair")
+    db.session.commit()
+    assert client.get("/api/v1/needs?specialty=XYZ", headers=auth(planner)).status_code == 422
+    assert client.get("/api/v1/needs?specialty=OPH&weights=demand:x",
+                      headers=auth(planner)).status_code == 422
+    assert client.get("/api/v1/needs?specialty=OPH&level=douar",
+                      headers=auth(planner)).status_code == 422
+    assert client.get("/api/v1/needs?specialty=OPH").status_code == 401
+    assert db.session.get(Area, "08") is None

@@ -1,0 +1,86 @@
+"""Plans: within the radius, each place once, and 2-opt never lengthens the route."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from geopy.distance import geodesic
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fieldsvc.insights.plans import nearest_neighbour, tour_length, two_opt
+from tests.factories import auth, make_areas, make_caravan, make_tally, make_user
+
+ZAGORA = (30.33, -5.84)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50)), min_size=0, max_size=12))
+def test_two_opt_never_lengthens_and_visits_each_stop_once(points):
+    everything = [(0.0, 0.0), *points]
+
+    def distance(i, j):
+        (x1, y1), (x2, y2) = everything[i], everything[j]
+        return math.hypot(x1 - x2, y1 - y2)
+
+    greedy = nearest_neighbour(len(points), distance)
+    improved = two_opt(list(greedy), distance)
+    assert sorted(greedy) == sorted(improved) == list(range(1, len(points) + 1))
+    assert tour_length(improved, distance) <= tour_length(greedy, distance) + 1e-9
+
+
+def _plan(client, header, **body):
+    payload = {"base": "08.587.01.13", "radius_km": 150, "days": 3,
+               "team": {"OPH": 2, "GEN": 2, "PED": 1}, **body}
+    return client.post("/api/v1/plans", json=payload, headers=header)
+
+
+def test_plan_from_zagora_stays_within_radius(client, db):
+    make_areas()
+    caravan = make_caravan("08.587.09.23", first_day=dt.date(2026, 10, 3), sites=())
+    make_tally(caravan, day=dt.date(2026, 10, 3), specialty="OPH",
+               lines=[("consultations", "F", "65+", None, 120),
+                      ("turned_away", "F", "65+", None, 30)])
+    planner = make_user("planner", organization="Union")
+    header = auth(planner)
+    response = _plan(client, header)
+    assert response.status_code == 200, response.json
+    plan = response.json
+    codes = [stop["code"] for stop in plan["stops"]]
+    assert len(codes) == len(set(codes)) and codes
+    assert "01.511.01.01" not in codes and "07.351.02.07" not in codes  # far away
+    for stop in plan["stops"]:
+        assert geodesic(ZAGORA, (stop["lat"], stop["lon"])).km <= 150
+        assert 1 <= stop["day"] <= 3
+    legs = sum(s["km_from_previous"] for s in plan["stops"])
+    back = geodesic((plan["stops"][-1]["lat"], plan["stops"][-1]["lon"]), ZAGORA).km
+    assert abs(plan["total_km"] - (legs + back)) < 1.0
+    assert plan["total_km"] <= plan["nearest_neighbour_km"] + 1e-6
+    assert set(plan["specialties"]) >= {"OPH", "GEN", "PED"}
+    for code, item in plan["specialties"].items():
+        assert item["advice"] in {"add", "drop", "keep"}
+        if code == "OPH":
+            assert item["capacity"] == 2 * 3 * 40
+    narrow = _plan(client, header, radius_km=60).json
+    assert {s["code"] for s in narrow["stops"]} <= {"08.587.01.13", "08.587.09.23"}
+
+
+def test_plan_as_geojson(client, db):
+    make_areas()
+    admin = make_user("admin")
+    response = _plan(client, {**auth(admin), "Accept": "application/geo+json"},
+                     base="30.33, -5.84", radius_km=200)
+    assert response.status_code == 200
+    assert response.mimetype == "application/geo+json"
+    collection = response.json
+    assert collection["type"] == "FeatureCollection"
+    roles = [f["properties"]["role"] for f in collection["features"]]
+    assert roles[0] == "base" and roles[-1] == "route" and "stop" in roles
+
+
+def test_plan_refuses_a_base_outside_morocco(client, db):
+    admin = make_user("admin")
+    response = _plan(client, auth(admin), base="50 24 N, 24 0 W")
+    assert response.status_code == 422
+    assert "base" in response.json["errors"]
