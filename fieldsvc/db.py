@@ -59,3 +59,19 @@ def _sqlite_begin(conn: Any) -> None:
     """
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+MAX_OFFSET = 2**31 - 1
+
+
+def page_offset(page: int, page_size: int) -> int:
+    """The row offset of a page, refused when it is past what any database can address."""
+    from fieldsvc.errors import ValidationFailed
+
+    offset = (page - 1) * page_size
+    if offset > MAX_OFFSET:
+        raise ValidationFailed(
+            f"Page {page} is far past the last page; use a smaller page number.",
+            errors={"page": ["too large"]},
+        )
+    return offset

@@ -93,7 +93,9 @@ def problem(
         body["errors"] = errors
     body.update(extra)
     response = Response(
-        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json"
+        # "replace": a lone surrogate echoed from bad input must not turn a 4xx into a 500.
+        json.dumps(body, ensure_ascii=False).encode("utf-8", "replace"),
+        status=status, mimetype="application/problem+json",
     )
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -166,8 +168,51 @@ def problem_from_http_exception(error: HTTPException) -> Response:
     return problem(status, error.name, detail, type_slug=str(status), errors=errors, headers=headers)
 
 
+def _unstorable_text(value: Any, path: str = "") -> str | None:
+    """The path of the first string a database cannot store (NUL, unpaired surrogate), if any."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+            return path or "_schema"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable_text(key, path) or _unstorable_text(
+                item, f"{path}.{key}" if path else str(key)
+            )
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_text(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def refuse_unstorable_text() -> Response | None:
+    """Refuse NUL characters and unpaired surrogates in JSON bodies and query strings up front."""
+    found = None
+    for key, value in request.args.items(multi=True):
+        found = _unstorable_text(key) or _unstorable_text(value, key)
+        if found:
+            break
+    if not found and request.method in {"POST", "PUT", "PATCH"} and request.is_json:
+        body = request.get_json(silent=True, cache=True)
+        found = _unstorable_text(body)
+    if not found:
+        return None
+    return problem(
+        422,
+        "Validation failed",
+        f"{found}: text may not contain NUL characters or unpaired surrogates.",
+        type_slug="validation",
+        errors={found: ["Remove NUL characters and unpaired surrogates."]},
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     """Make every error a problem document (HTML pages may render their own)."""
+    app.before_request(refuse_unstorable_text)
 
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError) -> Response:

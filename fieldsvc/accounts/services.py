@@ -14,6 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from fieldsvc.accounts.models import ROLES, ApiToken, AuditEvent, Organization, User, user_region
 from fieldsvc.areas.models import Area
 from fieldsvc.errors import Conflict, ValidationFailed
+from fieldsvc.db import page_offset
 from fieldsvc.extensions import db
 from fieldsvc.security import Principal, current_principal, token_digest
 
@@ -250,6 +251,6 @@ def list_audit_events(
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = db.session.scalars(
         query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(page_size).offset((page - 1) * page_size)
+        .limit(page_size).offset(page_offset(page, page_size))
     )
     return list(rows), total

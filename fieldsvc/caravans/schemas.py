@@ -65,7 +65,8 @@ class CaravanCreateSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(3, 200),
                           metadata={"example": "Caravane médicale de Zagora"})
     organizers = fields.List(
-        fields.Integer(strict=True), load_default=list, validate=validate.Length(max=20),
+        fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1, error="Not a known id.")),
+        load_default=list, validate=validate.Length(max=20),
         metadata={"description": "Organization ids; defaults to the creator's organization.",
                   "example": [1]},
     )

@@ -28,7 +28,7 @@ from fieldsvc.caravans.models import (
 )
 from fieldsvc.caravans.schemas import MAX_CARAVAN_DAYS
 from fieldsvc.catalog.services import specialty_codes
-from fieldsvc.db import utcnow
+from fieldsvc.db import page_offset, utcnow
 from fieldsvc.errors import (
     Conflict,
     DomainError,
@@ -392,7 +392,7 @@ def list_caravans(filters: dict[str, Any], page: int, page_size: int) -> tuple[l
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = list(db.session.scalars(
         query.order_by(Caravan.first_day.desc(), Caravan.id.desc())
-        .limit(page_size).offset((page - 1) * page_size)
+        .limit(page_size).offset(page_offset(page, page_size))
     ))
     # Load the communes in one query; describe_caravan then finds them in the identity map.
     list(db.session.scalars(select(Area).where(Area.code.in_({c.commune_code for c in rows}))))

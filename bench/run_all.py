@@ -1,0 +1,44 @@
+"""Run every benchmark in bench/ (`make bench`): each module with a main(), in name order.
+
+A benchmark that is missing or fails to import is reported and skipped; the others still run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+NOT_BENCHMARKS = {"run_all", "trivial"}
+
+
+def main(names: list[str] | None = None) -> int:
+    folder = Path(__file__).resolve().parent
+    found = sorted(module.name for module in pkgutil.iter_modules([str(folder)])
+                   if module.name not in NOT_BENCHMARKS and not module.name.startswith("_"))
+    failures = 0
+    for name in names or found:
+        print(f"== bench.{name}", flush=True)
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as error:
+            print(f"   skipped: {error}", flush=True)
+            continue
+        if not hasattr(module, "main"):
+            print("   skipped: no main()", flush=True)
+            continue
+        started = time.monotonic()
+        try:
+            module.main()
+        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
+            failures += 1
+            traceback.print_exc()
+        print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or None))

@@ -1,0 +1,235 @@
+"""Nothing acknowledged is ever lost: SIGKILL a real gunicorn on PostgreSQL while phones send.
+
+A fresh, migrated PostgreSQL database; gunicorn (two workers) as in production; a pool of
+threads sends submissions with random lines; once some are acknowledged, the master and its
+workers are killed with SIGKILL (no graceful shutdown), then gunicorn is started again. Every
+submission that was not acknowledged is sent again, and so are some that were. Then:
+
+* every acknowledged submission (201, or 200 for a replay) is stored with exactly its lines;
+* each submission has one version and the sum of all counts is what was sent (nothing doubled);
+* a retry after the crash answers 200 with the same body as the first answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PG_ADMIN_URL, _psycopg_url, require_or_skip
+
+SUBMISSIONS = 240
+SENDERS = 8
+KILL_AFTER_ACKS = 60
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def crash_database() -> Any:
+    """A throw-away PostgreSQL database of its own (the server writes to it from outside)."""
+    if not PG_ADMIN_URL:
+        require_or_skip("PostgreSQL tests need FIELDSVC_TEST_POSTGRES_URL")
+    import psycopg
+
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    name = f"fieldsvc_crash_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        require_or_skip(f"PostgreSQL unreachable at {admin}: {error}")
+    base, _, _ = admin.rpartition("/")
+    try:
+        yield _psycopg_url(f"{base}/{name}")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _prepare(url: str) -> tuple[int, dict[str, str], dt.date]:
+    """Migrate, then a caravan in Zagora and an enrolled volunteer: (caravan id, header, day)."""
+    from flask_migrate import upgrade
+
+    from fieldsvc import create_app
+    from fieldsvc.catalog.services import ensure_catalog
+    from fieldsvc.extensions import db
+    from fieldsvc.tallies.services import morocco_today
+    from tests.factories import make_areas, make_caravan, make_enrollment
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "crash", "TESTING": True})
+    day = morocco_today() - dt.timedelta(days=1)
+    with app.app_context():
+        upgrade()
+        ensure_catalog()
+        make_areas()
+        caravan = make_caravan(first_day=day, last_day=day + dt.timedelta(days=1),
+                               join_code="CRASH234")
+        _, header = make_enrollment(caravan)
+        db.session.commit()
+        caravan_id = caravan.id
+        db.session.remove()
+        db.engine.dispose()
+    return caravan_id, header, day
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """gunicorn in its own process group, so that one SIGKILL takes the master and workers."""
+
+    def __init__(self, url: str, port: int, log: Path) -> None:
+        self.url, self.port, self.log = url, port, log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, DATABASE_URL=self.url, SECRET_KEY="crash",
+                   FIELDSVC_ENV="development", GUNICORN_BIND=f"127.0.0.1:{self.port}",
+                   WEB_CONCURRENCY="2", GUNICORN_THREADS="4", GUNICORN_TIMEOUT="30")
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        with open(self.log, "ab") as out:
+            # `timeout` ends the server even if this test dies before its finally block.
+            self.process = subprocess.Popen(
+                ["timeout", "120", str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, _ = self.request("GET", "/healthz", None, {}, timeout=2)
+                if status < 500:
+                    return
+            except OSError:
+                pass
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no graceful shutdown, no finished requests."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=10)
+
+    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
+                timeout: float = 10) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+
+def _tally(rng: random.Random, caravan_id: int, day: dt.date) -> dict[str, Any]:
+    keys = [(m, s, b, c) for m in ("consultations", "procedures", "referrals")
+            for s in ("F", "M") for b in ("0-4", "15-24", "50-64", "65+") for c in (None, "VII")]
+    lines = [{"measure": m, "sex": s, "age_band": b, "condition": c, "count": rng.randint(0, 40)}
+             for m, s, b, c in rng.sample(keys, rng.randint(1, 24))]
+    return {"id": str(uuid.uuid4()), "caravan_id": caravan_id, "day": day.isoformat(),
+            "specialty": rng.choice(["OPH", "GEN", "PED"]), "lines": lines}
+
+
+def _line_set(lines: list[dict[str, Any]]) -> set[tuple]:
+    return {(line["measure"], line["sex"], line["age_band"], line.get("condition"),
+             line["count"]) for line in lines}
+
+
+def test_nothing_acknowledged_is_lost_when_gunicorn_is_killed(
+    crash_database: str, tmp_path: Path
+) -> None:
+    caravan_id, header, day = _prepare(crash_database)
+    rng = random.Random(20261128)
+    tallies = [_tally(rng, caravan_id, day) for _ in range(SUBMISSIONS)]
+    headers = {**header, "Content-Type": "application/json", "Accept-Language": "en"}
+    server = Server(crash_database, _free_port(), tmp_path / "gunicorn.log")
+    acked: dict[str, tuple[int, dict[str, Any]]] = {}
+    lock = threading.Lock()
+    enough = threading.Event()
+
+    def send(tally: dict[str, Any]) -> None:
+        try:
+            status, data = server.request("POST", "/api/v1/submissions",
+                                          json.dumps(tally).encode(), headers, timeout=10)
+        except (OSError, http.client.HTTPException):
+            return  # not acknowledged: the phone will send it again
+        assert status in (200, 201), (status, data[:500])
+        with lock:
+            acked[tally["id"]] = (status, json.loads(data))
+            if len(acked) >= KILL_AFTER_ACKS:
+                enough.set()
+
+    try:
+        server.start()
+        with ThreadPoolExecutor(SENDERS) as pool:
+            futures = [pool.submit(send, tally) for tally in tallies]
+            assert enough.wait(timeout=60), server.log.read_text()[-3000:]
+            server.kill()  # mid-stream: requests are in flight and more are queued
+            for future in futures:
+                future.result(timeout=60)
+        before_crash = dict(acked)
+        assert KILL_AFTER_ACKS <= len(before_crash) < SUBMISSIONS, len(before_crash)
+
+        server.start()
+        # The phones send again everything they have no answer for, and some they have.
+        unanswered = [t for t in tallies if t["id"] not in before_crash]
+        again = rng.sample([t for t in tallies if t["id"] in before_crash], 20)
+        after: dict[str, tuple[int, dict[str, Any]]] = {}
+        for tally in unanswered + again:
+            status, data = server.request("POST", "/api/v1/submissions",
+                                          json.dumps(tally).encode(), headers)
+            assert status in (200, 201), (status, data[:500])
+            after[tally["id"]] = (status, json.loads(data))
+        for tally in again:
+            status, body = after[tally["id"]]
+            assert status == 200, (tally["id"], status)
+            assert body == before_crash[tally["id"]][1], "a retry must get the same body"
+        # Some requests in flight at the kill were committed but never answered: now a 200.
+        replayed_unanswered = sum(1 for t in unanswered if after[t["id"]][0] == 200)
+    finally:
+        server.kill()
+
+    import psycopg
+
+    plain = crash_database.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as conn:
+        stored_lines: dict[str, set[tuple]] = {}
+        for sid, measure, sex, band, condition, count in conn.execute(
+            "SELECT s.id, l.measure_code, l.sex, l.age_band, l.condition, l.count "
+            "FROM submission s JOIN tally_line l ON l.version_id = s.current_version_id"
+        ):
+            stored_lines.setdefault(sid, set()).add((measure, sex, band, condition, count))
+        versions = dict(conn.execute(
+            "SELECT submission_id, count(*) FROM submission_version GROUP BY submission_id"))
+        total = conn.execute("SELECT coalesce(sum(count), 0) FROM tally_line").fetchone()[0]
+        submissions = conn.execute("SELECT count(*) FROM submission").fetchone()[0]
+
+    for tally in tallies:  # every one was acknowledged, before or after the crash
+        assert tally["id"] in before_crash or tally["id"] in after
+        assert stored_lines.get(tally["id"]) == _line_set(tally["lines"]), tally["id"]
+        assert versions.get(tally["id"]) == 1, tally["id"]
+    assert submissions == SUBMISSIONS
+    assert total == sum(line["count"] for tally in tallies for line in tally["lines"])
+    print(f"crash: {len(before_crash)} acknowledged before SIGKILL, {len(unanswered)} resent "
+          f"({replayed_unanswered} had been stored unanswered), 20 acknowledged ones resent")
