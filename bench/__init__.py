@@ -1,1 +1,1 @@
-"""Benchmarks that print ratios against a baseline measured in the same run (DESIGN.md Targets)."""
+"""Benchmarks that print ratios against a baseline measured in the same run."""

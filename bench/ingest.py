@@ -3,7 +3,7 @@
     FIELDSVC_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python -m bench.ingest [--seconds 10] [--connections 32]
 
-DESIGN.md Targets: ingest >= 0.35 x the same gunicorn answering a trivial endpoint with the same
+ingest >= 0.35 x the same gunicorn answering a trivial endpoint with the same
 body, PostgreSQL with synchronous commit, 32 connections, p99 <= 50 ms. In one run it:
 
 1. creates a throw-away PostgreSQL database (from FIELDSVC_BENCH_POSTGRES_URL, else

@@ -37,7 +37,7 @@ __all__ = [
 
 Echo = Callable[[str], Any]
 
-# DESIGN.md's age bands from the census's 5-year bands (percent of the municipal population).
+# fieldsvc's age bands from the census's 5-year bands (percent of the municipal population).
 AGE_BAND_COLUMNS: dict[str, tuple[str, ...]] = {
     "0-4": ("age_0_4",),
     "5-14": ("age_5_9", "age_10_14"),

@@ -1,4 +1,4 @@
-"""The stable codes of DESIGN.md with their French, Arabic and English labels."""
+"""The stable codes everyone counts with, with their French, Arabic and English labels."""
 
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 from marshmallow import Schema, fields, validate
 
 CODE = validate.Regexp(r"^[A-Z]{2,8}$", error="Use 2 to 8 capital letters, e.g. NEP.")
-MEASURE_CODE = validate.Regexp(r"^[a-z][a-z_]{1,31}$", error="Use lower-case letters and _, e.g. vaccinations.")
+MEASURE_CODE = validate.Regexp(
+    r"^[a-z][a-z_]{1,31}$", error="Use lower-case letters and _, e.g. vaccinations."
+)
 
 
 class SpecialtySchema(Schema):

@@ -11,7 +11,7 @@ from fieldsvc.extensions import db
 
 
 def ensure_catalog() -> None:
-    """Insert the codes of DESIGN.md that are missing (idempotent; never renames a code)."""
+    """Insert the standard codes that are missing (idempotent; never renames a code)."""
     have = set(db.session.scalars(select(Specialty.code)))
     for code, (fr, ar, en, hospital) in SPECIALTIES.items():
         if code not in have:

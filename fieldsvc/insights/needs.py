@@ -1,4 +1,4 @@
-"""Where needs are greatest: the need score of DESIGN.md, per commune, province or region.
+"""Where needs are greatest: the need score, per commune, province or region.
 
 Five components, each oriented so that more means more need, each turned into a percentile
 (``percent_rank`` with ties at their mean rank) over all communes nationally before any filter:

@@ -1,7 +1,7 @@
 """Small-cell suppression: who sees full detail, what they may ask, and which cells to hide.
 
 One module for every place a planner or an anonymous caller sees counts or rates (summary, needs,
-plans, the dashboard, suppressed exports). DESIGN.md "Privacy" is the contract:
+plans, the dashboard, suppressed exports). The privacy rules are the contract:
 
 * **Primary suppression**: a cell from 1 to k-1 (``SUPPRESSION_K``, 5) is hidden. Zero is a real
   value and is shown.
@@ -21,7 +21,7 @@ plans, the dashboard, suppressed exports). DESIGN.md "Privacy" is the contract:
   back to line protection: every row, column or layer through a hidden cell whose sum a coarser
   query would show (>= k) keeps at least two hidden cells adding up to k or more (so one coarser
   query cannot difference it out), and the hidden cells together add up to at least k given the
-  total (the DESIGN.md model: published cells and total, which the LP oracle test checks). The
+  total (the model: published cells and total, which the LP oracle test checks). The
   total itself is hidden when it is 1..k-1.
 
 * **Granularity for callers without full detail** (what stops differencing two queries):

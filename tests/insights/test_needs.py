@@ -1,4 +1,4 @@
-"""Need scores: constructed cases whose answer is known, and the exact rules of DESIGN.md."""
+"""Need scores: constructed cases whose answer is known, and the exact rules of the need score."""
 
 from __future__ import annotations
 
