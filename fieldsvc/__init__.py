@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter
 from fieldsvc.config import load_config
 from fieldsvc.errors import register_error_handlers
 from fieldsvc.extensions import api, babel, csrf, db, migrate
-from fieldsvc.security import init_security
+from fieldsvc.security import document_access, init_security
 
 # Each domain's routes module exposes `blp` (a flask-smorest Blueprint for the API) and/or
 # `web_blp` (a plain Flask blueprint for pages).
@@ -49,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if hasattr(module, "web_blp"):
             app.register_blueprint(module.web_blp)
 
+    document_access(app, api.spec)
     register_error_handlers(app)
 
     @app.teardown_request

@@ -14,7 +14,8 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_request_context, request, session
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload, lazyload
 
 from fieldsvc.errors import Forbidden, Unauthorized, problem
 
@@ -158,7 +159,6 @@ def init_security(app: Flask) -> None:
 
 def _load_principal() -> Principal:
     from fieldsvc.accounts.models import ApiToken, User
-    from fieldsvc.caravans.models import Enrollment
     from fieldsvc.extensions import db
 
     header = request.headers.get("Authorization", "")
@@ -166,15 +166,7 @@ def _load_principal() -> Principal:
         token = header[7:].strip()
         digest = token_digest(token)
         now = dt.datetime.now(dt.UTC)
-        api_token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-        if api_token is not None:
-            expires = api_token.expires_at
-            if expires.tzinfo is None:
-                expires = expires.replace(tzinfo=dt.UTC)
-            if expires > now and api_token.user.active:
-                return _staff(api_token.user)
-            raise Unauthorized("This token has expired; ask for a new one at /api/v1/tokens.")
-        enrollment = db.session.scalar(select(Enrollment).where(Enrollment.token_hash == digest))
+        enrollment = db.session.scalar(_enrollment_by_token(), {"digest": digest})
         if enrollment is not None:
             from fieldsvc.caravans.services import enrollment_is_live
 
@@ -183,6 +175,14 @@ def _load_principal() -> Principal:
             raise Unauthorized(
                 "This device token was revoked or has expired; join the caravan again with its code."
             )
+        api_token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if api_token is not None:
+            expires = api_token.expires_at
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=dt.UTC)
+            if expires > now and api_token.user.active:
+                return _staff(api_token.user)
+            raise Unauthorized("This token has expired; ask for a new one at /api/v1/tokens.")
         raise Unauthorized("Unknown bearer token; join with a code or ask for a new token.")
     user_id = session.get("user_id")
     if user_id is not None:
@@ -192,6 +192,26 @@ def _load_principal() -> Principal:
     return Principal()
 
 
+_STATEMENTS: dict[str, Any] = {}
+
+
+def _enrollment_by_token() -> Any:
+    """SELECT an enrollment by token digest with its caravan, built once (building costs more
+    than running it). Devices far outnumber staff, so this runs first on every bearer token;
+    the caravan comes in the same statement and none of its collections (the ingest path needs
+    none of them; anything that does loads them on access)."""
+    statement = _STATEMENTS.get("enrollment")
+    if statement is None:
+        from fieldsvc.caravans.models import Caravan, Enrollment
+
+        statement = _STATEMENTS["enrollment"] = (
+            select(Enrollment).where(Enrollment.token_hash == bindparam("digest")).options(
+                joinedload(Enrollment.caravan, innerjoin=True).options(
+                    lazyload(Caravan.organizers), lazyload(Caravan.sites),
+                    lazyload(Caravan.specialty_rows))))
+    return statement
+
+
 def _staff(user: Any) -> Principal:
     return Principal(
         role=user.role,
@@ -199,3 +219,33 @@ def _staff(user: Any) -> Principal:
         region_codes=list(user.region_codes),
         organization_id=user.organization_id,
     )
+
+
+def document_access(app: Flask, spec: Any) -> None:
+    """Write each operation's roles and authentication scheme into the OpenAPI document."""
+    import re
+
+    paths = spec._paths  # apispec keeps the registered paths here until the spec is rendered
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        operations = paths.get(path)
+        if not operations:
+            continue
+        view = app.view_functions[rule.endpoint]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            operation = operations.get(method.lower())
+            roles = allowed_roles(view, method)
+            if operation is None or roles is None:
+                continue
+            who = ", ".join(roles)
+            note = f"Allowed: {who}."
+            description = operation.get("description", "")
+            if note not in description:
+                operation["description"] = f"{description}\n\n{note}".strip()
+            if "security" not in operation:
+                schemes: list[dict[str, list[str]]] = []
+                if VOLUNTEER in roles or any(role in STAFF_ROLES for role in roles):
+                    schemes.append({"bearer": []})
+                if ANONYMOUS in roles:
+                    schemes.append({})
+                operation["security"] = schemes

@@ -35,3 +35,17 @@ def test_security_headers(client):
     assert "frame-ancestors 'none'" in csp
     assert "'unsafe-inline'" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_openapi_states_who_may_call_each_operation(client):
+    spec = client.get("/api/openapi.json").json
+    operations = [
+        (path, method, operation)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    assert operations
+    for path, method, operation in operations:
+        assert "security" in operation, f"{method} {path}"
+        assert "Allowed:" in operation.get("description", ""), f"{method} {path}"
