@@ -25,6 +25,34 @@ blp = Blueprint("accounts", __name__, url_prefix="/api/v1",
 
 BEARER = [{"bearer": []}]
 
+EXAMPLE_ORGANIZATION = {"id": 1, "name": "Association Wahat Al-Khair",
+                        "name_ar": "جمعية واحة الخير", "kind": "association"}
+EXAMPLE_ORGANIZATIONS = [
+    EXAMPLE_ORGANIZATION,
+    {"id": 2, "name": "Commune de Zagora", "name_ar": "جماعة زاكورة", "kind": "commune_council"},
+    {"id": 3, "name": "Délégation provinciale de la santé de Zagora", "name_ar": None,
+     "kind": "partner"},
+]
+EXAMPLE_ME = {
+    "coordinator": {"summary": "A coordinator (staff bearer token)", "value": {
+        "role": "coordinator", "id": 7, "username": "s.aitali", "display_name": "Saïd Aït Ali",
+        "regions": ["08"], "organization": EXAMPLE_ORGANIZATION}},
+    "volunteer": {"summary": "A volunteer's phone (device token of caravan 12)", "value": {
+        "role": "volunteer", "id": 41, "display_name": "Dr Amina Bennani", "regions": [],
+        "caravan_id": 12, "specialty": "OPH"}},
+}
+EXAMPLE_USERS = [
+    {"id": 1, "username": "admin", "display_name": "Nadia El Idrissi", "role": "admin",
+     "active": True, "regions": [], "organization": EXAMPLE_ORGANIZATION,
+     "created_at": "2026-09-01T08:00:00+00:00"},
+    {"id": 9, "username": "k.benjelloun", "display_name": "Karim Benjelloun", "role": "planner",
+     "active": True, "regions": [], "organization": None,
+     "created_at": "2026-11-02T16:40:00+00:00"},
+    {"id": 7, "username": "s.aitali", "display_name": "Saïd Aït Ali", "role": "coordinator",
+     "active": True, "regions": ["08"], "organization": EXAMPLE_ORGANIZATION,
+     "created_at": "2026-10-14T10:25:00+00:00"},
+]
+
 
 def _basic_auth_problem(detail: str) -> Any:
     return problem(401, "Authentication required", detail, type_slug="unauthorized",
@@ -34,7 +62,8 @@ def _basic_auth_problem(detail: str) -> Any:
 @blp.route("/tokens", methods=["POST"])
 @allow(*ALL_ROLES)
 @blp.doc(security=[{"basic": []}])
-@blp.response(201, TokenSchema)
+@blp.response(201, TokenSchema, example={"token": "q0Vb4mS1wZ7cT3xN9eLrA2kJ8uYdH5fGp6iOaQzXjEo",
+                                         "expires_at": "2026-11-27T19:58:00+00:00"})
 @blp.alt_response(401, description="Missing or wrong username and password")
 @blp.alt_response(429, description="Too many failed logins; see Retry-After")
 def create_token():
@@ -62,7 +91,7 @@ def create_token():
 @blp.route("/me", methods=["GET"])
 @allow(*STAFF_ROLES, VOLUNTEER)
 @blp.doc(security=BEARER)
-@blp.response(200, MeSchema)
+@blp.response(200, MeSchema, examples=EXAMPLE_ME)
 def me():
     """Describe the caller: role, regions and organization (or, for a volunteer, the caravan)."""
     principal = current_principal()
@@ -80,7 +109,7 @@ def me():
 @blp.route("/organizations", methods=["GET"])
 @allow(*STAFF_ROLES)
 @blp.doc(security=BEARER)
-@blp.response(200, OrganizationSchema(many=True))
+@blp.response(200, OrganizationSchema(many=True), example=EXAMPLE_ORGANIZATIONS)
 def list_organizations():
     """List associations, commune councils and partners."""
     return services.list_organizations()
@@ -89,8 +118,9 @@ def list_organizations():
 @blp.route("/organizations", methods=["POST"])
 @allow("admin")
 @blp.doc(security=BEARER)
-@blp.arguments(OrganizationSchema)
-@blp.response(201, OrganizationSchema)
+@blp.arguments(OrganizationSchema, example={"name": "Commune de Zagora", "name_ar": "جماعة زاكورة",
+                                            "kind": "commune_council"})
+@blp.response(201, OrganizationSchema, example=EXAMPLE_ORGANIZATIONS[1])
 def create_organization(data: dict[str, Any]):
     """Add an organization (admin)."""
     organization = services.create_organization(data["name"].strip(), data["kind"],
@@ -103,7 +133,7 @@ def create_organization(data: dict[str, Any]):
 @blp.route("/users", methods=["GET"])
 @allow("admin")
 @blp.doc(security=BEARER)
-@blp.response(200, UserSchema(many=True))
+@blp.response(200, UserSchema(many=True), example=EXAMPLE_USERS)
 def list_users():
     """List staff accounts with their roles, regions and organizations (admin)."""
     return services.list_users()

@@ -13,8 +13,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from fieldsvc.accounts.models import ROLES, ApiToken, AuditEvent, Organization, User, user_region
 from fieldsvc.areas.models import Area
-from fieldsvc.errors import Conflict, ValidationFailed
 from fieldsvc.db import page_offset
+from fieldsvc.errors import Conflict, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.security import Principal, current_principal, token_digest
 

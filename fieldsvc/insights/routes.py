@@ -18,11 +18,96 @@ blp = Blueprint("insights", __name__, url_prefix="/api/v1",
 
 STAFF = ("admin", "coordinator", "planner")
 
+MARRAKECH = {"province": "07.351", "province_name_fr": "Marrakech", "province_name_ar": "مراكش"}
+ZAGORA = {"province": "08.587", "province_name_fr": "Zagora", "province_name_ar": "زاكورة"}
+EXAMPLE_SUMMARY = {  # ?by=province,specialty&from=2026-10-01&to=2026-10-31, by an admin
+    "by": ["province", "specialty"], "measure": ["consultations"],
+    "from": "2026-10-01", "to": "2026-10-31", "full_detail": True,
+    "rows": [
+        {**MARRAKECH, "specialty": "GEN", "count": 412},
+        {**MARRAKECH, "specialty": "OPH", "count": 188},
+        {**MARRAKECH, "specialty": "PED", "count": 3},
+        {**ZAGORA, "specialty": "GEN", "count": 1265},
+        {**ZAGORA, "specialty": "OPH", "count": 734},
+        {**ZAGORA, "specialty": "PED", "count": 402},
+    ],
+    "total": 3004, "row_count": 6,
+}
+MARRAKECH_SAFI = {"region": "07", "region_name_fr": "Marrakech-Safi", "region_name_ar": "مراكش آسفي"}
+DRAA_TAFILALET = {"region": "08", "region_name_fr": "Drâa-Tafilalet",
+                  "region_name_ar": "درعة تافيلالت"}
+EXAMPLE_PUBLIC_SUMMARY = {  # ?from=2026-10-01&to=2026-10-31: 3 children seen is a small cell
+    "by": ["region", "specialty"], "measure": ["consultations"],
+    "from": "2026-10-01", "to": "2026-10-31", "full_detail": False,
+    "rows": [
+        {**MARRAKECH_SAFI, "specialty": "GEN", "count": 412},
+        {**MARRAKECH_SAFI, "specialty": "OPH", "count": None, "suppressed": "complementary"},
+        {**MARRAKECH_SAFI, "specialty": "PED", "count": None, "suppressed": "primary"},
+        {**DRAA_TAFILALET, "specialty": "GEN", "count": 1265},
+        {**DRAA_TAFILALET, "specialty": "OPH", "count": None, "suppressed": "complementary"},
+        {**DRAA_TAFILALET, "specialty": "PED", "count": None, "suppressed": "complementary"},
+    ],
+    "suppression": {"k": 5}, "total": 3004, "row_count": 6,
+}
+EXAMPLE_NEEDS = {  # ?specialty=OPH&region=08&limit=2&as_of=2026-11-27
+    "specialty": "OPH", "level": "commune",
+    "weights": {"demand": 0.2, "unmet": 0.2, "access": 0.2, "recency": 0.2, "vulnerability": 0.2},
+    "from": "2024-11-28", "to": "2026-11-27", "window_months": 24, "window_days": 730,
+    "rows": [
+        {"code": "08.587.09.23", "name_fr": "M'hamid El Ghizlane", "name_ar": "امحاميد الغزلان",
+         "population": 6664, "lat": 29.82, "lon": -5.72, "rank": 1, "score": 0.86,
+         "estimated": False, "drivers": ["access", "unmet"],
+         "components": {
+             "demand": {"value": 9.1, "percentile": 0.82, "estimated": False},
+             "unmet": {"value": 0.3125, "percentile": 0.91, "estimated": False},
+             "access": {"value": 95.0, "percentile": 0.97, "estimated": False},
+             "recency": {"value": 412.0, "percentile": 0.74, "estimated": False},
+             "vulnerability": {"value": 0.86, "percentile": 0.86, "estimated": False}}},
+        {"code": "08.587.01.13", "name_fr": "Zagora", "name_ar": "زاكورة",
+         "population": 42294, "lat": 30.33, "lon": -5.84, "rank": 2, "score": 0.462,
+         "estimated": False, "drivers": ["unmet", "demand"],
+         "components": {
+             "demand": {"value": 7.5, "percentile": 0.71, "estimated": False},
+             "unmet": {"value": 0.2857, "percentile": 0.88, "estimated": False},
+             "access": {"value": 2.1, "percentile": 0.08, "estimated": False},
+             "recency": {"value": 55.0, "percentile": 0.2, "estimated": False},
+             "vulnerability": {"value": 0.42, "percentile": 0.44, "estimated": False}}},
+    ],
+    "row_count": 2,
+}
+EXAMPLE_PLAN_REQUEST = {"base": "08.587.01.13", "radius_km": 150, "days": 3,
+                        "team": {"OPH": 2, "GEN": 2, "PED": 1}}
+EXAMPLE_PLAN = {
+    "base": {"code": "08.587.01.13", "name_fr": "Zagora", "name_ar": "زاكورة",
+             "lat": 30.33, "lon": -5.84},
+    "radius_km": 150.0, "days": 3, "stops_per_day": 1, "capacity_per_doctor_day": 40.0,
+    "candidates": 28,
+    "stops": [
+        {"code": "08.587.01.13", "name_fr": "Zagora", "name_ar": "زاكورة", "lat": 30.33,
+         "lon": -5.84, "day": 1, "need_score": 0.462, "estimated": False, "km_from_base": 0.0,
+         "km_from_previous": 0.0},
+        {"code": "08.587.09.23", "name_fr": "M'hamid El Ghizlane", "name_ar": "امحاميد الغزلان",
+         "lat": 29.82, "lon": -5.72, "day": 2, "need_score": 0.86, "estimated": False,
+         "km_from_base": 57.7, "km_from_previous": 57.7},
+        {"code": "08.577.01.11", "name_fr": "Tinghir", "name_ar": "تنغير", "lat": 31.51,
+         "lon": -5.53, "day": 3, "need_score": 0.55, "estimated": True, "km_from_base": 134.1,
+         "km_from_previous": 188.2},
+    ],
+    "total_km": 380.1, "nearest_neighbour_km": 380.1,
+    "specialties": {
+        "GEN": {"doctors": 2, "expected_patients": 265, "capacity": 240, "advice": "keep"},
+        "GYN": {"doctors": 0, "expected_patients": 150, "capacity": 0, "advice": "add"},
+        "OPH": {"doctors": 2, "expected_patients": 386, "capacity": 240, "advice": "add"},
+        "PED": {"doctors": 1, "expected_patients": 88, "capacity": 120, "advice": "keep"},
+    },
+}
+
 
 @blp.route("/summary", methods=["GET"])
 @allow(*STAFF)
 @blp.arguments(SummaryArgs, location="query")
-@blp.response(200)
+@blp.response(200, description="Counts by the requested dimensions, with area names",
+              example=EXAMPLE_SUMMARY)
 def get_summary(args: dict[str, Any]):
     """Sum tallies by any dimensions, with small cells suppressed without full detail."""
     args["from"] = args.pop("from_", None)
@@ -33,7 +118,8 @@ def get_summary(args: dict[str, Any]):
 @blp.route("/public/summary", methods=["GET"])
 @allow(*ALL_ROLES)
 @blp.arguments(PublicSummaryArgs, location="query")
-@blp.response(200)
+@blp.response(200, description="Counts by region and specialty; small cells are null",
+              example=EXAMPLE_PUBLIC_SUMMARY)
 def get_public_summary(args: dict[str, Any]):
     """Sum consultations by region and specialty for anyone, small cells suppressed."""
     args["from"] = args.pop("from_", None)
@@ -43,7 +129,8 @@ def get_public_summary(args: dict[str, Any]):
 @blp.route("/needs", methods=["GET"])
 @allow(*STAFF)
 @blp.arguments(NeedsArgs, location="query")
-@blp.response(200)
+@blp.response(200, description="Areas ranked by need score, with each component",
+              example=EXAMPLE_NEEDS)
 def get_needs(args: dict[str, Any]):
     """Rank communes, provinces or regions by need for one specialty, with the reasons."""
     specialty = args["specialty"].strip()
@@ -68,8 +155,9 @@ def get_needs(args: dict[str, Any]):
 
 @blp.route("/plans", methods=["POST"])
 @allow(*STAFF)
-@blp.arguments(PlanSchema)
-@blp.response(200)
+@blp.arguments(PlanSchema, example=EXAMPLE_PLAN_REQUEST)
+@blp.response(200, description="The plan (GeoJSON FeatureCollection with "
+              "Accept: application/geo+json)", example=EXAMPLE_PLAN)
 def create_plan(body: dict[str, Any]):
     """Plan a caravan: stops within reach ranked by need, their order, the specialty mix."""
     plan = plans.make_plan(body, current_principal())
