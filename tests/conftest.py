@@ -79,6 +79,7 @@ def _reset(app: Flask) -> None:
     """Empty every table, then put the catalogs back."""
     from fieldsvc.catalog.services import ensure_catalog
 
+    app.extensions.pop("tallies_catalog", None)  # the per-process cache of catalog codes
     with app.app_context():
         _db.session.remove()
         tables = [t.name for t in reversed(_db.metadata.sorted_tables)]

@@ -10,21 +10,14 @@ import pytest
 
 from fieldsvc.areas.models import AreaIndicator, AreaPopulation
 from fieldsvc.extensions import db
+from fieldsvc.tallies.services import morocco_today
 from tests.factories import auth, make_areas, make_caravan, make_enrollment, make_tally, make_user
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
-# TODO(lead): the tallies operations have no success-response example yet. Add them in
-# fieldsvc/tallies/routes.py (`@blp.response(..., example=...)`), then delete their lines here;
-# the test fails on a line whose operation has its examples, so this list only shrinks.
-WITHOUT_EXAMPLES_YET = {
-    ("POST", "/api/v1/submissions"),
-    ("GET", "/api/v1/submissions"),
-    ("GET", "/api/v1/submissions/{submission_id}"),
-    ("PUT", "/api/v1/submissions/{submission_id}"),
-    ("POST", "/api/v1/submissions/{submission_id}/review"),
-    ("GET", "/api/v1/caravans/{caravan_id}/completeness"),
-}
+# Operations allowed to lack an example for now (none left); the test fails on a line whose
+# operation has its examples, so this list only shrinks.
+WITHOUT_EXAMPLES_YET: set[tuple[str, str]] = set()
 
 
 @pytest.fixture
@@ -73,9 +66,13 @@ def test_every_api_operation_has_examples(spec):
 
 
 def _example(spec: dict[str, Any], method: str, path: str, status: str,
-             name: str | None = None) -> Any:
-    media = spec["paths"][path][method]["responses"][status]["content"]["application/json"]
+             name: str | None = None, media_type: str = "application/json") -> Any:
+    media = spec["paths"][path][method]["responses"][status]["content"][media_type]
     return media["examples"][name]["value"] if name else media["example"]
+
+
+def _request_example(spec: dict[str, Any], method: str, path: str) -> Any:
+    return spec["paths"][path][method]["requestBody"]["content"]["application/json"]["example"]
 
 
 def _paths(value: Any, prefix: str = "", opaque: frozenset[str] = frozenset()) -> set[str]:
@@ -184,3 +181,51 @@ def test_examples_have_the_shape_of_real_answers(client, spec):
         "example"]
     _same_shape(_example(spec, "post", "/api/v1/plans", "200"),
                 answer("POST", "/api/v1/plans", json=plan, headers=admin), "specialties")
+    _tallies_match_their_examples(spec, answer, world)
+
+
+def _tallies_match_their_examples(spec: dict[str, Any], answer: Any,
+                                  world: dict[str, Any]) -> None:
+    """Send the documented tally (to a caravan of yesterday and today), amend, review, read."""
+    yesterday = morocco_today() - dt.timedelta(days=1)
+    caravan = make_caravan("08.587.01.13", first_day=yesterday)
+    db.session.commit()
+    _, device = make_enrollment(caravan)
+    db.session.commit()
+    here = {"caravan_id": caravan.id, "site_id": caravan.sites[0].id,
+            "day": yesterday.isoformat()}
+    coordinator, problem = world["coordinator"], "application/problem+json"
+    submissions = "/api/v1/submissions"
+    one = "/api/v1/submissions/{submission_id}"
+
+    sent = {**_request_example(spec, "post", submissions), **here}
+    _same_shape(_example(spec, "post", submissions, "201"),
+                answer("POST", submissions, 201, json=sent, headers=device))
+    _same_shape(_example(spec, "post", submissions, "200"),
+                answer("POST", submissions, json=sent, headers=device))
+    _same_shape(_example(spec, "post", submissions, "409", media_type=problem),
+                answer("POST", submissions, 409, json={**sent, "lines": sent["lines"][:1]},
+                       headers=device))
+    too_many = [dict(line) for line in sent["lines"]]
+    too_many[2]["count"] = 10_001
+    _same_shape(_example(spec, "post", submissions, "422", media_type=problem),
+                answer("POST", submissions, 422, json={**sent, "lines": too_many},
+                       headers=device), "errors")
+    answer("POST", submissions, 201, headers=device, json={
+        **sent, "id": "5d1e8a47-2b9c-4f60-8e3a-c7b2d9f01a64", "specialty": "GEN", "note": None,
+        "lines": [{"measure": "consultations", "sex": "F", "age_band": "25-49", "count": 26},
+                  {"measure": "glasses", "sex": "F", "age_band": "25-49", "count": 2}]})
+
+    url = f"{submissions}/{sent['id']}"
+    amended = {**_request_example(spec, "put", one), **here}
+    _same_shape(_example(spec, "put", one, "200"),
+                answer("PUT", url, json=amended, headers=device))
+    _same_shape(_example(spec, "post", one + "/review", "200"),
+                answer("POST", f"{url}/review", json=_request_example(spec, "post", one + "/review"),
+                       headers=coordinator))
+    _same_shape(_example(spec, "get", one, "200"), answer("GET", url, headers=coordinator))
+    _same_shape(_example(spec, "get", submissions, "200"),
+                answer("GET", f"{submissions}?caravan_id={caravan.id}", headers=coordinator))
+    _same_shape(_example(spec, "get", "/api/v1/caravans/{caravan_id}/completeness", "200"),
+                answer("GET", f"/api/v1/caravans/{caravan.id}/completeness",
+                       headers=coordinator))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g, jsonify, request
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -18,7 +18,6 @@ from fieldsvc.security import allow, current_principal
 from fieldsvc.tallies import services
 from fieldsvc.tallies.schemas import (
     MAX_ID,
-    SUBMISSION_EXAMPLE,
     CompletenessSchema,
     ReviewSchema,
     SubmissionAmendSchema,
@@ -33,12 +32,140 @@ blp = Blueprint("tallies", __name__, url_prefix="/api/v1",
                 description="Submissions: volunteers' anonymized tallies, amendments and review")
 
 STAFF_WRITERS = ("admin", "coordinator")
+PROBLEM = "application/problem+json"
+
+# --- documentation examples: an ophthalmology tally at Zagora (caravan 12, site 31) -------------
+# Shaped like the real answers (tests/test_openapi_examples.py compares them); answers list the
+# lines sorted by measure, sex, age band and condition, with "condition": null when unattributed.
+
+EXAMPLE_ID = "0b6f2c9e-3f1c-4b8e-9a51-6f0d2f4a7c11"
+EXAMPLE_REQUEST = {
+    "id": EXAMPLE_ID,
+    "caravan_id": 12,
+    "site_id": 31,
+    "day": "2026-11-28",
+    "specialty": "OPH",
+    "lines": [
+        {"measure": "consultations", "sex": "F", "age_band": "50-64", "count": 18},
+        {"measure": "consultations", "sex": "M", "age_band": "65+", "count": 11},
+        {"measure": "procedures", "sex": "F", "age_band": "65+", "condition": "VII", "count": 6},
+        {"measure": "glasses", "sex": "M", "age_band": "50-64", "count": 9},
+    ],
+    "note": "Électricité coupée l'après-midi",
+}
+EXAMPLE_AMEND_REQUEST = {
+    **{key: value for key, value in EXAMPLE_REQUEST.items() if key != "id"},
+    "lines": [*EXAMPLE_REQUEST["lines"][:2],
+              {"measure": "procedures", "sex": "F", "age_band": "65+", "condition": "VII",
+               "count": 8},
+              EXAMPLE_REQUEST["lines"][3]],
+    "note": "Électricité coupée l'après-midi ; 2 cataractes opérées le soir",
+}
+
+
+def _answer_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(({"condition": None, **line} for line in lines),
+                  key=lambda line: (line["measure"], line["sex"], line["age_band"],
+                                    line["condition"] or ""))
+
+
+EXAMPLE_SUBMISSION = {
+    "id": EXAMPLE_ID,
+    "caravan_id": 12,
+    "site_id": 31,
+    "day": "2026-11-28",
+    "specialty": "OPH",
+    "lines": _answer_lines(EXAMPLE_REQUEST["lines"]),
+    "note": EXAMPLE_REQUEST["note"],
+    "version": 1,
+    "version_count": 1,
+    "review_status": "received",
+    "review_reason": None,
+    "reviewed_at": None,
+    "flags": [],
+    "enrollment_id": 41,
+    "entered_by_id": None,
+    "content_hash": "872431ec5284b7619e65f614978a67ebc07c7bcb449c609f767cf941ec3631c1",
+    "created_at": "2026-11-28T17:42:10Z",
+    "updated_at": "2026-11-28T17:42:10Z",
+}
+EXAMPLE_AMENDED = {
+    **EXAMPLE_SUBMISSION,
+    "lines": _answer_lines(EXAMPLE_AMEND_REQUEST["lines"]),
+    "note": EXAMPLE_AMEND_REQUEST["note"],
+    "version": 2,
+    "version_count": 2,
+    "content_hash": "0d2dbccc4abdd67504e59a221da4d3eaac72b6dd7bf24fe8057ecc33f8e93abf",
+    "updated_at": "2026-11-28T21:05:37Z",
+}
+EXAMPLE_REVIEWED = {**EXAMPLE_AMENDED, "review_status": "flagged",
+                    "review_reason": "Counts look doubled.",
+                    "reviewed_at": "2026-11-29T08:15:02Z", "updated_at": "2026-11-29T08:15:02Z"}
+_VERSION_KEYS = ("site_id", "day", "specialty", "lines", "note", "flags", "entered_by_id",
+                 "content_hash")
+EXAMPLE_DETAIL = {
+    **EXAMPLE_REVIEWED,
+    "versions": [
+        {"number": 1, **{key: EXAMPLE_SUBMISSION[key] for key in _VERSION_KEYS},
+         "created_at": EXAMPLE_SUBMISSION["created_at"]},
+        {"number": 2, **{key: EXAMPLE_AMENDED[key] for key in _VERSION_KEYS},
+         "created_at": EXAMPLE_AMENDED["updated_at"]},
+    ],
+}
+# A general-medicine tally of the same day with glasses: flagged for a look, not refused.
+EXAMPLE_FLAGGED = {
+    **EXAMPLE_SUBMISSION,
+    "id": "5d1e8a47-2b9c-4f60-8e3a-c7b2d9f01a64",
+    "specialty": "GEN",
+    "lines": [{"measure": "consultations", "sex": "F", "age_band": "25-49", "condition": None,
+               "count": 26},
+              {"measure": "glasses", "sex": "F", "age_band": "25-49", "condition": None,
+               "count": 2}],
+    "note": None,
+    "flags": [{"code": "glasses_outside_ophthalmology",
+               "message": "2 pairs of glasses counted under GEN, not ophthalmology."}],
+    "enrollment_id": 43,
+    "content_hash": "19ee1679184568aab33719c5e8011a401d43861d952029705ee8e207e7d3929b",
+    "created_at": "2026-11-28T18:03:51Z",
+    "updated_at": "2026-11-28T18:03:51Z",
+}
+EXAMPLE_LIST = {"items": [EXAMPLE_REVIEWED, EXAMPLE_FLAGGED], "total": 2, "limit": 100,
+                "offset": 0}
+EXAMPLE_COMPLETENESS = {
+    "caravan_id": 12,
+    "days": ["2026-11-27", "2026-11-28"],
+    "specialties": ["GEN", "OPH", "PED"],
+    "cells": [
+        {"day": day, "specialty": specialty, "planned": True,
+         "status": "received" if count else "missing", "submissions": count}
+        for day, specialty, count in (
+            ("2026-11-27", "GEN", 3), ("2026-11-27", "OPH", 1), ("2026-11-27", "PED", 0),
+            ("2026-11-28", "GEN", 2), ("2026-11-28", "OPH", 1), ("2026-11-28", "PED", 1))
+    ],
+    "received": 5,
+    "missing": 1,
+}
+_AMEND_URL = f"PUT /api/v1/submissions/{EXAMPLE_ID}"
+EXAMPLE_CONFLICT = {
+    "type": "https://fieldsvc.org/problems/conflict", "title": "Conflict", "status": 409,
+    "detail": f"A submission with this id already exists with other content; to change it, "
+              f"send {_AMEND_URL} (or a new id for a new tally).",
+    "errors": {"id": [f"A submission with this id already exists with other content; to "
+                      f"change it, send {_AMEND_URL} (or a new id for a new tally)."]},
+    "amend_with": _AMEND_URL,
+}
+EXAMPLE_INVALID = {
+    "type": "https://fieldsvc.org/problems/validation", "title": "Validation failed",
+    "status": 422,
+    "detail": "Some fields are invalid: lines[2].count: Use a whole number from 0 to 10000.",
+    "errors": {"lines[2].count": ["Use a whole number from 0 to 10000."]},
+}
 
 
 @blp.before_request
 def _fresh_catalog_cache() -> None:
-    # Tests run many requests in one app context; the catalog may have grown in between.
-    g.pop("tallies_catalog", None)
+    # Tests run many requests in one app context: let each request look an unknown code up once.
+    g.pop("tallies_catalog_reread", None)
 
 
 class UnsupportedMediaType(DomainError):
@@ -77,21 +204,27 @@ def _submission_id(text: str) -> str:
 @blp.route("/submissions", methods=["POST"])
 @allow("volunteer", *STAFF_WRITERS)
 @json_only
-@blp.arguments(SubmissionCreateSchema, example=SUBMISSION_EXAMPLE)
-@blp.response(201, SubmissionSchema)
-@blp.alt_response(200, schema=SubmissionSchema, description="The same id and content again")
-@blp.alt_response(409, description="The same id with other content: amend with PUT")
+@blp.arguments(SubmissionCreateSchema(), example=EXAMPLE_REQUEST)  # one instance, not one per request
+@blp.response(201, SubmissionSchema, example=EXAMPLE_SUBMISSION)
+@blp.alt_response(200, schema=SubmissionSchema, description="The same id and content again",
+                  example=EXAMPLE_SUBMISSION)
+@blp.alt_response(409, description="The same id with other content: amend with PUT",
+                  content_type=PROBLEM, example=EXAMPLE_CONFLICT)
+@blp.alt_response(422, description="Invalid input, with field-level errors",
+                  content_type=PROBLEM, example=EXAMPLE_INVALID)
 def create_submission(data: dict[str, Any]) -> Any:
     """Send a tally; retrying the same id and content answers 200 and stores nothing twice."""
     body, created = services.submit(data, current_principal())
     db.session.commit()
-    return body, 201 if created else 200
+    # The body is built in SubmissionSchema's shape already (a test checks that dumping it
+    # changes nothing): answer it as is rather than dump it again.
+    return jsonify(body), 201 if created else 200
 
 
 @blp.route("/submissions", methods=["GET"])
 @allow("volunteer", *STAFF_WRITERS)
 @blp.arguments(SubmissionListArgs, location="query")
-@blp.response(200, SubmissionListSchema)
+@blp.response(200, SubmissionListSchema, example=EXAMPLE_LIST)
 def list_submissions(args: dict[str, Any]) -> Any:
     """List submissions: a coordinator's regions, or a volunteer's own."""
     return services.list_submissions(
@@ -101,7 +234,7 @@ def list_submissions(args: dict[str, Any]) -> Any:
 
 @blp.route("/submissions/<string:submission_id>", methods=["GET"])
 @allow("volunteer", *STAFF_WRITERS)
-@blp.response(200, SubmissionDetailSchema)
+@blp.response(200, SubmissionDetailSchema, example=EXAMPLE_DETAIL)
 def get_submission(submission_id: str) -> Any:
     """Show a submission with all its versions and its review."""
     return services.get_submission(_submission_id(submission_id), current_principal())
@@ -110,9 +243,8 @@ def get_submission(submission_id: str) -> Any:
 @blp.route("/submissions/<string:submission_id>", methods=["PUT"])
 @allow("volunteer", *STAFF_WRITERS)
 @json_only
-@blp.arguments(SubmissionAmendSchema,
-               example={k: v for k, v in SUBMISSION_EXAMPLE.items() if k != "id"})
-@blp.response(200, SubmissionSchema)
+@blp.arguments(SubmissionAmendSchema, example=EXAMPLE_AMEND_REQUEST)
+@blp.response(200, SubmissionSchema, example=EXAMPLE_AMENDED)
 def amend_submission(data: dict[str, Any], submission_id: str) -> Any:
     """Amend a submission: new content makes a new version and puts review back to received."""
     body, _changed = services.amend(_submission_id(submission_id), data, current_principal())
@@ -124,7 +256,7 @@ def amend_submission(data: dict[str, Any], submission_id: str) -> Any:
 @allow(*STAFF_WRITERS)
 @json_only
 @blp.arguments(ReviewSchema, example={"status": "flagged", "reason": "Counts look doubled."})
-@blp.response(200, SubmissionSchema)
+@blp.response(200, SubmissionSchema, example=EXAMPLE_REVIEWED)
 def review_submission(data: dict[str, Any], submission_id: str) -> Any:
     """Approve, flag or reject a submission, with a reason the volunteer sees."""
     body = services.review(_submission_id(submission_id), data, current_principal())
@@ -134,7 +266,7 @@ def review_submission(data: dict[str, Any], submission_id: str) -> Any:
 
 @blp.route("/caravans/<int:caravan_id>/completeness", methods=["GET"])
 @allow("volunteer", "planner", *STAFF_WRITERS)
-@blp.response(200, CompletenessSchema)
+@blp.response(200, CompletenessSchema, example=EXAMPLE_COMPLETENESS)
 def caravan_completeness(caravan_id: int) -> Any:
     """Say, for each day and planned specialty of a caravan, whether a tally was received."""
     if caravan_id > MAX_ID:

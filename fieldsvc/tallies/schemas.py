@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -23,20 +25,6 @@ MAX_LINES = 500
 MAX_COUNT = 10_000
 MAX_NOTE = 500
 
-LINE_EXAMPLE = {"measure": "consultations", "sex": "F", "age_band": "50-64", "count": 12}
-SUBMISSION_EXAMPLE = {
-    "id": "0b6f2c9e-3f1c-4b8e-9a51-6f0d2f4a7c11",
-    "caravan_id": 1,
-    "site_id": 1,
-    "day": "2026-11-28",
-    "specialty": "OPH",
-    "lines": [
-        LINE_EXAMPLE,
-        {"measure": "procedures", "sex": "F", "age_band": "65+", "condition": "VII", "count": 3},
-        {"measure": "glasses", "sex": "M", "age_band": "50-64", "count": 7},
-    ],
-    "note": "Électricité coupée l'après-midi",
-}
 
 
 MAX_ID = 2**31 - 1  # database integer ids; larger numbers are refused, never sent to SQL
@@ -44,16 +32,34 @@ ID_RANGE = validate.Range(1, MAX_ID, error="Not a known id.")
 NO_NUL = validate.Regexp(r"^[^\x00]*$", error="Remove the NUL character.")
 
 
-def _codes(kind: str) -> set[str]:
-    """The catalog's codes, read once per request (a 500-line tally checks 500 measures)."""
-    from flask import g
+def known_code(kind: str, code: str) -> bool:
+    """Whether ``code`` is in the catalog's ``kind`` ("specialties" or "measures").
 
-    from fieldsvc.catalog.services import measure_codes, specialty_codes
+    The codes are kept per process: codes are only ever added (never renamed or removed), so a
+    code found here is known; one not found is looked up again (once per request) before it is
+    refused, which also picks up a code an admin added through another worker.
+    """
+    from flask import current_app, g
 
-    cache = g.setdefault("tallies_catalog", {})
-    if kind not in cache:
-        cache[kind] = specialty_codes() if kind == "specialties" else measure_codes()
-    return cache[kind]
+    cache = current_app.extensions.setdefault("tallies_catalog", {})
+    codes = cache.get(kind)
+    if codes is not None and code in codes:
+        return True
+    reread = g.setdefault("tallies_catalog_reread", set())
+    if codes is None or kind not in reread:
+        from fieldsvc.catalog.services import measure_codes, specialty_codes
+
+        codes = frozenset(specialty_codes() if kind == "specialties" else measure_codes())
+        cache[kind] = codes
+        reread.add(kind)
+    return code in codes
+
+
+def _catalog_codes(kind: str) -> frozenset[str]:
+    """The codes of ``kind`` this process knows (may lag behind: see known_code)."""
+    from flask import current_app
+
+    return current_app.extensions.get("tallies_catalog", {}).get(kind, frozenset())
 
 
 def _str(**kwargs: Any) -> fields.String:
@@ -77,7 +83,7 @@ class LineSchema(Schema):
 
     @validates("measure")
     def _known_measure(self, value: str, **kwargs: Any) -> None:
-        if value not in _codes("measures"):
+        if not known_code("measures", value):
             raise ValidationError(str(_l("Unknown measure %(code)s; see /api/v1/catalog.",
                                          code=value)))
     count = fields.Integer(
@@ -111,7 +117,7 @@ class SubmissionContentSchema(Schema):
 
     @validates("specialty")
     def _known_specialty(self, value: str, **kwargs: Any) -> None:
-        if value not in _codes("specialties"):
+        if not known_code("specialties", value):
             raise ValidationError(str(_l("Unknown specialty %(code)s; see /api/v1/catalog.",
                                          code=value)))
 
@@ -136,6 +142,145 @@ class SubmissionCreateSchema(SubmissionContentSchema):
 
     class Meta:
         unknown = RAISE
+
+    def load(self, data: Any, *, many: bool | None = None, partial: Any = None,
+             unknown: str | None = None) -> Any:
+        """Load a body: plain checks when it is valid, marshmallow (for its messages) when not.
+
+        ``fast_load_submission`` accepts exactly what the marshmallow schema accepts, with the
+        same result (tests/tallies/test_fast_validator.py checks it with generated bodies).
+        """
+        if many is None and partial is None and unknown is None and not self.many \
+                and not self.partial:
+            loaded, errors = fast_load_submission(data)
+            if not errors:
+                return loaded
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
+
+# --- the hot path: POST /api/v1/submissions without marshmallow ---------------------------------
+
+_CREATE_FIELDS = frozenset(SubmissionCreateSchema().load_fields)
+_LINE_FIELDS = frozenset(LineSchema().load_fields)
+_SEXES = frozenset(SEXES)
+_AGE_BANDS = frozenset(AGE_BANDS)
+_CHAPTERS = frozenset(ICD10_CHAPTERS)
+
+ErrorKeys = dict[Any, Any]  # {field: None} for a field's messages, nested dicts below
+
+
+def _id_in_range(value: Any) -> bool:
+    # marshmallow's strict Integer + ID_RANGE on JSON values: an int, not a bool, in range.
+    return type(value) is int and 1 <= value <= MAX_ID
+
+
+def _line_errors(line: Any, measures: frozenset[str],
+                 ) -> tuple[dict[str, Any] | None, ErrorKeys | None]:
+    if line is None:
+        return None, None  # "Field may not be null." (a list of messages)
+    if type(line) is not dict:
+        return None, {"_schema": None}
+    errors: ErrorKeys = {key: None for key in line if key not in _LINE_FIELDS}
+    measure = line.get("measure")
+    if type(measure) is not str or not 1 <= len(measure) <= 32 \
+            or (measure not in measures and not known_code("measures", measure)):
+        errors["measure"] = None
+    sex = line.get("sex")
+    if type(sex) is not str or sex not in _SEXES:
+        errors["sex"] = None
+    age_band = line.get("age_band")
+    if type(age_band) is not str or age_band not in _AGE_BANDS:
+        errors["age_band"] = None
+    condition = line.get("condition")
+    if condition is not None and (type(condition) is not str or condition not in _CHAPTERS):
+        errors["condition"] = None
+    count = line.get("count")
+    if type(count) is not int or not 0 <= count <= MAX_COUNT:
+        errors["count"] = None
+    if errors:
+        return None, errors
+    return {"measure": measure, "sex": sex, "age_band": age_band, "condition": condition,
+            "count": count}, None
+
+
+def fast_load_submission(body: Any) -> tuple[dict[str, Any] | None, ErrorKeys]:
+    """Check a JSON submission body as SubmissionCreateSchema does, in plain Python.
+
+    Returns what the schema's ``load`` returns and no errors, or None and the *keys* of the
+    errors the schema reports (``{"lines": {3: {"count": None}}}``; None marks a field's list
+    of messages). The messages themselves come from marshmallow: the route falls back to it for
+    any body this refuses.
+    """
+    if type(body) is not dict:
+        return None, {"_schema": None}
+    errors: ErrorKeys = {key: None for key in body if key not in _CREATE_FIELDS}
+    get = body.get
+
+    submission_id = get("id")
+    if type(submission_id) is str:
+        try:
+            submission_id = uuid.UUID(submission_id)
+        except (ValueError, AttributeError, TypeError):
+            errors["id"] = None
+    else:
+        errors["id"] = None
+    caravan_id = get("caravan_id")
+    if not _id_in_range(caravan_id):
+        errors["caravan_id"] = None
+    site_id = get("site_id")
+    if site_id is not None and not _id_in_range(site_id):
+        errors["site_id"] = None
+    enrollment_id = get("enrollment_id")
+    if enrollment_id is not None and not _id_in_range(enrollment_id):
+        errors["enrollment_id"] = None
+    day = get("day")
+    if type(day) is str:
+        try:
+            day = dt.date.fromisoformat(day)
+        except (TypeError, AttributeError, ValueError):
+            errors["day"] = None
+    else:
+        errors["day"] = None
+    specialty = get("specialty")
+    if type(specialty) is not str or not 1 <= len(specialty) <= 8 \
+            or not known_code("specialties", specialty):
+        errors["specialty"] = None
+    note = get("note")
+    if note is not None and (type(note) is not str or len(note) > MAX_NOTE or "\x00" in note):
+        errors["note"] = None
+
+    raw_lines = get("lines")
+    lines: list[dict[str, Any]] = []
+    if type(raw_lines) is not list:
+        errors["lines"] = None
+    else:
+        line_errors: ErrorKeys = {}
+        measures = _catalog_codes("measures")
+        for index, raw in enumerate(raw_lines):
+            line, problems = _line_errors(raw, measures)
+            if line is None:
+                line_errors[index] = problems
+            else:
+                lines.append(line)
+        if line_errors:
+            errors["lines"] = line_errors
+        elif not 1 <= len(lines) <= MAX_LINES:
+            errors["lines"] = None
+    if errors:
+        return None, errors
+    # The schema-level check runs only on an otherwise valid body, as marshmallow's does.
+    seen: set[tuple] = set()
+    duplicates: ErrorKeys = {}
+    for index, line in enumerate(lines):
+        key = (line["measure"], line["sex"], line["age_band"], line["condition"])
+        if key in seen:
+            duplicates[index] = {"_schema": None}
+        seen.add(key)
+    if duplicates:
+        return None, {"lines": duplicates}
+    return {"id": submission_id, "caravan_id": caravan_id, "site_id": site_id, "day": day,
+            "specialty": specialty, "lines": lines, "note": note,
+            "enrollment_id": enrollment_id}, {}
 
 
 class SubmissionAmendSchema(SubmissionContentSchema):

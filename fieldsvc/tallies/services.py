@@ -7,16 +7,16 @@ import hashlib
 import json
 from collections.abc import Iterable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Subquery, func, insert, select, update
+from sqlalchemy import Subquery, bindparam, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import lazyload
 
 from fieldsvc.accounts.services import audit
-from fieldsvc.caravans.models import Caravan, Enrollment, Site
+from fieldsvc.caravans.models import Caravan, Enrollment, Site, caravan_specialty
 from fieldsvc.caravans.services import LATE_SYNC_DAYS
 from fieldsvc.db import utcnow
 from fieldsvc.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
@@ -274,7 +274,7 @@ def _check_read(principal: Principal, submission: Submission) -> None:
 # --- meaning ----------------------------------------------------------------------------------
 
 def _check_content(principal: Principal, caravan: Caravan, content: dict[str, Any],
-                   today: dt.date | None) -> None:
+                   today: dt.date | None, *, site_ok: bool | None = None) -> None:
     """Check what the schema cannot: the day, the site and the late-sync window."""
     errors: dict[str, list[str]] = {}
     day: dt.date = content["day"]
@@ -289,8 +289,10 @@ def _check_content(principal: Principal, caravan: Caravan, content: dict[str, An
                                 day=day.isoformat()))]
     site_id = content.get("site_id")
     if site_id is not None:
-        site = db.session.get(Site, site_id)
-        if site is None or site.caravan_id != caravan.id:
+        if site_ok is None:
+            site = db.session.get(Site, site_id)
+            site_ok = site is not None and site.caravan_id == caravan.id
+        if not site_ok:
             errors["site_id"] = [str(_l(
                 "Site %(id)s is not a site of this caravan.", id=site_id))]
     if errors:
@@ -326,8 +328,13 @@ def _enrollment_for(principal: Principal, caravan: Caravan, content: dict[str, A
     return enrollment.id
 
 
-def plausibility_flags(caravan: Caravan, content: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flags about one tally on its own (not rejections): a coordinator should look."""
+def plausibility_flags(caravan: Caravan, content: dict[str, Any], *,
+                       planned: bool | None = None) -> list[dict[str, Any]]:
+    """Flags about one tally on its own (not rejections): a coordinator should look.
+
+    ``planned`` says whether the specialty is planned for the caravan when the caller already
+    knows (else the caravan's planned specialties are read).
+    """
     totals: dict[str, int] = {}
     for line in content["lines"]:
         totals[line["measure"]] = totals.get(line["measure"], 0) + int(line["count"])
@@ -343,26 +350,75 @@ def plausibility_flags(caravan: Caravan, content: dict[str, Any]) -> list[dict[s
     if totals.get("glasses", 0) > 0 and specialty != "OPH":
         flags.append({"code": "glasses_outside_ophthalmology",
                       "glasses": totals["glasses"], "specialty": specialty})
-    if specialty not in caravan.specialties:
+    if planned is None:
+        planned = specialty in caravan.specialties
+    if not planned:
         flags.append({"code": "specialty_not_planned", "specialty": specialty})
     return flags
 
 
-def _volume_flag(submission_id: str, enrollment_id: int | None, day: dt.date,
-                 content: dict[str, Any]) -> dict[str, Any] | None:
+class FlagContext(NamedTuple):
+    """What the flags and checks of one tally need from the database, read in one statement."""
+
+    other_consultations: int  # the volunteer's other counted consultations that day
+    planned: bool  # the specialty is planned for the caravan
+    site_ok: bool  # no site, or a site of this caravan
+
+
+_FLAG_CONTEXT: dict[tuple[bool, bool], Any] = {}
+
+
+def _flag_context_statement(with_volume: bool, with_site: bool) -> Any:
+    """The flag context's SELECT, built once per shape (building it costs more than running it)."""
+    statement = _FLAG_CONTEXT.get((with_volume, with_site))
+    if statement is None:
+        if with_volume:
+            lines = counted_lines()
+            others: Any = (
+                select(func.coalesce(func.sum(lines.c.count), 0))
+                .join(Submission, Submission.id == lines.c.submission_id)
+                .where(Submission.enrollment_id == bindparam("enrollment_id"),
+                       lines.c.day == bindparam("day"),
+                       lines.c.measure_code == "consultations",
+                       lines.c.submission_id != bindparam("submission_id"))
+                .scalar_subquery())
+        else:
+            others = literal(0)
+        planned = (select(caravan_specialty.c.caravan_id)
+                   .where(caravan_specialty.c.caravan_id == bindparam("caravan_id"),
+                          caravan_specialty.c.specialty_code == bindparam("specialty")).exists())
+        site_ok: Any = (
+            select(Site.id).where(Site.id == bindparam("site_id"),
+                                  Site.caravan_id == bindparam("caravan_id")).exists()
+            if with_site else literal(True))
+        statement = _FLAG_CONTEXT[(with_volume, with_site)] = select(others, planned, site_ok)
+    return statement
+
+
+def flag_context(caravan_id: int, submission_id: str, enrollment_id: int | None,
+                 content: dict[str, Any]) -> FlagContext:
+    """Read, in one statement, the volume, planned specialty and site a tally is checked with."""
+    site_id = content.get("site_id")
+    statement = _flag_context_statement(enrollment_id is not None, site_id is not None)
+    params: dict[str, Any] = {"caravan_id": caravan_id, "specialty": content["specialty"]}
+    if enrollment_id is not None:
+        params.update(enrollment_id=enrollment_id, day=content["day"],
+                      submission_id=submission_id)
+    if site_id is not None:
+        params["site_id"] = site_id
+    row = db.session.connection().execute(statement, params).one()
+    return FlagContext(int(row[0]), bool(row[1]), bool(row[2]))
+
+
+def _volume_flag(enrollment_id: int | None, day: dt.date, content: dict[str, Any],
+                 other_consultations: int) -> dict[str, Any] | None:
     """More than 150 consultations by one volunteer in a day, across their counted tallies.
 
     Counts this content plus the volunteer's other counted submissions of that day.
     """
     if enrollment_id is None:
         return None
-    lines = counted_lines()
-    others = db.session.scalar(
-        select(func.coalesce(func.sum(lines.c.count), 0))
-        .join(Submission, Submission.id == lines.c.submission_id)
-        .where(Submission.enrollment_id == enrollment_id, lines.c.day == day,
-               lines.c.measure_code == "consultations", lines.c.submission_id != submission_id))
-    total = int(others) + sum(
+    total = other_consultations + sum(
         int(line["count"]) for line in content["lines"] if line["measure"] == "consultations")
     if total > CONSULTATIONS_PER_DAY_LIMIT:
         return {"code": "over_150_consultations", "consultations": total,
@@ -370,32 +426,167 @@ def _volume_flag(submission_id: str, enrollment_id: int | None, day: dt.date,
     return None
 
 
-def _add_version(submission_id: str, enrollment_id: int | None, caravan: Caravan,
-                 content: dict[str, Any], digest: str, number: int, entered_by_id: int | None,
-                 now: dt.datetime) -> tuple[SubmissionVersion, list[dict]]:
-    """Store a version with its lines and make it the one that counts (flags computed first)."""
-    flags = plausibility_flags(caravan, content)
-    volume = _volume_flag(submission_id, enrollment_id, content["day"], content)
+def _version_flags(caravan: Caravan, content: dict[str, Any], enrollment_id: int | None,
+                   context: FlagContext) -> list[dict[str, Any]]:
+    flags = plausibility_flags(caravan, content, planned=context.planned)
+    volume = _volume_flag(enrollment_id, content["day"], content, context.other_consultations)
     if volume is not None:
         flags.insert(0, volume)
-    version = SubmissionVersion(
-        submission_id=submission_id, number=number, caravan_id=caravan.id,
-        site_id=content.get("site_id"), day=content["day"], specialty_code=content["specialty"],
-        content_hash=digest, note=content.get("note"), flags=flags, entered_by_id=entered_by_id,
-        created_at=now,
-    )
-    db.session.add(version)
-    db.session.flush()
+    return flags
+
+
+# PostgreSQL: a new submission, its first version, its lines and its audit event in one
+# statement (one round trip instead of seven), with what the flags need read in it too:
+# - ctx: as flag_context() (the volume is counted_lines() spelled out: the volunteer's other
+#   current, not rejected versions of that day), and whether the site is one of the caravan's;
+# - a bad site inserts nothing (the caller then raises the same 422 as _check_content);
+# - the version id is drawn from its sequence by the submission's INSERT, so that
+#   current_version_id needs no UPDATE; a duplicate id inserts nothing at all;
+# - the version's flags are those of _version_flags(): the volume flag, then the ones computed
+#   from the lines alone (:flags), then specialty_not_planned. The caller recomputes them in
+#   Python from ctx for its answer (tests compare the answer with what is stored).
+# Foreign keys are checked at the end of the statement.
+_CREATE_POSTGRESQL = text("""
+WITH ctx AS (
+    SELECT
+        (SELECT coalesce(sum(tl.count), 0)
+         FROM tally_line tl
+         JOIN submission_version sv ON sv.id = tl.version_id
+         JOIN submission sb ON sb.current_version_id = sv.id
+         WHERE sb.review_status != 'rejected'
+           AND sb.enrollment_id = CAST(:enrollment_id AS integer)
+           AND sv.day = CAST(:day AS date)
+           AND tl.measure_code = 'consultations'
+           AND sb.id != CAST(:id AS varchar)) AS others,
+        EXISTS (SELECT 1 FROM caravan_specialty
+                WHERE caravan_id = CAST(:caravan_id AS integer)
+                  AND specialty_code = CAST(:specialty AS varchar)) AS planned,
+        (CAST(:site_id AS integer) IS NULL
+         OR EXISTS (SELECT 1 FROM site WHERE id = CAST(:site_id AS integer)
+                                         AND caravan_id = CAST(:caravan_id AS integer)))
+            AS site_ok
+), s AS (
+    INSERT INTO submission (id, caravan_id, enrollment_id, review_status, created_at,
+                            updated_at, current_version_id)
+    SELECT CAST(:id AS varchar), CAST(:caravan_id AS integer),
+           CAST(:enrollment_id AS integer), 'received', CAST(:now AS timestamptz),
+           CAST(:now AS timestamptz), nextval(pg_get_serial_sequence('submission_version', 'id'))
+    FROM ctx WHERE ctx.site_ok
+    ON CONFLICT (id) DO NOTHING
+    RETURNING current_version_id
+), v AS (
+    INSERT INTO submission_version (id, submission_id, number, caravan_id, site_id, day,
+                                    specialty_code, content_hash, note, flags, entered_by_id,
+                                    created_at)
+    SELECT s.current_version_id, CAST(:id AS varchar), 1, CAST(:caravan_id AS integer),
+           CAST(:site_id AS integer), CAST(:day AS date), CAST(:specialty AS varchar),
+           CAST(:content_hash AS varchar), CAST(:note AS varchar),
+           CAST(
+               CASE WHEN CAST(:enrollment_id AS integer) IS NOT NULL
+                         AND ctx.others + CAST(:consultations AS integer) > CAST(:limit AS integer)
+                    THEN jsonb_build_array(jsonb_build_object(
+                        'code', 'over_150_consultations',
+                        'consultations', ctx.others + CAST(:consultations AS integer),
+                        'day', CAST(:day_text AS text), 'limit', CAST(:limit AS integer)))
+                    ELSE CAST('[]' AS jsonb) END
+               || CAST(:flags AS jsonb)
+               || CASE WHEN ctx.planned THEN CAST('[]' AS jsonb)
+                       ELSE jsonb_build_array(jsonb_build_object(
+                           'code', 'specialty_not_planned',
+                           'specialty', CAST(:specialty AS text))) END
+           AS json),
+           CAST(:entered_by_id AS integer), CAST(:now AS timestamptz)
+    FROM s CROSS JOIN ctx
+    RETURNING id
+), l AS (
+    INSERT INTO tally_line (version_id, measure_code, sex, age_band, condition, count)
+    SELECT v.id, x.measure, x.sex, x.age_band, x.condition, x.count
+    FROM v CROSS JOIN ROWS FROM (jsonb_to_recordset(CAST(:lines AS jsonb))
+                                 AS (measure varchar, sex varchar, age_band varchar,
+                                     condition varchar, count integer))
+         WITH ORDINALITY AS x(measure, sex, age_band, condition, count, n)
+    ORDER BY x.n
+), a AS (
+    INSERT INTO audit_event (at, actor_kind, actor_id, action, object_type, object_id,
+                             region_code, detail)
+    SELECT CAST(:now AS timestamptz), CAST(:actor_kind AS varchar), CAST(:actor_id AS varchar),
+           CAST(:action AS varchar), CAST(:object_type AS varchar),
+           CAST(:object_id AS varchar), CAST(:region_code AS varchar), CAST(:detail AS json)
+    FROM v
+)
+SELECT ctx.others, ctx.planned, ctx.site_ok, (SELECT id FROM v) FROM ctx
+""")
+
+
+def _create_postgresql(row: dict[str, Any], version: dict[str, Any],
+                       lines: list[dict[str, Any]], line_flags: list[dict[str, Any]],
+                       event: Any) -> tuple[FlagContext, int | None]:
+    """Store a new submission in one statement: the flags' context, and the new version's id
+    (None when the id exists already or the site is not the caravan's: nothing is stored)."""
+    params = {
+        "id": row["id"], "caravan_id": row["caravan_id"], "enrollment_id": row["enrollment_id"],
+        "now": row["created_at"], "site_id": version["site_id"], "day": version["day"],
+        "day_text": version["day"].isoformat(), "specialty": version["specialty_code"],
+        "content_hash": version["content_hash"], "note": version["note"],
+        "flags": json.dumps(line_flags), "limit": CONSULTATIONS_PER_DAY_LIMIT,
+        "consultations": sum(line["count"] for line in lines
+                             if line["measure"] == "consultations"),
+        "entered_by_id": version["entered_by_id"],
+        "lines": json.dumps(lines),  # one parameter: cheaper to send than five arrays
+        "actor_kind": event.actor_kind, "actor_id": event.actor_id, "action": event.action,
+        "object_type": event.object_type, "object_id": event.object_id,
+        "region_code": event.region_code,
+        "detail": None if event.detail is None else json.dumps(event.detail),
+    }
+    others, planned, site_ok, version_id = db.session.connection().execute(
+        _CREATE_POSTGRESQL, params).one()
+    return FlagContext(int(others), bool(planned), bool(site_ok)), version_id
+
+
+def _checks_need_no_database(principal: Principal, caravan: Caravan, content: dict[str, Any],
+                             today: dt.date | None) -> bool:
+    """Whether every check but the site's passes without reading anything (the usual tally)."""
+    wanted = content.get("enrollment_id")
+    if wanted is not None and (principal.role != "volunteer" or wanted != principal.enrollment.id):
+        return False
+    try:
+        _check_content(principal, caravan, content, today, site_ok=True)
+    except DomainError:
+        return False
+    return True
+
+
+def _add_version(submission_id: str, enrollment_id: int | None, caravan: Caravan,
+                 content: dict[str, Any], digest: str, number: int, entered_by_id: int | None,
+                 now: dt.datetime, context: FlagContext | None = None,
+                 ) -> tuple[SimpleNamespace, list[dict]]:
+    """Store a version with its lines and make it the one that counts (flags computed first).
+
+    Plain INSERTs (the lines in one executemany) and no read-back: the caller answers with
+    what it wrote.
+    """
+    if context is None:
+        context = flag_context(caravan.id, submission_id, enrollment_id, content)
+    flags = _version_flags(caravan, content, enrollment_id, context)
+    values = {
+        "submission_id": submission_id, "number": number, "caravan_id": caravan.id,
+        "site_id": content.get("site_id"), "day": content["day"],
+        "specialty_code": content["specialty"], "content_hash": digest,
+        "note": content.get("note"), "flags": flags, "entered_by_id": entered_by_id,
+        "created_at": now,
+    }
+    table = SubmissionVersion.__table__
+    version_id = db.session.execute(insert(table).values(values).returning(table.c.id)).scalar_one()
     lines = canonical_lines(content["lines"])
     db.session.execute(insert(TallyLine.__table__), [
-        {"version_id": version.id, "measure_code": line["measure"], "sex": line["sex"],
+        {"version_id": version_id, "measure_code": line["measure"], "sex": line["sex"],
          "age_band": line["age_band"], "condition": line["condition"], "count": line["count"]}
         for line in lines
     ])
     db.session.execute(
         update(Submission.__table__).where(Submission.__table__.c.id == submission_id)
-        .values(current_version_id=version.id, updated_at=now))
-    return version, lines
+        .values(current_version_id=version_id, updated_at=now))
+    return SimpleNamespace(id=version_id, **values), lines
 
 
 # --- the API's operations ---------------------------------------------------------------------
@@ -439,33 +630,79 @@ def submit(content: dict[str, Any], principal: Principal, *,
     Returns the API body and whether it was created (201) rather than replayed (200).
     """
     submission_id = str(content["id"])
-    caravan = _caravan_for(content["caravan_id"])
+    if principal.role == "volunteer" and principal.enrollment.caravan_id == content["caravan_id"]:
+        caravan = principal.enrollment.caravan  # loaded with the token, in the same statement
+    else:
+        caravan = _caravan_for(content["caravan_id"])
     _check_write_scope(principal, caravan)
     digest = content_hash(content)
-    try:
-        _check_content(principal, caravan, content, today)
-        enrollment_id = _enrollment_for(principal, caravan, content)
-    except DomainError:
-        # A phone retrying what was stored before the window closed still gets its answer.
-        existing = db.session.get(Submission, submission_id)
-        if existing is not None:
-            return _replay(existing, digest, principal), False
-        raise
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    if postgresql and _checks_need_no_database(principal, caravan, content, today):
+        # The one statement below reads the flags' context and checks the site itself.
+        enrollment_id = principal.enrollment.id if principal.role == "volunteer" else None
+    else:
+        try:
+            # The enrollment it will belong to, if it passes _enrollment_for (checked after the
+            # content, as ever): the flags' context is read in one statement before either check.
+            tentative = (principal.enrollment.id if principal.role == "volunteer"
+                         else content.get("enrollment_id"))
+            context = flag_context(caravan.id, submission_id, tentative, content)
+            _check_content(principal, caravan, content, today, site_ok=context.site_ok)
+            enrollment_id = _enrollment_for(principal, caravan, content)
+        except DomainError as error:
+            return _replay_or_raise(submission_id, digest, principal, error)
     now = utcnow()
     row = {"id": submission_id, "caravan_id": caravan.id, "enrollment_id": enrollment_id,
            "review_status": "received", "review_reason": None, "reviewed_at": None,
            "created_at": now, "updated_at": now}
+    entered_by_id = principal.user.id if principal.user is not None else None
+    if postgresql:
+        values = {
+            "number": 1, "site_id": content.get("site_id"), "day": content["day"],
+            "specialty_code": content["specialty"], "content_hash": digest,
+            "note": content.get("note"), "entered_by_id": entered_by_id, "created_at": now,
+        }
+        event = _audit_create(principal, caravan, submission_id, content, entered_by_id)
+        db.session.expunge(event)  # written by the same statement, with the submission
+        lines = canonical_lines(content["lines"])
+        context, version_id = _create_postgresql(
+            row, values, lines, plausibility_flags(caravan, content, planned=True), event)
+        if not context.site_ok:
+            try:
+                _check_content(principal, caravan, content, today, site_ok=False)
+            except DomainError as error:
+                return _replay_or_raise(submission_id, digest, principal, error)
+        if version_id is None:
+            existing = db.session.get(Submission, submission_id, populate_existing=True)
+            return _replay(existing, digest, principal), False
+        values["flags"] = _version_flags(caravan, content, enrollment_id, context)
+        return _body(SimpleNamespace(**row), SimpleNamespace(id=version_id, **values), lines,
+                     1), True
     if not _insert_ignoring_duplicate(row):
         existing = db.session.get(Submission, submission_id, populate_existing=True)
         return _replay(existing, digest, principal), False
-    entered_by_id = principal.user.id if principal.user is not None else None
     version, lines = _add_version(submission_id, enrollment_id, caravan, content, digest, 1,
-                                  entered_by_id, now)
-    audit("submission.create", object_type="submission", object_id=submission_id,
-          region_code=caravan.region_code, principal=principal, caravan_id=caravan.id,
-          version=1, day=version.day.isoformat(), specialty=version.specialty_code,
-          paper=entered_by_id is not None)
+                                  entered_by_id, now, context)
+    _audit_create(principal, caravan, submission_id, content, entered_by_id)
     return _body(SimpleNamespace(**row), version, lines, 1), True
+
+
+def _replay_or_raise(submission_id: str, digest: str, principal: Principal,
+                     error: DomainError) -> Any:
+    """A phone retrying what was stored before (say, before the window closed) still gets its
+    answer; anything else gets the error."""
+    existing = db.session.get(Submission, submission_id)
+    if existing is not None:
+        return _replay(existing, digest, principal), False
+    raise error
+
+
+def _audit_create(principal: Principal, caravan: Caravan, submission_id: str,
+                  content: dict[str, Any], entered_by_id: int | None) -> Any:
+    return audit("submission.create", object_type="submission", object_id=submission_id,
+                 region_code=caravan.region_code, principal=principal, caravan_id=caravan.id,
+                 version=1, day=content["day"].isoformat(), specialty=content["specialty"],
+                 paper=entered_by_id is not None)
 
 
 def amend(submission_id: str, content: dict[str, Any], principal: Principal, *,

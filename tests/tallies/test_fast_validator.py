@@ -1,0 +1,299 @@
+"""The hot path's plain-Python check of a submission body agrees with the marshmallow schema.
+
+POST /api/v1/submissions checks bodies with ``fast_load_submission`` and falls back to
+marshmallow (for its messages) only when it refuses one. These tests generate valid and invalid
+bodies and require both to accept exactly the same ones, load them to the same data, and refuse
+the others for the same fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from marshmallow import Schema, ValidationError
+
+from fieldsvc.catalog.codes import AGE_BANDS, ICD10_CHAPTERS, MEASURES, SEXES, SPECIALTIES
+from fieldsvc.extensions import db
+from fieldsvc.tallies.schemas import (
+    MAX_COUNT,
+    MAX_ID,
+    SubmissionCreateSchema,
+    SubmissionSchema,
+    fast_load_submission,
+)
+from tests.factories import auth, make_caravan, make_enrollment, make_user
+from tests.tallies.helpers import DAY, field_setup, lines, payload
+
+SCHEMA = SubmissionCreateSchema()
+SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+
+# JSON values of every kind, with the ones a phone gets wrong: bools for numbers, floats, huge
+# numbers, NUL, other scripts, empty and long strings.
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
+    st.sampled_from(["", "\x00", "OPH\x00", "٣", "2026-02-30", "20261128", "2026-W48-6",
+                     " 12", "12", "1e3", "consultations ", "CONSULTATIONS", "f", "XXIII",
+                     "{0b6f2c9e-3f1c-4b8e-9a51-6f0d2f4a7c11}", "ophtalmologie" * 3]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)
+
+
+def ints(low: int, high: int) -> st.SearchStrategy[int]:
+    """Integers mostly in range, with the edges and just outside them."""
+    return st.one_of(st.integers(low, high),
+                     st.sampled_from([low, high, low - 1, high + 1, 0, -1, 2**31, 2**63]))
+
+
+def choose(draw: st.DrawFn, faulty: bool, valid: st.SearchStrategy[Any],
+           odd: st.SearchStrategy[Any] | None = None) -> Any:
+    """A valid value; when ``faulty``, now and then an odd one or any JSON value at all."""
+    if faulty and draw(st.integers(0, 3)) == 0:
+        return draw(json_values if odd is None else st.one_of(odd, json_values))
+    return draw(valid)
+
+
+MEASURE_CODES = sorted(MEASURES)
+ODD_INTS = st.sampled_from([0, -1, 2**31, 2**63, MAX_COUNT + 1, True, False, 1.0, "1"])
+
+
+@st.composite
+def tally_lines(draw: st.DrawFn, faulty: bool) -> Any:
+    line: dict[str, Any] = {
+        "measure": choose(draw, faulty, st.sampled_from(MEASURE_CODES),
+                          st.sampled_from(["vaccinations", "", "x" * 33, "consultation"])),
+        "sex": choose(draw, faulty, st.sampled_from(sorted(SEXES))),
+        "age_band": choose(draw, faulty, st.sampled_from(AGE_BANDS)),
+        "count": choose(draw, faulty, st.integers(0, MAX_COUNT), ODD_INTS),
+    }
+    if draw(st.booleans()):
+        line["condition"] = choose(draw, faulty, st.one_of(
+            st.none(), st.sampled_from(sorted(ICD10_CHAPTERS))), st.just("XXIII"))
+    if faulty:
+        for name in draw(st.lists(st.sampled_from(sorted(line)), max_size=2)):
+            if draw(st.integers(0, 3)) == 0:
+                line.pop(name, None)  # a missing field
+        if draw(st.integers(0, 9)) == 0:
+            line[draw(st.sampled_from(["extra", "Count", "note", "_schema"]))] = draw(json_values)
+        if draw(st.integers(0, 19)) == 0:
+            return draw(json_values)
+    return line
+
+
+# A small pool of valid lines, so that duplicates (same measure, sex, band, condition) happen.
+POOL = [{"measure": m, "sex": s, "age_band": b, "count": 3}
+        for m in ("consultations", "procedures") for s in ("F", "M") for b in AGE_BANDS[:2]]
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> Any:
+    faulty = draw(st.booleans())
+    body: dict[str, Any] = {
+        "id": choose(draw, faulty, st.uuids().map(str)),
+        "caravan_id": choose(draw, faulty, st.integers(1, MAX_ID), ints(1, MAX_ID)),
+        "day": choose(draw, faulty, st.dates(dt.date(2020, 1, 1), dt.date(2030, 12, 31))
+                      .map(dt.date.isoformat)),
+        "specialty": choose(draw, faulty, st.sampled_from(sorted(SPECIALTIES)),
+                            st.sampled_from(["XYZ", "", "OPHTHALMO", "oph"])),
+        "lines": draw(st.one_of(
+            st.lists(tally_lines(faulty), min_size=0 if faulty else 1, max_size=4),
+            st.lists(st.sampled_from(POOL), min_size=1, max_size=6),
+            st.lists(st.sampled_from(POOL), min_size=1, max_size=6).map(
+                lambda chosen: [dict(line, count=n) for n, line in enumerate(chosen)]),
+            *([json_values] if faulty else []),
+        )),
+    }
+    if draw(st.booleans()):
+        body["site_id"] = choose(draw, faulty, st.one_of(st.none(), st.integers(1, MAX_ID)),
+                                 ints(1, MAX_ID))
+    if draw(st.booleans()):
+        body["enrollment_id"] = choose(draw, faulty, st.one_of(st.none(),
+                                                               st.integers(1, MAX_ID)),
+                                       ints(1, MAX_ID))
+    if draw(st.booleans()):
+        body["note"] = choose(draw, faulty, st.one_of(st.none(), st.text(max_size=20)),
+                              st.sampled_from(["é" * 500, "é" * 501, "a\x00b"]))
+    if faulty:
+        for name in draw(st.lists(st.sampled_from(sorted(body)), max_size=2)):
+            if draw(st.integers(0, 3)) == 0:
+                body.pop(name, None)
+        if draw(st.integers(0, 9)) == 0:
+            body[draw(st.sampled_from(["extra", "ID", "lines_count", "version"]))] = \
+                draw(json_values)
+        if draw(st.integers(0, 19)) == 0:
+            return draw(json_values)
+    return body
+
+
+def error_keys(messages: Any) -> Any:
+    """The shape of marshmallow's messages: nested keys, None for a list of messages."""
+    if isinstance(messages, dict):
+        return {key: error_keys(value) for key, value in messages.items()}
+    return None
+
+
+def marshmallow_load(body: Any) -> tuple[Any, Any]:
+    try:
+        return Schema.load(SCHEMA, body), {}  # the schema's own marshmallow path
+    except ValidationError as error:
+        return None, error_keys(error.messages)
+
+
+ACCEPTED: list[bool] = []
+
+
+def check_same(body: Any) -> None:
+    fast = fast_load_submission(body)
+    assert fast == marshmallow_load(body)
+    ACCEPTED.append(not fast[1])
+
+
+@SETTINGS
+@given(body=bodies())
+def test_fast_validator_agrees_with_marshmallow(app, body):
+    check_same(body)
+
+
+def test_the_generated_bodies_were_both_accepted_and_refused():
+    # Runs after the property test above (same module, file order): it must have seen both.
+    if ACCEPTED:
+        assert 0.2 < sum(ACCEPTED) / len(ACCEPTED) < 0.8, sum(ACCEPTED) / len(ACCEPTED)
+
+
+@SETTINGS
+@given(chosen=st.lists(st.sampled_from(POOL), min_size=1, max_size=4), extra=st.integers(0, 2))
+def test_line_count_limit_agrees(app, chosen, extra):
+    # Exactly 500 distinct lines pass; 501 are refused (distinct or not).
+    distinct = [{"measure": "consultations", "sex": sex, "age_band": band, "condition": None,
+                 "count": 1} for sex in SEXES for band in AGE_BANDS]
+    many = (distinct * 21)[: 500 + extra]
+    body = {"id": str(uuid.uuid4()), "caravan_id": 1, "day": "2026-11-28", "specialty": "OPH",
+            "lines": many}
+    check_same(body)
+    check_same(dict(body, lines=[*chosen, *distinct][:501]))
+
+
+@pytest.mark.parametrize("body", [
+    None, [], "text", 12, {},
+    {"id": str(uuid.uuid4()), "caravan_id": True, "day": "2026-11-28", "specialty": "OPH",
+     "lines": [{"measure": "consultations", "sex": "F", "age_band": "0-4", "count": 1.0}]},
+    {"id": str(uuid.uuid4()), "caravan_id": 1, "day": "2026-11-28", "specialty": "OPH",
+     "lines": [{"measure": "consultations", "sex": "F", "age_band": "0-4", "count": False}]},
+    {"id": str(uuid.uuid4()), "caravan_id": 1, "day": "2026-11-28", "specialty": "OPH",
+     "lines": [None, [], {"measure": "consultations", "sex": "F", "age_band": "0-4",
+                          "count": 1, "condition": "XXIII"}]},
+    {"id": str(uuid.uuid4()).replace("-", ""), "caravan_id": 1, "day": "2026-11-28",
+     "specialty": "OPH", "lines": [{"measure": "consultations", "sex": "F", "age_band": "0-4",
+                                    "count": 1}, {"measure": "consultations", "sex": "F",
+                                                  "age_band": "0-4", "count": 2}]},
+])
+def test_edge_bodies_agree(app, body):
+    check_same(body)
+
+
+def test_the_schema_loads_through_the_fast_path_with_marshmallow_messages(app):
+    body = {"id": str(uuid.uuid4()), "caravan_id": 1, "day": "2026-11-28", "specialty": "OPH",
+            "lines": [{"measure": "consultations", "sex": "F", "age_band": "0-4", "count": 1}]}
+    assert SCHEMA.load(body) == Schema.load(SCHEMA, body)
+    bad = dict(body, lines=[{"measure": "nope", "sex": "X", "age_band": "0-4", "count": -1}])
+    with pytest.raises(ValidationError) as fast:
+        SCHEMA.load(bad)
+    with pytest.raises(ValidationError) as slow:
+        Schema.load(SCHEMA, bad)
+    assert fast.value.messages == slow.value.messages
+
+
+def test_a_measure_added_by_an_admin_is_accepted_at_once(client, app):
+    caravan, _, header = field_setup()
+    body = payload(caravan, lines=[{"measure": "vaccinations", "sex": "F", "age_band": "0-4",
+                                    "count": 3}])
+    refused = client.post("/api/v1/submissions", json=body, headers=header)
+    assert refused.status_code == 422
+    assert "Unknown measure vaccinations" in str(refused.json["errors"])
+    admin = make_user("admin")
+    added = client.post("/api/v1/measures", headers=auth(admin), json={
+        "code": "vaccinations", "label_fr": "Vaccinations", "label_ar": "التلقيحات",
+        "label_en": "Vaccinations"})
+    assert added.status_code == 201, added.json
+    accepted = client.post("/api/v1/submissions", json=body, headers=header)
+    assert accepted.status_code == 201, accepted.json
+
+
+def test_the_answer_is_what_the_response_schema_would_dump(client, app):
+    caravan, _, header = field_setup()
+    body = payload(caravan, specialty="DER", note="Électricité coupée",
+                   lines=[{"measure": "consultations", "sex": "F", "age_band": "50-64",
+                           "count": 151},
+                          {"measure": "glasses", "sex": "M", "age_band": "65+",
+                           "condition": "VII", "count": 2},
+                          {"measure": "procedures", "sex": "M", "age_band": "65+",
+                           "count": 200}])
+    response = client.post("/api/v1/submissions", json=body, headers=header)
+    assert response.status_code == 201, response.json
+    stored = response.json
+    assert {flag["code"] for flag in stored["flags"]} == {
+        "over_150_consultations", "procedures_above_consultations",
+        "glasses_outside_ophthalmology", "specialty_not_planned"}
+    assert SubmissionSchema().dump(stored) == stored
+    db.session.rollback()
+    again = client.get(f"/api/v1/submissions/{body['id']}", headers=header).json
+    assert {key: again[key] for key in stored} == stored
+
+
+def _post(client, header, body, status=201):
+    response = client.post("/api/v1/submissions", json=body, headers=header)
+    assert response.status_code == status, response.json
+    return response.json
+
+
+def test_the_daily_volume_counts_only_what_aggregates_count(client, app):
+    # The one-statement insert on PostgreSQL spells counted_lines() out: rejected submissions,
+    # amended-away versions, other days and other volunteers never add to a volunteer's day.
+    caravan, _, header = field_setup(last_day=DAY + dt.timedelta(days=1))
+    _, other_header = make_enrollment(
+        caravan, display_name="Dr Karim")
+    db.session.commit()
+    coordinator = auth(make_user("coordinator", regions=["08"]))
+    rejected = _post(client, header, payload(caravan, lines=lines(consultations=140)))
+    review = client.post(f"/api/v1/submissions/{rejected['id']}/review", headers=coordinator,
+                         json={"status": "rejected", "reason": "Counted twice."})
+    assert review.status_code == 200, review.json
+    amended = _post(client, header, payload(caravan, lines=lines(consultations=140)))
+    put = client.put(f"/api/v1/submissions/{amended['id']}", headers=header, json=dict(
+        payload(caravan, lines=lines(consultations=10)), id=amended["id"]))
+    assert put.status_code == 200, put.json
+    _post(client, other_header, payload(caravan, lines=lines(consultations=140)))
+    tomorrow = (DAY + dt.timedelta(days=1)).isoformat()
+    _post(client, header, payload(caravan, day=tomorrow, lines=lines(consultations=140)))
+    # 14 (amended) + 126 + 4 = 144 consultations that day: no flag; 7 more: 151, flagged.
+    assert _post(client, header, payload(caravan, lines=lines(consultations=126)))["flags"] == []
+    flagged = _post(client, header, payload(caravan, lines=lines(consultations=3)))
+    assert [flag["code"] for flag in flagged["flags"]] == ["over_150_consultations"]
+    assert flagged["flags"][0]["message"].startswith("151 consultations")
+    db.session.rollback()
+    stored = client.get(f"/api/v1/submissions/{flagged['id']}", headers=header).json
+    assert stored["flags"] == flagged["flags"]
+
+
+def test_a_site_of_another_caravan_stores_nothing(client, app):
+    caravan, _, header = field_setup()
+    other = make_caravan(first_day=DAY, sites=(("Dispensaire", 30.3, -5.8),))
+    db.session.commit()
+    body = payload(caravan, site_id=other.sites[0].id)
+    refused = _post(client, header, body, status=422)
+    assert "is not a site of this caravan" in refused["errors"]["site_id"][0]
+    assert client.get(f"/api/v1/submissions/{body['id']}", headers=header).status_code == 404
+    assert _post(client, header, dict(body, site_id=caravan.sites[0].id))["site_id"] == \
+        caravan.sites[0].id
