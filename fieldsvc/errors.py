@@ -197,11 +197,11 @@ def refuse_unstorable_text() -> Response | None:
         if found:
             break
     if not found and request.method in {"POST", "PUT", "PATCH"} and request.is_json:
-        body = request.get_json(silent=True, cache=True)
         raw = request.get_data(cache=True)
-        # An ASCII body can only carry NUL or a surrogate as a \u escape: skip the walk without one.
+        # An ASCII body can only carry NUL or a surrogate as a \u escape: without one, neither
+        # parse nor walk it here (the view parses it anyway).
         if not (raw.isascii() and b"\\u" not in raw and b"\x00" not in raw):
-            found = _unstorable_text(body)
+            found = _unstorable_text(request.get_json(silent=True, cache=True))
     if not found:
         return None
     return problem(

@@ -11,11 +11,11 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, has_request_context, request, session
+from flask import Flask, g, has_request_context, request, session
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import joinedload, lazyload
 
 from fieldsvc.errors import Forbidden, Unauthorized, problem
 
@@ -53,11 +53,63 @@ class Principal:
             return f"enrollment:{self.enrollment.id}"
         return None
 
+    @property
+    def enrollment_id(self) -> int | None:
+        """The calling device's enrollment id (None for staff and nobody)."""
+        return self.enrollment.id if self.enrollment is not None else None
+
+    @property
+    def enrollment_caravan_id(self) -> int | None:
+        """The caravan the calling device joined (None for staff and nobody)."""
+        return self.enrollment.caravan_id if self.enrollment is not None else None
+
     def in_region(self, region_code: str | None) -> bool:
         """Whether this principal may act with full detail on a region's data."""
         if self.role == "admin":
             return True
         return self.role == "coordinator" and region_code in self.region_codes
+
+
+class DevicePrincipal(Principal):
+    """A volunteer's device, read with one Core statement (the hot path of every tally).
+
+    ``caravan`` is a snapshot of the caravan's scalar columns (id, region_code, first_day,
+    last_day, closed_at); the ORM ``enrollment`` (with its relationships) is loaded on first use,
+    in the request's session, for the routes that need more than the ids.
+    """
+
+    def __init__(self, enrollment_id: int, caravan: Any) -> None:
+        self.role = VOLUNTEER
+        self.user = None
+        self.region_codes = []
+        self.organization_id = None
+        self._enrollment_id = enrollment_id
+        self.caravan = caravan
+        self._enrollment: Any = None
+
+    @property  # type: ignore[override]
+    def enrollment(self) -> Any:
+        if self._enrollment is None:
+            from fieldsvc.caravans.models import Enrollment
+            from fieldsvc.extensions import db
+
+            self._enrollment = db.session.get(Enrollment, self._enrollment_id)
+        return self._enrollment
+
+    @property
+    def enrollment_id(self) -> int:
+        return self._enrollment_id
+
+    @property
+    def enrollment_caravan_id(self) -> int:
+        return self.caravan.id
+
+    @property
+    def actor_id(self) -> str:
+        return f"enrollment:{self._enrollment_id}"
+
+    def __repr__(self) -> str:
+        return f"DevicePrincipal(enrollment_id={self._enrollment_id}, caravan_id={self.caravan.id})"
 
 
 def current_principal() -> Principal:
@@ -123,6 +175,9 @@ PUBLIC_ENDPOINTS = {"static", "api-docs.openapi_json"}
 def init_security(app: Flask) -> None:
     """Refuse any endpoint that did not declare its audience; add security headers."""
 
+    # The roles each endpoint and method declared, looked up once (views do not change).
+    declared: dict[tuple[str, str], Any] = {}
+
     @app.before_request
     def _deny_undeclared() -> Any:
         # Tests may run several requests in one app context; never reuse a caller.
@@ -135,7 +190,11 @@ def init_security(app: Flask) -> None:
             return None
         if request.method == "OPTIONS":
             return None
-        if allowed_roles(view, request.method) is None:
+        key = (endpoint, request.method)
+        roles = declared.get(key, declared)  # the dict itself: not looked up yet
+        if roles is declared:
+            roles = declared[key] = allowed_roles(view, request.method)
+        if roles is None:
             app.logger.error("Endpoint %s declares no roles; refusing", endpoint)
             return problem(403, "Forbidden", "This address is not open to anyone yet.")
         return None
@@ -143,18 +202,25 @@ def init_security(app: Flask) -> None:
     @app.after_request
     def _security_headers(response: Any) -> Any:
         headers = response.headers
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; "
-            "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-        )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        if current_app.config.get("SESSION_COOKIE_SECURE"):
+        present = {key.lower() for key in headers.keys()}
+        for key, value in SECURITY_HEADERS:
+            if key.lower() not in present:
+                headers.add(key, value)
+        if app.config.get("SESSION_COOKIE_SECURE"):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
+
+
+# Added to every answer that does not set its own (computed once, not per request).
+SECURITY_HEADERS = (
+    ("Content-Security-Policy",
+     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+     "connect-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; "
+     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+)
 
 
 def _load_principal() -> Principal:
@@ -166,12 +232,16 @@ def _load_principal() -> Principal:
         token = header[7:].strip()
         digest = token_digest(token)
         now = dt.datetime.now(dt.UTC)
-        enrollment = db.session.scalar(_enrollment_by_token(), {"digest": digest})
-        if enrollment is not None:
+        row = db.session.connection().execute(_enrollment_by_token(), {"digest": digest}).first()
+        if row is not None:
             from fieldsvc.caravans.services import enrollment_is_live
 
-            if enrollment_is_live(enrollment, now):
-                return Principal(role=VOLUNTEER, enrollment=enrollment)
+            caravan = SimpleNamespace(id=row.caravan_id, region_code=row.region_code,
+                                      first_day=row.first_day, last_day=row.last_day,
+                                      closed_at=row.closed_at)
+            if enrollment_is_live(SimpleNamespace(revoked_at=row.revoked_at, caravan=caravan),
+                                  now):
+                return DevicePrincipal(row.id, caravan)
             raise Unauthorized(
                 "This device token was revoked or has expired; join the caravan again with its code."
             )
@@ -196,19 +266,20 @@ _STATEMENTS: dict[str, Any] = {}
 
 
 def _enrollment_by_token() -> Any:
-    """SELECT an enrollment by token digest with its caravan, built once (building costs more
-    than running it). Devices far outnumber staff, so this runs first on every bearer token;
-    the caravan comes in the same statement and none of its collections (the ingest path needs
-    none of them; anything that does loads them on access)."""
+    """SELECT an enrollment's ids and its caravan's dates by token digest, built once (building
+    costs more than running it). Devices far outnumber staff, so this runs first on every bearer
+    token; it is a Core statement (no ORM objects): the ingest path needs only these columns."""
     statement = _STATEMENTS.get("enrollment")
     if statement is None:
         from fieldsvc.caravans.models import Caravan, Enrollment
 
+        enrollment, caravan = Enrollment.__table__.c, Caravan.__table__.c
         statement = _STATEMENTS["enrollment"] = (
-            select(Enrollment).where(Enrollment.token_hash == bindparam("digest")).options(
-                joinedload(Enrollment.caravan, innerjoin=True).options(
-                    lazyload(Caravan.organizers), lazyload(Caravan.sites),
-                    lazyload(Caravan.specialty_rows))))
+            select(enrollment.id, enrollment.caravan_id, enrollment.revoked_at,
+                   caravan.region_code, caravan.first_day, caravan.last_day, caravan.closed_at)
+            .join_from(Enrollment.__table__, Caravan.__table__,
+                       caravan.id == enrollment.caravan_id)
+            .where(enrollment.token_hash == bindparam("digest")))
     return statement
 
 

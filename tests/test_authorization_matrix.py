@@ -72,6 +72,25 @@ class Case:
     only_as: tuple[str, ...] = ROLES
 
 
+def _fresh_token(world: World, role: str) -> dict[str, str]:
+    """Another bearer token for a staff caller (a device or nobody keeps its own headers)."""
+    from sqlalchemy import select
+
+    from fieldsvc.accounts.models import ApiToken
+    from fieldsvc.accounts.services import issue_token
+    from fieldsvc.extensions import db
+    from fieldsvc.security import token_digest
+
+    headers = world.headers[role]
+    if role not in STAFF:
+        return headers
+    digest = token_digest(headers["Authorization"][7:])
+    user = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest)).user
+    token, _ = issue_token(user)
+    db.session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
 def _caravan_body(world: World, role: str) -> dict[str, Any]:
     return {"title": f"Caravane {role}", "commune": "08.587.01.13", "first_day": "2026-12-05",
             "last_day": "2026-12-06", "specialties": ["GEN"],
@@ -92,6 +111,8 @@ CASES: list[Case] = [
     # accounts
     Case("POST", "/api/v1/tokens", EVERYONE, headers=lambda w, r: w.basic, only_as=("anonymous",),
          why="anyone may log in with a password (basic auth replaces any bearer, so one try)"),
+    Case("DELETE", "/api/v1/tokens", STAFF, headers=lambda w, r: _fresh_token(w, r),
+         why="staff revoke the token they send (a fresh one, so later rows keep theirs)"),
     Case("GET", "/api/v1/me", SIGNED_IN),
     Case("GET", "/api/v1/organizations", STAFF),
     Case("POST", "/api/v1/organizations", ADMIN,

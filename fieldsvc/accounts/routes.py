@@ -88,6 +88,19 @@ def create_token():
     return {"token": token, "expires_at": expires_at}
 
 
+@blp.route("/tokens", methods=["DELETE"])
+@allow(*STAFF_ROLES)
+@blp.doc(security=BEARER)
+@blp.response(204, description="Revoked; the token now gets 401 everywhere")
+@blp.alt_response(422, description="No bearer token in the request (a web session has none)",
+                  content_type="application/problem+json")
+def revoke_token():
+    """Revoke the bearer token this request carries (an API client logging out, a lost token)."""
+    services.revoke_token(request.headers.get("Authorization", ""), current_principal())
+    db.session.commit()
+    return None
+
+
 @blp.route("/me", methods=["GET"])
 @allow(*STAFF_ROLES, VOLUNTEER)
 @blp.doc(security=BEARER)

@@ -108,6 +108,21 @@ def issue_token(user: User) -> tuple[str, ApiToken]:
     return token, row
 
 
+def revoke_token(authorization: str, principal: Principal) -> None:
+    """Delete the caller's own bearer token (idempotent for the row; its next use gets 401)."""
+    from sqlalchemy import delete
+
+    if authorization[:7].lower() != "bearer ":
+        raise ValidationFailed(
+            "Send the token to revoke in the Authorization header (Bearer …); a web session "
+            "ends with the logout button.",
+            errors={"Authorization": ["a bearer token"]})
+    digest = token_digest(authorization[7:].strip())
+    db.session.execute(delete(ApiToken).where(ApiToken.token_hash == digest,
+                                              ApiToken.user_id == principal.user.id))
+    audit("token.revoke", object_type="user", object_id=principal.user.id, principal=principal)
+
+
 def audit(
     action: str,
     *,

@@ -136,7 +136,22 @@ def months_before(day: dt.date, months: int) -> dt.date:
     month += 1
     following = dt.date(year + (month == 12), month % 12 + 1, 1)
     last = (following - dt.timedelta(days=1)).day
+    if (day + dt.timedelta(days=1)).day == 1:
+        return dt.date(year, month, last)  # a month's end: whole months back
     return dt.date(year, month, min(day.day, last))
+
+
+def window_end(as_of: dt.date | None, principal: Principal) -> dt.date | None:
+    """The last day of a needs window: whole months for anyone but an admin.
+
+    A window ending on any day would let two requests a day apart difference one day's
+    consultations out of two published demands (DESIGN: for callers without full detail,
+    periods snap to whole months); a coordinator sees other regions that way too.
+    """
+    if principal.role == "admin":
+        return as_of
+    _, end = suppression.snap_to_months(None, as_of or dt.date.today())
+    return end
 
 
 def percent_ranks(values: Sequence[float]) -> list[float]:
@@ -390,6 +405,31 @@ def _hide_small(commune: CommuneNeed, k: int) -> None:
         commune.hidden.add("unmet")
 
 
+def apply_view(communes: list[CommuneNeed], principal: Principal, weights: dict[str, float],
+               k: int) -> None:
+    """Hide what this caller may not see, re-rank without it, and score every commune.
+
+    A hidden value must not steer anyone's percentile either: where it moved other communes'
+    ranks, the visible percentiles would bound it between two published values. So, for each
+    component something is hidden in, the percentiles this caller gets rank the hidden values at
+    their commune's estimate (the median of publishable neighbours) instead.
+    """
+    for commune in communes:
+        if not suppression.full_detail(principal, regions=[commune.region]):
+            _hide_small(commune, k)
+    for name in {name for commune in communes for name in commune.hidden}:
+        values = [
+            (commune.fallback.get(name) or 0.0) if name in commune.hidden
+            else commune.values[name]
+            for commune in communes
+        ]
+        for commune, rank in zip(communes, percent_ranks(values), strict=True):  # type: ignore[arg-type]
+            commune.percentiles[name] = rank
+    for commune in communes:
+        shown = {n: (None if n in commune.hidden else commune.percentiles[n]) for n in COMPONENTS}
+        commune.score = _score(weights, shown)
+
+
 def need_rows(specialty: str, *, level: str = "commune", weights: dict[str, float] | None = None,
               window_months: int = DEFAULT_WINDOW_MONTHS, as_of: dt.date | None = None,
               principal: Principal | None = None, regions: Sequence[str] = (),
@@ -399,11 +439,7 @@ def need_rows(specialty: str, *, level: str = "commune", weights: dict[str, floa
     communes, meta = commune_needs(specialty, window_months=window_months, as_of=as_of)
     principal = principal or Principal()
     k = suppression.suppression_k()
-    for commune in communes:
-        if not suppression.full_detail(principal, regions=[commune.region]):
-            _hide_small(commune, k)
-        shown = {n: (None if n in commune.hidden else commune.percentiles[n]) for n in COMPONENTS}
-        commune.score = _score(weights, shown)
+    apply_view(communes, principal, weights, k)
 
     if level == "commune":
         rows = [_commune_row(c, weights) for c in communes]

@@ -129,15 +129,11 @@ def make_plan(body: dict[str, Any], principal: Principal) -> dict[str, Any]:
 
     by_specialty: dict[str, dict[str, needs_module.CommuneNeed]] = {}
     for code in sorted(set(team) | set(SUGGESTED_SPECIALTIES) & known):
-        communes, _ = needs_module.commune_needs(code, window_months=window)
+        communes, _ = needs_module.commune_needs(
+            code, window_months=window, as_of=needs_module.window_end(None, principal))
         k = _k()
         weights = needs_module.parse_weights(None)
-        for c in communes:
-            if not _full(principal, c):
-                needs_module._hide_small(c, k)  # noqa: SLF001 - same domain
-            shown = {n: (None if n in c.hidden else c.percentiles[n])
-                     for n in needs_module.COMPONENTS}
-            c.score = needs_module._score(weights, shown)  # noqa: SLF001
+        needs_module.apply_view(communes, principal, weights, k)
         by_specialty[code] = {c.code: c for c in communes}
 
     any_specialty = next(iter(by_specialty.values()))
@@ -232,12 +228,6 @@ def make_plan(body: dict[str, Any], principal: Principal) -> dict[str, Any]:
         "nearest_neighbour_km": round(tour_length(greedy, distance), 1) if greedy else 0.0,
         "specialties": specialties,
     }
-
-
-def _full(principal: Principal, c: needs_module.CommuneNeed) -> bool:
-    from fieldsvc.insights import suppression
-
-    return suppression.full_detail(principal, regions=[c.region])
 
 
 def _k() -> int:

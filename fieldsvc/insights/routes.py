@@ -142,7 +142,7 @@ def get_needs(args: dict[str, Any]):
         level=args["level"],
         weights=needs.parse_weights(args.get("weights")),
         window_months=args["window_months"],
-        as_of=args.get("as_of"),
+        as_of=needs.window_end(args.get("as_of"), current_principal()),
         principal=current_principal(),
         regions=services._split(args.get("region")),  # noqa: SLF001 - same domain
         provinces=services._split(args.get("province")),  # noqa: SLF001

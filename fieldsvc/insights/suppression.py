@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,12 +87,18 @@ class Suppression:
         return self.cells.get(key)
 
 
-def suppress_table(values: Mapping[Key, int], k: int) -> Suppression:
+def suppress_table(values: Mapping[Key, int], k: int,
+                   parents: Mapping[int, Callable[[Any], Hashable]] | None = None) -> Suppression:
     """Decide primary and complementary suppression for a table of non-negative counts.
 
     ``values`` maps each present cell (a tuple with one value per dimension) to its count;
-    combinations not in it are zeros the caller can see are absent.
+    combinations not in it are zeros the caller can see are absent. ``parents`` maps a
+    dimension (by position) whose values nest in a coarser one (a province in its region, a month
+    in its quarter) to the function giving that coarser value: a cube then pairs values with the
+    same parent only, and line protection covers those groups too, so that the coarser query
+    (``by=region`` beside ``by=province``) cannot difference a hidden cell out.
     """
+    parents = parents or {}
     values = {key: int(value) for key, value in values.items()}
     total = sum(values.values())
     total_status = PRIMARY if 0 < total < k else None
@@ -108,20 +114,23 @@ def suppress_table(values: Mapping[Key, int], k: int) -> Suppression:
     for key in values:
         for j in varying:
             lines.setdefault((j, key[:j] + key[j + 1:]), []).append(key)
+            if j in parents:
+                lines.setdefault((j, key[:j] + key[j + 1:], parents[j](key[j])),
+                                 []).append(key)
     for members in lines.values():
         members.sort(key=lambda m: values[m])  # smallest first: the cheapest partners
     protected: set[Key] = set()
     for cell in sorted(hidden, key=lambda c: (values[c], _sort_key(c))):
         if cell in protected:
             continue
-        cube = _best_cube(cell, values, hidden, lines, varying, k)
+        cube = _best_cube(cell, values, hidden, lines, varying, k, parents)
         if cube is None:
             continue
         for corner in cube:
             if corner not in hidden:
                 hidden[corner] = COMPLEMENTARY
         protected.update(cube)
-    _protect_lines(values, hidden, protected, lines, varying, k)
+    _protect_lines(values, hidden, protected, lines, varying, k, parents)
     _protect_against_total(values, hidden, protected, k)
     return Suppression(hidden, total_status)
 
@@ -133,8 +142,9 @@ def _sort_key(value: Any) -> tuple:
 
 
 def _best_cube(cell: Key, values: Mapping[Key, int], hidden: Mapping[Key, str],
-               lines: Mapping[tuple[int, Key], list[Key]], varying: Sequence[int],
-               k: int) -> list[Key] | None:
+               lines: Mapping[tuple, list[Key]], varying: Sequence[int],
+               k: int, parents: Mapping[int, Callable[[Any], Hashable]] | None = None,
+               ) -> list[Key] | None:
     """The cheapest hypercube through ``cell`` whose corners all keep a range >= k wide."""
     limit = _CANDIDATES_PER_DIMENSION.get(len(varying), 4)
     choices: list[list[Hashable]] = []
@@ -146,6 +156,8 @@ def _best_cube(cell: Key, values: Mapping[Key, int], hidden: Mapping[Key, str],
             value = values[neighbour]
             if other == cell[j] or value == 0:
                 continue  # an odd corner of 0 cannot move; an even one adds nothing
+            if parents and j in parents and parents[j](other) != parents[j](cell[j]):
+                continue  # moving across parents would change a coarser query's figures
             options.append(((0 if neighbour in hidden else 1, value), position, other))
             if len(options) >= 2 * limit:
                 break
@@ -193,11 +205,13 @@ def _best_cube(cell: Key, values: Mapping[Key, int], hidden: Mapping[Key, str],
 
 
 def _protect_lines(values: Mapping[Key, int], hidden: dict[Key, str], protected: set[Key],
-                   lines: Mapping[tuple[int, Key], list[Key]], varying: Sequence[int],
-                   k: int) -> None:
+                   lines: Mapping[tuple, list[Key]], varying: Sequence[int],
+                   k: int, parents: Mapping[int, Callable[[Any], Hashable]] | None = None,
+                   ) -> None:
     """Cells no cube protects: in every row, column or layer through them whose sum a coarser
     query would show (>= k), keep at least two hidden cells adding up to k or more."""
-    line_sums: dict[tuple[int, Key], int] = {}
+    parents = parents or {}
+    line_sums: dict[tuple, int] = {}
     pending = [c for c in hidden if c not in protected]
     checked: set[Key] = set()
     while pending:
@@ -205,8 +219,12 @@ def _protect_lines(values: Mapping[Key, int], hidden: dict[Key, str], protected:
         if cell in checked:
             continue
         checked.add(cell)
+        through: list[tuple] = []
         for j in varying:
-            line = (j, cell[:j] + cell[j + 1:])
+            through.append((j, cell[:j] + cell[j + 1:]))
+            if j in parents:
+                through.append((j, cell[:j] + cell[j + 1:], parents[j](cell[j])))
+        for line in through:
             members = lines[line]
             if line not in line_sums:
                 line_sums[line] = sum(values[m] for m in members)
@@ -259,6 +277,20 @@ def unprotectable(values: Mapping[Key, int], suppression: Suppression, k: int) -
     return len(suppression.cells) < 2 or hidden_sum < k
 
 
+def _quarter_of_month(month: Any) -> Hashable:
+    text = str(month or "")
+    return text[:4] + "-Q" + str((int(text[5:7]) - 1) // 3 + 1) if len(text) >= 7 else text
+
+
+# Dimensions whose values nest in a coarser dimension's, and how to find that coarser value.
+PARENTS: dict[str, Callable[[Any], Hashable]] = {
+    "province": lambda code: str(code or "")[:2],
+    "commune": lambda code: str(code or "")[:6],
+    "month": _quarter_of_month,
+    "quarter": lambda quarter: str(quarter or "")[:4],
+}
+
+
 # --- applying it to summary rows --------------------------------------------------------------
 
 
@@ -275,7 +307,9 @@ def suppress_rows(rows: list[dict[str, Any]], dimensions: Sequence[str],
                 row["count"] = None
                 row["suppressed"] = status
         return rows, None if status else total, status
-    result = suppress_table(values, k)
+    parents = {position: PARENTS[name] for position, name in enumerate(dimensions)
+               if name in PARENTS}
+    result = suppress_table(values, k, parents)
     total_status = result.total
     if unprotectable(values, result, k):
         total_status = COMPLEMENTARY

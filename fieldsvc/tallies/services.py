@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
+from flask import request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Subquery, bindparam, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,7 +22,7 @@ from fieldsvc.caravans.services import LATE_SYNC_DAYS
 from fieldsvc.db import utcnow
 from fieldsvc.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from fieldsvc.extensions import db
-from fieldsvc.security import Principal
+from fieldsvc.security import DevicePrincipal, Principal
 from fieldsvc.tallies.models import Submission, SubmissionVersion, TallyLine
 
 
@@ -232,7 +233,7 @@ def _caravan_for(caravan_id: int) -> Caravan:
 
 def _check_write_scope(principal: Principal, caravan: Caravan) -> None:
     if principal.role == "volunteer":
-        if principal.enrollment.caravan_id != caravan.id:
+        if principal.enrollment_caravan_id != caravan.id:
             raise Forbidden(str(_l(
                 "Your device token is for another caravan; join caravan %(id)s with its code "
                 "to send tallies there.", id=caravan.id)))
@@ -254,7 +255,7 @@ def _volunteer_enrollment_ids(principal: Principal) -> Any:
 def _owns(principal: Principal, submission: Submission) -> bool:
     if submission.enrollment_id is None:
         return False
-    if submission.enrollment_id == principal.enrollment.id:
+    if submission.enrollment_id == principal.enrollment_id:
         return True
     return submission.enrollment_id in set(db.session.scalars(_volunteer_enrollment_ids(principal)))
 
@@ -314,11 +315,11 @@ def _enrollment_for(principal: Principal, caravan: Caravan, content: dict[str, A
     """The volunteer enrollment a submission belongs to (paper sheets: the one named)."""
     wanted = content.get("enrollment_id")
     if principal.role == "volunteer":
-        if wanted is not None and wanted != principal.enrollment.id:
+        if wanted is not None and wanted != principal.enrollment_id:
             raise ValidationFailed(
                 str(_l("A device sends its own tallies; leave enrollment_id out.")),
                 errors={"enrollment_id": [str(_l("Leave enrollment_id out; it is your token's."))]})
-        return principal.enrollment.id
+        return principal.enrollment_id
     if wanted is None:
         return None
     enrollment = db.session.get(Enrollment, wanted)
@@ -547,7 +548,7 @@ def _checks_need_no_database(principal: Principal, caravan: Caravan, content: di
                              today: dt.date | None) -> bool:
     """Whether every check but the site's passes without reading anything (the usual tally)."""
     wanted = content.get("enrollment_id")
-    if wanted is not None and (principal.role != "volunteer" or wanted != principal.enrollment.id):
+    if wanted is not None and (principal.role != "volunteer" or wanted != principal.enrollment_id):
         return False
     try:
         _check_content(principal, caravan, content, today, site_ok=True)
@@ -630,8 +631,9 @@ def submit(content: dict[str, Any], principal: Principal, *,
     Returns the API body and whether it was created (201) rather than replayed (200).
     """
     submission_id = str(content["id"])
-    if principal.role == "volunteer" and principal.enrollment.caravan_id == content["caravan_id"]:
-        caravan = principal.enrollment.caravan  # loaded with the token, in the same statement
+    if principal.role == "volunteer" and principal.enrollment_caravan_id == content["caravan_id"]:
+        # Read with the token, in the same statement (a device's: the columns the checks need).
+        caravan = getattr(principal, "caravan", None) or principal.enrollment.caravan
     else:
         caravan = _caravan_for(content["caravan_id"])
     _check_write_scope(principal, caravan)
@@ -639,12 +641,12 @@ def submit(content: dict[str, Any], principal: Principal, *,
     postgresql = db.session.get_bind().dialect.name == "postgresql"
     if postgresql and _checks_need_no_database(principal, caravan, content, today):
         # The one statement below reads the flags' context and checks the site itself.
-        enrollment_id = principal.enrollment.id if principal.role == "volunteer" else None
+        enrollment_id = principal.enrollment_id if principal.role == "volunteer" else None
     else:
         try:
             # The enrollment it will belong to, if it passes _enrollment_for (checked after the
             # content, as ever): the flags' context is read in one statement before either check.
-            tentative = (principal.enrollment.id if principal.role == "volunteer"
+            tentative = (principal.enrollment_id if principal.role == "volunteer"
                          else content.get("enrollment_id"))
             context = flag_context(caravan.id, submission_id, tentative, content)
             _check_content(principal, caravan, content, today, site_ok=context.site_ok)
@@ -662,8 +664,7 @@ def submit(content: dict[str, Any], principal: Principal, *,
             "specialty_code": content["specialty"], "content_hash": digest,
             "note": content.get("note"), "entered_by_id": entered_by_id, "created_at": now,
         }
-        event = _audit_create(principal, caravan, submission_id, content, entered_by_id)
-        db.session.expunge(event)  # written by the same statement, with the submission
+        event = _audit_create_values(principal, caravan, submission_id, content, entered_by_id)
         lines = canonical_lines(content["lines"])
         context, version_id = _create_postgresql(
             row, values, lines, plausibility_flags(caravan, content, planned=True), event)
@@ -705,6 +706,23 @@ def _audit_create(principal: Principal, caravan: Caravan, submission_id: str,
                  paper=entered_by_id is not None)
 
 
+def _audit_create_values(principal: Principal, caravan: Caravan, submission_id: str,
+                         content: dict[str, Any], entered_by_id: int | None) -> Any:
+    """The audit event of a new submission, for the statement that writes it with the
+    submission: a device's as audit() would record it, without an ORM object (the hot path);
+    anyone else's through audit() itself."""
+    if isinstance(principal, DevicePrincipal):
+        return SimpleNamespace(
+            actor_kind="volunteer", actor_id=principal.actor_id, action="submission.create",
+            object_type="submission", object_id=submission_id, region_code=caravan.region_code,
+            detail={"caravan_id": caravan.id, "version": 1, "day": content["day"].isoformat(),
+                    "specialty": content["specialty"], "paper": entered_by_id is not None,
+                    "ip": request.remote_addr})
+    event = _audit_create(principal, caravan, submission_id, content, entered_by_id)
+    db.session.expunge(event)  # written by the same statement, with the submission
+    return event
+
+
 def amend(submission_id: str, content: dict[str, Any], principal: Principal, *,
           today: dt.date | None = None) -> tuple[dict[str, Any], bool]:
     """Make a new version when the content differs; returns the body and whether it changed."""
@@ -712,13 +730,14 @@ def amend(submission_id: str, content: dict[str, Any], principal: Principal, *,
     if submission is None:
         raise NotFound(str(_l(
             "No submission has this id; send it first with POST /api/v1/submissions.")))
-    if content.get("id") is not None and str(content["id"]) != submission_id:
-        message = str(_l("The id in the body must be the id in the address."))
-        raise ValidationFailed(message, errors={"id": [message]})
+    # Who may touch it first: a mismatched body must not reveal that someone else's id exists.
     if principal.role == "volunteer" and not _owns(principal, submission):
         raise NotFound(str(_l("No submission of yours has this id.")))
     caravan = db.session.get(Caravan, submission.caravan_id)
     _check_write_scope(principal, caravan)
+    if content.get("id") is not None and str(content["id"]) != submission_id:
+        message = str(_l("The id in the body must be the id in the address."))
+        raise ValidationFailed(message, errors={"id": [message]})
     if content["caravan_id"] != submission.caravan_id:
         message = str(_l("A submission stays with its caravan; send a new one for caravan %(id)s.",
                          id=content["caravan_id"]))
@@ -828,7 +847,7 @@ def completeness(caravan_id: int, principal: Principal) -> dict[str, Any]:
         raise NotFound(str(_l("No caravan has id %(id)s.", id=caravan_id)))
     allowed = (
         principal.in_region(caravan.region_code)
-        or (principal.role == "volunteer" and principal.enrollment.caravan_id == caravan.id)
+        or (principal.role == "volunteer" and principal.enrollment_caravan_id == caravan.id)
         or (principal.role == "planner" and principal.organization_id is not None
             and principal.organization_id in {org.id for org in caravan.organizers})
     )
