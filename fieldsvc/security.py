@@ -255,6 +255,10 @@ def _load_principal() -> Principal:
             raise Unauthorized("This token has expired; ask for a new one at /api/v1/tokens.")
         raise Unauthorized("Unknown bearer token; join with a code or ask for a new token.")
     user_id = session.get("user_id")
+    # The API is exempt from CSRF tokens, so a session cookie may only read it; changes through
+    # the API need a bearer token (pages post forms, which carry CSRF tokens).
+    if request.path.startswith("/api/") and request.method not in {"GET", "HEAD", "OPTIONS"}:
+        user_id = None
     if user_id is not None:
         user = db.session.get(User, user_id)
         if user is not None and user.active:

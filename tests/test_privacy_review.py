@@ -481,3 +481,22 @@ def test_staff_can_revoke_a_bearer_token(app, client, db):
     assert client.get("/api/v1/me", headers=kept).status_code == 200
     events = client.get("/api/v1/audit?action=token.revoke", headers=auth(make_user("admin")))
     assert len(events.json) == 1
+
+
+def test_a_session_cookie_cannot_change_anything_through_the_api(app, client, db):
+    """The API skips CSRF tokens, so a logged-in browser may read it but only bearer tokens write."""
+    make_areas()
+    make_user("coordinator", regions=["08"], username="sara", password="correct horse battery")
+    db.session.commit()
+    with client.session_transaction() as session:
+        from sqlalchemy import select
+
+        from fieldsvc.accounts.models import User
+
+        session["user_id"] = db.session.scalar(select(User.id).where(User.username == "sara"))
+    assert client.get("/api/v1/me").status_code == 200
+    response = client.post("/api/v1/caravans", json={
+        "title": "Caravane", "commune": "08.587.01.13", "first_day": "2026-12-01",
+        "last_day": "2026-12-02", "specialties": ["GEN"]})
+    assert response.status_code == 401
+    assert response.content_type == "application/problem+json"
