@@ -36,24 +36,31 @@ def _psycopg_url(url: str) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def postgres_database_url() -> Iterator[str]:
-    """Create a throw-away PostgreSQL database for this test session."""
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """Create a PostgreSQL database of our own, yield its URL, drop it afterwards."""
     if not PG_ADMIN_URL:
         require_or_skip("PostgreSQL tests need FIELDSVC_TEST_POSTGRES_URL")
     import psycopg
 
     admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    name = f"fieldsvc_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as error:
         require_or_skip(f"PostgreSQL unreachable at {admin}: {error}")
     base, _, _ = admin.rpartition("/")
-    yield _psycopg_url(f"{base}/{name}")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield _psycopg_url(f"{base}/{name}")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    """A throw-away PostgreSQL database for this test session."""
+    yield from throwaway_postgres("fieldsvc_test")
 
 
 def _make_app(url: str, instance: str) -> Flask:

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, _psycopg_url, require_or_skip
+from tests.conftest import throwaway_postgres
 
 SUBMISSIONS = 240
 SENDERS = 8
@@ -41,23 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def crash_database() -> Any:
     """A throw-away PostgreSQL database of its own (the server writes to it from outside)."""
-    if not PG_ADMIN_URL:
-        require_or_skip("PostgreSQL tests need FIELDSVC_TEST_POSTGRES_URL")
-    import psycopg
-
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    name = f"fieldsvc_crash_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as error:
-        require_or_skip(f"PostgreSQL unreachable at {admin}: {error}")
-    base, _, _ = admin.rpartition("/")
-    try:
-        yield _psycopg_url(f"{base}/{name}")
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from throwaway_postgres("fieldsvc_crash")
 
 
 def _prepare(url: str) -> tuple[int, dict[str, str], dt.date]:
