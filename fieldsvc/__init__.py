@@ -75,11 +75,23 @@ def _select_locale() -> str | None:
 
     if not has_request_context():  # CLI commands (demo load) translate in the default locale
         return None
-    languages = ["fr", "ar", "en"]
+    languages = _LANGUAGES
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in languages:
         return chosen
-    return request.accept_languages.best_match(languages) or "fr"
+    # Phones send the same few Accept-Language headers again and again: parse each once.
+    header = request.headers.get("Accept-Language", "")
+    best = _BEST_LANGUAGE.get(header)
+    if best is None:
+        best = request.accept_languages.best_match(languages) or "fr"
+        if len(_BEST_LANGUAGE) >= 512:
+            _BEST_LANGUAGE.clear()
+        _BEST_LANGUAGE[header] = best
+    return best
+
+
+_LANGUAGES = ["fr", "ar", "en"]
+_BEST_LANGUAGE: dict[str, str] = {}  # Accept-Language header -> locale (bounded)
 
 
 def _migrations_dir() -> str:
