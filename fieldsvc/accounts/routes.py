@@ -23,7 +23,6 @@ from fieldsvc.security import ALL_ROLES, STAFF_ROLES, VOLUNTEER, allow, current_
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1",
                 description="Staff tokens, the caller and organizations")
 
-BEARER = [{"bearer": []}]
 
 EXAMPLE_ORGANIZATION = {"id": 1, "name": "Association Wahat Al-Khair",
                         "name_ar": "جمعية واحة الخير", "kind": "association"}
@@ -90,7 +89,6 @@ def create_token():
 
 @blp.route("/tokens", methods=["DELETE"])
 @allow(*STAFF_ROLES)
-@blp.doc(security=BEARER)
 @blp.response(204, description="Revoked; the token now gets 401 everywhere")
 @blp.alt_response(422, description="No bearer token in the request (a web session has none)",
                   content_type="application/problem+json")
@@ -103,7 +101,6 @@ def revoke_token():
 
 @blp.route("/me", methods=["GET"])
 @allow(*STAFF_ROLES, VOLUNTEER)
-@blp.doc(security=BEARER)
 @blp.response(200, MeSchema, examples=EXAMPLE_ME)
 def me():
     """Describe the caller: role, regions and organization (or, for a volunteer, the caravan)."""
@@ -121,7 +118,6 @@ def me():
 
 @blp.route("/organizations", methods=["GET"])
 @allow(*STAFF_ROLES)
-@blp.doc(security=BEARER)
 @blp.response(200, OrganizationSchema(many=True), example=EXAMPLE_ORGANIZATIONS)
 def list_organizations():
     """List associations, commune councils and partners."""
@@ -130,7 +126,6 @@ def list_organizations():
 
 @blp.route("/organizations", methods=["POST"])
 @allow("admin")
-@blp.doc(security=BEARER)
 @blp.arguments(OrganizationSchema, example={"name": "Commune de Zagora", "name_ar": "جماعة زاكورة",
                                             "kind": "commune_council"})
 @blp.response(201, OrganizationSchema, example=EXAMPLE_ORGANIZATIONS[1])
@@ -145,7 +140,6 @@ def create_organization(data: dict[str, Any]):
 
 @blp.route("/users", methods=["GET"])
 @allow("admin")
-@blp.doc(security=BEARER)
 @blp.response(200, UserSchema(many=True), example=EXAMPLE_USERS)
 def list_users():
     """List staff accounts with their roles, regions and organizations (admin)."""
@@ -154,7 +148,6 @@ def list_users():
 
 @blp.route("/audit", methods=["GET"])
 @allow("admin", "coordinator")
-@blp.doc(security=BEARER)
 @blp.arguments(AuditQuerySchema, location="query")
 @blp.response(200, AuditEventSchema(many=True), example=[{
     "id": 301, "at": "2026-11-27T07:58:00+00:00", "actor_kind": "volunteer",

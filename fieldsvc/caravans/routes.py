@@ -30,7 +30,6 @@ from fieldsvc.caravans.schemas import (
 from fieldsvc.extensions import db
 from fieldsvc.security import ALL_ROLES, STAFF_ROLES, allow, current_principal
 
-BEARER = [{"bearer": []}]
 PROBLEM = "application/problem+json"
 
 blp = Blueprint("caravans", __name__, url_prefix="/api/v1",
@@ -61,7 +60,6 @@ EXAMPLE_ENROLLMENT = {"id": 41, "caravan_id": 12, "display_name": "Dr Amina Benn
 
 @blp.route("/caravans", methods=["POST"])
 @allow("admin", "coordinator")
-@blp.doc(security=BEARER)
 @blp.arguments(CaravanCreateSchema, example=EXAMPLE_CREATE)
 @blp.response(201, CaravanSchema, example=EXAMPLE_CARAVAN)
 @blp.alt_response(422, description="Invalid input; a refused point shows what was understood",
@@ -85,7 +83,6 @@ def create_caravan(data: dict[str, Any]):
 
 @blp.route("/caravans", methods=["GET"])
 @allow(*STAFF_ROLES)
-@blp.doc(security=BEARER)
 @blp.arguments(CaravanQuerySchema, location="query")
 @blp.response(200, CaravanSchema(many=True), example=[EXAMPLE_CARAVAN])
 @blp.paginate(page_size=50, max_page_size=200)
@@ -100,7 +97,6 @@ def list_caravans(filters: dict[str, Any], pagination_parameters: Any):
 
 @blp.route("/caravans/<int:caravan_id>", methods=["GET"])
 @allow(*STAFF_ROLES, "volunteer")
-@blp.doc(security=BEARER)
 @blp.response(200, CaravanSchema, example=EXAMPLE_CARAVAN)
 def get_caravan(caravan_id: int):
     """Show a caravan (a device token sees only its own caravan)."""
@@ -110,7 +106,6 @@ def get_caravan(caravan_id: int):
 
 @blp.route("/caravans/<int:caravan_id>", methods=["PATCH"])
 @allow("admin", "coordinator")
-@blp.doc(security=BEARER)
 @blp.arguments(CaravanPatchSchema, example={"status": "active", "sites": [
     {"name": "Douar Tissergate", "location": "30 17 30 N, 5 52 10 W"}]})
 @blp.response(200, CaravanSchema, example=EXAMPLE_CARAVAN)
@@ -125,7 +120,6 @@ def update_caravan(data: dict[str, Any], caravan_id: int):
 
 @blp.route("/caravans/<int:caravan_id>/join-code", methods=["POST"])
 @allow("admin", "coordinator")
-@blp.doc(security=BEARER)
 @blp.response(200, JoinCodeSchema, example={"join_code": "P3WE-9RTA",
                                             "join_url": "https://fieldsvc.example.org/join/P3WE-9RTA"})
 def rotate_join_code(caravan_id: int):
@@ -148,7 +142,6 @@ def _qr(caravan_id: int, kind: str) -> Response:
 
 @blp.route("/caravans/<int:caravan_id>/qr.svg", methods=["GET"])
 @allow("admin", "coordinator")
-@blp.doc(security=BEARER)
 @blp.response(200, content_type="image/svg+xml",
               description="A QR code of the join link, as SVG",
               example="<svg xmlns=\"http://www.w3.org/2000/svg\" …</svg>")
@@ -159,7 +152,6 @@ def qr_svg(caravan_id: int):
 
 @blp.route("/caravans/<int:caravan_id>/qr.png", methods=["GET"])
 @allow("admin", "coordinator")
-@blp.doc(security=BEARER)
 @blp.response(200, content_type="image/png", description="A QR code of the join link, as PNG",
               example="(PNG bytes)")
 def qr_png(caravan_id: int):
@@ -169,7 +161,6 @@ def qr_png(caravan_id: int):
 
 @blp.route("/caravans/<int:caravan_id>/enrollments", methods=["GET"])
 @allow("admin", "coordinator")
-@blp.doc(security=BEARER)
 @blp.response(200, EnrollmentSchema(many=True), example=[EXAMPLE_ENROLLMENT])
 def list_enrollments(caravan_id: int):
     """List the devices enrolled in a caravan and whether each token still works."""
@@ -208,7 +199,6 @@ def enroll(data: dict[str, Any]):
 
 @blp.route("/enrollments/<int:enrollment_id>", methods=["DELETE"])
 @allow("admin", "coordinator")
-@blp.doc(security=BEARER)
 @blp.response(204, description="Revoked; the token now gets 401 everywhere")
 @blp.alt_response(404, description="No such enrollment", content_type="application/problem+json",
                   example={"type": "https://fieldsvc.org/problems/not-found", "title": "Not found",
@@ -222,7 +212,6 @@ def revoke_enrollment(enrollment_id: int):
 
 @blp.route("/volunteers/me", methods=["GET"])
 @allow("volunteer")
-@blp.doc(security=BEARER)
 @blp.response(200, VolunteerProfileSchema, example=EXAMPLE_PROFILE)
 def get_my_profile():
     """Show the volunteer profile this device's enrollment points to."""
@@ -231,7 +220,6 @@ def get_my_profile():
 
 @blp.route("/volunteers/me", methods=["POST"])
 @allow("volunteer")
-@blp.doc(security=BEARER)
 @blp.arguments(VolunteerCreateSchema, example={"public_consent": True})
 @blp.response(201, VolunteerProfileSchema, example={**EXAMPLE_PROFILE, "profile_key": "pk_9V0b2…"})
 def create_my_profile(data: dict[str, Any]):
@@ -243,7 +231,6 @@ def create_my_profile(data: dict[str, Any]):
 
 @blp.route("/volunteers/me", methods=["PATCH"])
 @allow("volunteer")
-@blp.doc(security=BEARER)
 @blp.arguments(VolunteerPatchSchema, example={"public_consent": True})
 @blp.response(200, VolunteerProfileSchema, example=EXAMPLE_PROFILE)
 def update_my_profile(data: dict[str, Any]):
