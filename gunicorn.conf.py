@@ -28,3 +28,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # gunicorn's runtime control socket ($HOME/.gunicorn/gunicorn.ctl) is unused here, and two servers
 # of one user (make run next to a benchmark) would fight over it.
 control_socket_disable = True
+
+
+def post_worker_init(worker):  # noqa: ANN001 - gunicorn's hook signature
+    """Keep the protected release fresh from each worker, off the request path."""
+    from fieldsvc.insights.release import start_background_refresh
+
+    start_background_refresh(worker.wsgi)

@@ -12,10 +12,11 @@ areas_cli = AppGroup("areas", help="Morocco's regions, provinces and communes.")
 facilities_cli = AppGroup("facilities", help="Ministry of Health facility lists.")
 users_cli = AppGroup("users", help="Staff accounts.")
 demo_cli = AppGroup("demo", help="A realistic, reproducible demo season.")
+release_cli = AppGroup("release", help="The protected release served without full detail.")
 
 
 def register_cli(app: Flask) -> None:
-    for group in (areas_cli, facilities_cli, users_cli, demo_cli):
+    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli):
         app.cli.add_command(group)
     app.cli.add_command(setup_command)
 
@@ -161,6 +162,27 @@ def demo_load() -> None:
     summary = load_demo(echo=click.echo)
     db.session.commit()
     click.echo(summary)
+    _build_release()
+
+
+@release_cli.command("build")
+@click.option("--force", is_flag=True, help="Build even if the counted lines did not change.")
+def release_build(force: bool) -> None:
+    """Protect and store a new release of the linked tables if the data changed."""
+    _build_release(force=force)
+
+
+def _build_release(*, force: bool = False) -> None:
+    from fieldsvc.extensions import db
+    from fieldsvc.insights.release import build_release
+
+    release = build_release(force=force)
+    db.session.commit()
+    if release is None:
+        click.echo("The protected release is up to date.")
+    else:
+        click.echo(f"Protected release {release.id}: {release.cell_count} cells, "
+                   f"{release.hidden_count} hidden, built in {release.build_seconds:.1f} s.")
 
 
 @click.command("setup")
@@ -199,6 +221,7 @@ def setup_command(demo: bool | None) -> None:
         db.session.commit()
     else:
         click.echo("Existing data kept.")
+    _build_release()
     demo_users = set(db.session.scalars(
         select(User.username).where(User.username.in_([login[0] for login in DEMO_LOGINS]))))
     if demo_users:

@@ -40,6 +40,8 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
         "SUPPRESSION_K": int(env.get("SUPPRESSION_K", "5")),
         "SUPPRESSED_EXPORT_MAX_CELLS": int(env.get("SUPPRESSED_EXPORT_MAX_CELLS", "50000")),
+        # How often a served process checks whether the protected release needs rebuilding.
+        "RELEASE_REFRESH_SECONDS": float(env.get("RELEASE_REFRESH_SECONDS", "300")),
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),
         "GEOCODER_MIN_DELAY_SECONDS": float(env.get("GEOCODER_MIN_DELAY_SECONDS", "1.1")),
         "API_TOKEN_HOURS": int(env.get("API_TOKEN_HOURS", "12")),

@@ -188,3 +188,19 @@ def browser():
     yield chromium
     chromium.close()
     playwright.stop()
+
+
+@pytest.fixture
+def fresh_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve the protected release the background refresh would have built from what is stored
+    when the request comes (tests seed data and read it back at once)."""
+    from fieldsvc.insights import release
+
+    served = release.current_release
+
+    def current() -> release.LoadedRelease | None:
+        release.build_release()
+        _db.session.commit()
+        return served()
+
+    monkeypatch.setattr(release, "current_release", current)

@@ -159,3 +159,12 @@ def make_tally(caravan, *, day: Any = None, specialty: str = "OPH",
     submission.current_version_id = version.id
     db.session.flush()
     return submission
+
+
+def publish(today: Any = None):
+    """Build the protected release from what is stored now (what the background refresh does)."""
+    from fieldsvc.insights.release import build_release
+
+    release = build_release(today, force=True)
+    db.session.commit()
+    return release

@@ -19,8 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from fieldsvc.caravans.models import Caravan
 from tests.factories import auth, make_areas, make_caravan, make_enrollment, make_user
+
+pytestmark = pytest.mark.usefixtures("fresh_release")
 
 ROLES = ("admin", "coordinator_in", "coordinator_out", "planner", "volunteer", "anonymous")
 EVERYONE = frozenset(ROLES)

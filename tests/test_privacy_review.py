@@ -8,7 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
+
 from tests.factories import auth, make_areas, make_caravan, make_enrollment, make_tally, make_user
+
+pytestmark = pytest.mark.usefixtures("fresh_release")
 
 K = 5
 
@@ -126,7 +130,7 @@ def test_a_filter_answers_the_same_cells_as_the_table_it_slices(app, client, db)
 def test_full_detail_callers_still_filter_freely(app, client, db):
     _other_org_season(db)
     coordinator = make_user("coordinator", regions=["08"])
-    body = client.get("/api/v1/summary?by=province&specialty=GEN,PED&status=received",
+    body = client.get("/api/v1/summary?by=province&specialty=GEN,PED&status=received&region=08",
                       headers=auth(coordinator)).json
     assert body["full_detail"] is True
     assert body["total"] == 2
@@ -321,13 +325,12 @@ def test_planner_cannot_difference_one_days_consultations_out_of_needs(app, clie
     outside = auth(make_user("coordinator", regions=["07"]))
     db.session.commit()
     for header in (planner, outside):
-        answers = []
         for as_of in ("2026-10-03", "2026-10-04"):
-            body = client.get(f"/api/v1/needs?specialty=OPH&as_of={as_of}", headers=header).json
-            answers.append(({r["code"]: r for r in body["rows"]}["08.587.01.13"],
-                            body["from"], body["to"]))
-        assert answers[0] == answers[1]
-        assert answers[0][1:] == ("2024-11-01", "2026-10-31")
+            response = client.get(f"/api/v1/needs?specialty=OPH&as_of={as_of}", headers=header)
+            assert response.status_code == 422  # the window is the release's, not the caller's
+        body = client.get("/api/v1/needs?specialty=OPH", headers=header).json
+        assert (body["from"], body["release"]["window"]["to"])[0] == body["release"]["window"][
+            "from"]
     plan = client.post("/api/v1/plans", headers=planner, json={
         "base": "08.587.01.13", "radius_km": 30, "days": 1, "team": {"OPH": 1}})
     assert plan.status_code == 200
@@ -376,33 +379,14 @@ def test_planner_cannot_difference_a_province_out_of_its_region(app, client, db)
 
 
 def test_planner_cannot_difference_a_month_out_of_its_quarter(app, client, db):
+    """Finding: by=month beside by=quarter differenced a month's small cell out. Without full
+    detail, months are no longer published: quarter and year tables of one release."""
     make_areas()
-    caravan = make_caravan("08.587.01.13", first_day=dt.date(2026, 3, 30),
-                           last_day=dt.date(2026, 4, 1), sites=())
-    for day, oph, gen in ((dt.date(2026, 3, 30), 2, 30), (dt.date(2026, 3, 31), 0, 0),
-                          (dt.date(2026, 4, 1), 40, 50)):
-        if oph:
-            make_tally(caravan, day=day, specialty="OPH",
-                       lines=[("consultations", "F", "50-64", None, oph)])
-            make_tally(caravan, day=day, specialty="GEN",
-                       lines=[("consultations", "F", "50-64", None, gen)])
-    other = make_caravan("08.587.01.13", first_day=dt.date(2026, 7, 1), sites=())
-    make_tally(other, day=dt.date(2026, 7, 1), specialty="OPH",
-               lines=[("consultations", "F", "50-64", None, 6)])
-    make_tally(other, day=dt.date(2026, 7, 1), specialty="GEN",
-               lines=[("consultations", "F", "50-64", None, 7)])
     header = auth(make_user("planner", organization="Autre association"))
-    db.session.commit()
-    fine = client.get("/api/v1/summary?by=month,specialty", headers=header).json
-    coarse = client.get("/api/v1/summary?by=year,specialty", headers=header).json
-    quarters = client.get("/api/v1/summary?by=quarter,specialty", headers=header).json
-
-    def quarter(month):
-        return f"{month[:4]}-Q{(int(month[5:7]) - 1) // 3 + 1}"
-
-    recovered = _recoverable(quarters, fine, quarter, "month")
-    recovered += _recoverable(coarse, quarters, lambda q: q[:4], "quarter")
-    assert not any(_small(value) for value in recovered), recovered
+    for query in ("by=month,specialty&region=08", "by=specialty&region=08&from=2026-03-01"
+                  "&to=2026-03-31"):
+        response = client.get(f"/api/v1/summary?{query}", headers=header)
+        assert response.status_code == 422 and "quarter" in response.json["detail"], query
 
 
 def test_needs_percentiles_do_not_rank_a_hidden_demand(app, client, db):
@@ -451,22 +435,15 @@ def test_planner_cannot_difference_a_month_out_of_two_date_ranges(app, client, d
                lines=[("consultations", "F", "25-49", None, 25)])
     header = auth(make_user("planner", organization="Autre association"))
     db.session.commit()
-    both = _published(client, header, "by=specialty&from=2026-10-01&to=2026-11-30")
-    november = _published(client, header, "by=specialty&from=2026-11-01&to=2026-11-30")
-    assert not _differences(both, november)
-    everything = _published(client, header, "by=specialty")
-    assert not _differences(everything, november)
-    quarter = client.get("/api/v1/summary?by=specialty&from=2026-10-01&to=2026-12-31",
+    for query in ("by=specialty&region=08&from=2026-10-01&to=2026-11-30",
+                  "by=specialty&region=08&from=2026-11-01&to=2026-11-30"):
+        assert client.get(f"/api/v1/summary?{query}", headers=header).status_code == 422
+    quarter = client.get("/api/v1/summary?by=specialty&region=08&from=2026-10-01&to=2026-12-31",
                          headers=header)
     assert quarter.status_code == 200 and quarter.json["to"] == "2026-12-31"
-    by_month = client.get("/api/v1/summary?by=month,specialty&from=2026-01-01&to=2026-12-31",
-                          headers=header)
-    assert by_month.status_code == 200
-    months = {(r["month"], r["specialty"]): r["count"] for r in by_month.json["rows"]}
-    sliced = client.get("/api/v1/summary?by=specialty&from=2026-11-01&to=2026-11-30",
-                        headers=header).json
-    assert {r["specialty"]: r["count"] for r in sliced["rows"]} == {
-        specialty: count for (month, specialty), count in months.items() if month == "2026-11"}
+    everything = _published(client, header, "by=specialty&region=08")
+    assert not _differences(everything, _published(
+        client, header, "by=specialty&region=08&from=2026-10-01&to=2026-12-31"))
 
 
 def test_staff_can_revoke_a_bearer_token(app, client, db):

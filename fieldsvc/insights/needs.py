@@ -48,7 +48,7 @@ from fieldsvc.areas.models import (
     FacilityDistance,
 )
 from fieldsvc.caravans.models import Caravan, Site, caravan_specialty
-from fieldsvc.errors import ValidationFailed
+from fieldsvc.errors import DomainError, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.insights import suppression
 from fieldsvc.insights.queries import counted_lines
@@ -95,6 +95,8 @@ class CommuneNeed:
     estimated: dict[str, bool] = field(default_factory=dict)
     percentiles: dict[str, float] = field(default_factory=dict)
     hidden: set[str] = field(default_factory=set)
+    # Components resting on a cell the protected release hides (callers without full detail).
+    masked: set[str] = field(default_factory=set)
     # What the component would be if unobserved: shown instead of a hidden value in plans.
     fallback: dict[str, float | None] = field(default_factory=dict)
     score: float | None = None
@@ -139,19 +141,6 @@ def months_before(day: dt.date, months: int) -> dt.date:
     if (day + dt.timedelta(days=1)).day == 1:
         return dt.date(year, month, last)  # a month's end: whole months back
     return dt.date(year, month, min(day.day, last))
-
-
-def window_end(as_of: dt.date | None, principal: Principal) -> dt.date | None:
-    """The last day of a needs window: whole months for anyone but an admin.
-
-    A window ending on any day would let two requests a day apart difference one day's
-    consultations out of two published demands (DESIGN: for callers without full detail,
-    periods snap to whole months); a coordinator sees other regions that way too.
-    """
-    if principal.role == "admin":
-        return as_of
-    _, end = suppression.snap_to_months(None, as_of or dt.date.today())
-    return end
 
 
 def percent_ranks(values: Sequence[float]) -> list[float]:
@@ -250,11 +239,76 @@ def _last_offered(specialty: str, end: dt.date) -> dict[str, dt.date]:
     return {row[0]: min(_date(row[1]), end) for row in db.session.execute(statement)}
 
 
-def commune_needs(specialty: str, *, window_months: int = DEFAULT_WINDOW_MONTHS,
-                  as_of: dt.date | None = None) -> tuple[list[CommuneNeed], dict[str, Any]]:
-    """Compute every commune's components, estimates and percentiles (no weights yet)."""
-    end = as_of or dt.date.today()
-    start = months_before(end, window_months) + dt.timedelta(days=1)
+def _planned_days(specialty: str, start: dt.date, end: dt.date) -> dict[str, int]:
+    """Caravan-days planned for the specialty per commune in the window (caravans are public)."""
+    days: dict[str, int] = defaultdict(int)
+    caravans = db.session.execute(
+        select(Caravan.id, Caravan.commune_code, Caravan.first_day, Caravan.last_day)
+        .join(caravan_specialty, caravan_specialty.c.caravan_id == Caravan.id)
+        .where(caravan_specialty.c.specialty_code == specialty,
+               Caravan.first_day <= end, Caravan.last_day >= start)
+    ).all()
+    site_communes: dict[int, set[str]] = defaultdict(set)
+    for caravan_id, commune in db.session.execute(
+        select(Site.caravan_id, Site.commune_code)
+        .where(Site.caravan_id.in_([c.id for c in caravans]))
+    ):
+        site_communes[caravan_id].add(commune)
+    for caravan_id, commune, first, last in caravans:
+        length = (min(_date(last), end) - max(_date(first), start)).days + 1
+        for place in {commune} | site_communes[caravan_id]:
+            days[place] += max(length, 0)
+    return days
+
+
+ReleaseVisits = dict[str, tuple[int | None, int | None, int | None]]
+
+
+def _release_visits(specialty: str, release: Any) -> ReleaseVisits:
+    """Consultations, turned away and referrals per commune from the release (None: hidden)."""
+    from fieldsvc.insights.release import TABLES_BY_NAME
+
+    spec = TABLES_BY_NAME["commune.specialty.window"]
+    visits: dict[str, list[int | None]] = defaultdict(lambda: [0, 0, 0])
+    position = {"consultations": 0, "turned_away": 1, "referrals": 2}
+    for key, measure, count, _status in release.cells(spec):
+        if key[1] == specialty and measure in position:
+            visits[key[0]][position[measure]] = count
+    return {code: (v[0], v[1], v[2]) for code, v in visits.items()}
+
+
+def needs_window(principal: Principal, window_months: int | None, as_of: dt.date | None
+                 ) -> tuple[Any, dt.date, dt.date]:
+    """The window a caller's needs use: any for an admin, the release's for everyone else."""
+    if principal.role == "admin":
+        end = as_of or dt.date.today()
+        start = months_before(end, window_months or DEFAULT_WINDOW_MONTHS) + dt.timedelta(days=1)
+        return None, start, end
+    if window_months is not None or as_of is not None:
+        message = ("The need window is the protected release's (the last eight quarters); "
+                   "as_of and window_months are for administrators.")
+        raise ValidationFailed(message, errors={"as_of": [message]})
+    from fieldsvc.insights.release import current_release
+
+    release = current_release()
+    if release is None:
+        raise DomainError("No protected release has been built yet; run "
+                          "`flask --app wsgi release build`.", status=503,
+                          title="Release not built yet")
+    built = release.built_at.date()
+    return release, release.window_start, min(release.window_end, max(built, release.window_start))
+
+
+def commune_needs(specialty: str, *, window_months: int | None = None,
+                  as_of: dt.date | None = None, principal: Principal | None = None,
+                  ) -> tuple[list[CommuneNeed], dict[str, Any]]:
+    """Compute every commune's components, estimates and percentiles (no weights yet).
+
+    An admin's counts are exact over any window; everyone else's come from the protected
+    release (exact only in communes they have full detail on), over the release's window.
+    """
+    principal = principal or Principal()
+    release, start, end = needs_window(principal, window_months, as_of)
     window_days = (end - start).days + 1
 
     communes = [
@@ -284,6 +338,11 @@ def commune_needs(specialty: str, *, window_months: int = DEFAULT_WINDOW_MONTHS,
     ):
         indicators[name][code] = value
     visits = _visits(specialty, start, end)
+    released: ReleaseVisits = {}
+    planned: dict[str, int] = {}
+    if release is not None:
+        released = _release_visits(specialty, release)
+        planned = _planned_days(specialty, start, end)
     offered = _last_offered(specialty, end)
 
     indicator_percentiles: dict[str, dict[str, float]] = {}
@@ -297,6 +356,15 @@ def commune_needs(specialty: str, *, window_months: int = DEFAULT_WINDOW_MONTHS,
         consultations, turned, referrals, days, last_seen = visits.get(
             commune.code, (0, 0, 0, 0, None)
         )
+        if release is not None and not suppression.full_detail(principal,
+                                                                  regions=[commune.region]):
+            counts = released.get(commune.code, (0, 0, 0))
+            if counts[0] is None:
+                commune.masked.update(("demand", "unmet"))
+            elif None in counts:
+                commune.masked.add("unmet")
+            consultations, turned, referrals = (c or 0 for c in counts)
+            days, last_seen = planned.get(commune.code, 0), None
         commune.consultations = consultations
         commune.turned_away, commune.referrals = turned, referrals
         commune.caravan_days = days
@@ -305,10 +373,12 @@ def commune_needs(specialty: str, *, window_months: int = DEFAULT_WINDOW_MONTHS,
         values = commune.values
         values["demand"] = (
             consultations / days / (commune.people / 1000.0)
-            if days and commune.people else None
+            if days and commune.people and "demand" not in commune.masked else None
         )
         seen = consultations + turned
-        values["unmet"] = (turned + referrals) / seen if seen else None
+        values["unmet"] = (
+            (turned + referrals) / seen if seen and "unmet" not in commune.masked else None
+        )
         values["access"] = distances.get(commune.code)
         last = max(
             (d for d in (offered.get(commune.code), last_seen) if d is not None), default=None
@@ -321,11 +391,17 @@ def commune_needs(specialty: str, *, window_months: int = DEFAULT_WINDOW_MONTHS,
         values["vulnerability"] = sum(shares) / len(shares) if shares else None
 
     _estimate(communes, suppression.suppression_k())
+    for commune in communes:
+        for name in commune.masked:
+            commune.estimated[name] = False  # hidden, not unobserved
     for name in COMPONENTS:
         ranks = percent_ranks([c.values[name] for c in communes])  # type: ignore[misc]
         for commune, rank in zip(communes, ranks, strict=True):
             commune.percentiles[name] = rank
-    meta = {"from": start.isoformat(), "to": end.isoformat(), "window_days": window_days}
+    meta: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat(),
+                            "window_days": window_days}
+    if release is not None:
+        meta["release"] = release.info()
     return communes, meta
 
 
@@ -417,6 +493,7 @@ def apply_view(communes: list[CommuneNeed], principal: Principal, weights: dict[
     for commune in communes:
         if not suppression.full_detail(principal, regions=[commune.region]):
             _hide_small(commune, k)
+            commune.hidden |= commune.masked
     for name in {name for commune in communes for name in commune.hidden}:
         values = [
             (commune.fallback.get(name) or 0.0) if name in commune.hidden
@@ -431,13 +508,14 @@ def apply_view(communes: list[CommuneNeed], principal: Principal, weights: dict[
 
 
 def need_rows(specialty: str, *, level: str = "commune", weights: dict[str, float] | None = None,
-              window_months: int = DEFAULT_WINDOW_MONTHS, as_of: dt.date | None = None,
+              window_months: int | None = None, as_of: dt.date | None = None,
               principal: Principal | None = None, regions: Sequence[str] = (),
               provinces: Sequence[str] = ()) -> dict[str, Any]:
     """Rank communes, provinces or regions by need for one specialty."""
     weights = weights or parse_weights(None)
-    communes, meta = commune_needs(specialty, window_months=window_months, as_of=as_of)
     principal = principal or Principal()
+    communes, meta = commune_needs(specialty, window_months=window_months, as_of=as_of,
+                                   principal=principal)
     k = suppression.suppression_k()
     apply_view(communes, principal, weights, k)
 
@@ -453,7 +531,8 @@ def need_rows(specialty: str, *, level: str = "commune", weights: dict[str, floa
     if provinces:
         rows = [r for r in rows if r["code"][:6] in set(provinces) or r["code"] in set(provinces)]
     return {
-        "level": level, "specialty": specialty, "window_months": window_months,
+        "level": level, "specialty": specialty,
+        "window_months": window_months or DEFAULT_WINDOW_MONTHS,
         "weights": {n: round(w, 6) for n, w in weights.items()}, **meta,
         "rows": rows, "row_count": len(rows),
     }

@@ -125,12 +125,11 @@ def make_plan(body: dict[str, Any], principal: Principal) -> dict[str, Any]:
     if unknown:
         raise ValidationFailed(f"Unknown specialties {', '.join(unknown)}.",
                                errors={"team": [f"unknown: {', '.join(unknown)}"]})
-    window = int(body.get("window_months") or needs_module.DEFAULT_WINDOW_MONTHS)
+    window = body.get("window_months")
 
     by_specialty: dict[str, dict[str, needs_module.CommuneNeed]] = {}
     for code in sorted(set(team) | set(SUGGESTED_SPECIALTIES) & known):
-        communes, _ = needs_module.commune_needs(
-            code, window_months=window, as_of=needs_module.window_end(None, principal))
+        communes, _ = needs_module.commune_needs(code, window_months=window, principal=principal)
         k = _k()
         weights = needs_module.parse_weights(None)
         needs_module.apply_view(communes, principal, weights, k)

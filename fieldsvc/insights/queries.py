@@ -102,29 +102,6 @@ def _line_source() -> tuple[Any, Any, Any]:
     return lines, caravan, func.coalesce(site_commune, caravan.commune_code)
 
 
-def lines_outside(query: SummaryQuery, *, regions: list[str] | None = None,
-                  organization_id: int | None = None) -> bool:
-    """Whether any line the query counts lies outside these regions / this organization's caravans.
-
-    A scope check (one EXISTS), so that a coordinator asking without an area filter, or a planner
-    without an organization filter, still gets full detail when everything counted is theirs.
-    """
-    lines, caravan, commune = _line_source()
-    conditions = _conditions(query, lines, commune, grouped_by_organization=False)
-    if regions is not None:
-        conditions.append(_area_prefix(commune, "region").not_in(regions))
-    if organization_id is not None:
-        conditions.append(~exists().where(
-            caravan_organizer.c.caravan_id == lines.c.caravan_id,
-            caravan_organizer.c.organization_id == organization_id,
-        ))
-    statement = select(
-        exists(select(lines.c.caravan_id).select_from(lines)
-               .join(caravan, caravan.id == lines.c.caravan_id).where(*conditions))
-    )
-    return bool(db.session.scalar(statement))
-
-
 def _conditions(query: SummaryQuery, lines: Any, commune: Any,
                 grouped_by_organization: bool | None = None) -> list[Any]:
     """The WHERE conditions of a summary query's filters (measure defaults included)."""

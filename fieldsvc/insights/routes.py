@@ -36,9 +36,12 @@ EXAMPLE_SUMMARY = {  # ?by=province,specialty&from=2026-10-01&to=2026-10-31, by 
 MARRAKECH_SAFI = {"region": "07", "region_name_fr": "Marrakech-Safi", "region_name_ar": "مراكش آسفي"}
 DRAA_TAFILALET = {"region": "08", "region_name_fr": "Drâa-Tafilalet",
                   "region_name_ar": "درعة تافيلالت"}
-EXAMPLE_PUBLIC_SUMMARY = {  # ?from=2026-10-01&to=2026-10-31: 3 children seen is a small cell
+EXAMPLE_PUBLIC_SUMMARY = {  # ?from=2026-10-01&to=2026-12-31: 3 children seen is a small cell
     "by": ["region", "specialty"], "measure": ["consultations"],
-    "from": "2026-10-01", "to": "2026-10-31", "full_detail": False,
+    "from": "2026-10-01", "to": "2026-12-31", "full_detail": False,
+    "release": {"version": 14, "built_at": "2026-11-29T03:00:00+00:00", "k": 5,
+                "window": {"from": "2025-01-01", "to": "2026-12-31"},
+                "table": "region.specialty.quarter"},
     "rows": [
         {**MARRAKECH_SAFI, "specialty": "GEN", "count": 412},
         {**MARRAKECH_SAFI, "specialty": "OPH", "count": None, "suppressed": "complementary"},
@@ -141,8 +144,8 @@ def get_needs(args: dict[str, Any]):
         specialty,
         level=args["level"],
         weights=needs.parse_weights(args.get("weights")),
-        window_months=args["window_months"],
-        as_of=needs.window_end(args.get("as_of"), current_principal()),
+        window_months=args.get("window_months"),
+        as_of=args.get("as_of"),
         principal=current_principal(),
         regions=services._split(args.get("region")),  # noqa: SLF001 - same domain
         provinces=services._split(args.get("province")),  # noqa: SLF001

@@ -32,12 +32,14 @@ class PublicSummaryArgs(Schema):
 class NeedsArgs(Schema):
     specialty = fields.String(required=True)
     level = fields.String(load_default="commune", validate=validate.OneOf(LEVELS))
-    window_months = fields.Integer(load_default=DEFAULT_WINDOW_MONTHS,
-                                   validate=validate.Range(1, 120))
+    window_months = fields.Integer(
+        validate=validate.Range(1, 120),
+        metadata={"description": f"Admins only (default {DEFAULT_WINDOW_MONTHS}); everyone else "
+                  "gets the protected release's window"})
     weights = fields.String(metadata={"description": "e.g. demand:1,unmet:2,access:1"})
     region = fields.String()
     province = fields.String()
-    as_of = fields.Date(metadata={"description": "End of the window (default today)"})
+    as_of = fields.Date(metadata={"description": "End of the window (admins only; default today)"})
     limit = fields.Integer(validate=validate.Range(1, 5000))
 
 

@@ -1,17 +1,20 @@
-"""What insights do: summaries with small-cell suppression (needs and plans live beside it)."""
+"""Summaries: exact for full detail, a selection of the protected release for everyone else."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from flask import current_app
+from sqlalchemy import select
 
+from fieldsvc.areas.models import Area
 from fieldsvc.catalog.codes import AGE_BANDS, SEXES
 from fieldsvc.catalog.services import measure_codes, specialty_codes
-from fieldsvc.errors import ValidationFailed
+from fieldsvc.errors import DomainError, ValidationFailed
+from fieldsvc.extensions import db
+from fieldsvc.insights import release as release_module
 from fieldsvc.insights import suppression
-from fieldsvc.insights.queries import DIMENSIONS, SummaryQuery, lines_outside, summary_rows
+from fieldsvc.insights.queries import DEFAULT_MEASURE, DIMENSIONS, SummaryQuery, summary_rows
 from fieldsvc.security import Principal
 from fieldsvc.tallies.models import REVIEW_STATUSES
 
@@ -94,7 +97,11 @@ def query_regions(query: SummaryQuery) -> list[set[str]]:
 
 
 def has_full_detail(principal: Principal, query: SummaryQuery) -> bool:
-    """Admins; coordinators inside their regions; planners inside their organization's caravans."""
+    """Admins; coordinators inside their regions; planners inside their organization's caravans.
+
+    Decided by the query alone, never by the data: an answer whose kind changed with whether
+    someone else's line exists would tell that it exists.
+    """
     if principal.role == "admin":
         return True
     for regions in query_regions(query):
@@ -102,30 +109,15 @@ def has_full_detail(principal: Principal, query: SummaryQuery) -> bool:
             return True
     if query.caravans and suppression.full_detail(principal, caravan_ids=query.caravans):
         return True
-    if len(query.organizations) == 1 and suppression.full_detail(
+    return len(query.organizations) == 1 and suppression.full_detail(
         principal, organization_id=query.organizations[0]
-    ):
-        return True
-    # Without such a filter: full detail still when everything the query counts is theirs.
-    if principal.role == "coordinator" and principal.region_codes:
-        return not lines_outside(query, regions=list(principal.region_codes))
-    if principal.role == "planner" and principal.organization_id is not None:
-        return not lines_outside(query, organization_id=principal.organization_id)
-    return False
+    )
 
 
-def summary(query: SummaryQuery, principal: Principal, *, force_suppression: bool = False
-            ) -> dict[str, Any]:
-    """Group the counted lines; hide small cells unless the caller has full detail."""
-    full = not force_suppression and has_full_detail(principal, query)
-    if not full:
-        suppression.check_granularity(
-            query.by,
-            caravan=query.caravans or None,
-            organization=query.organizations or None,
-        )
-        query.start, query.end = suppression.snap_to_months(query.start, query.end)
-        return _suppressed_summary(query)
+def summary(query: SummaryQuery, principal: Principal) -> dict[str, Any]:
+    """Group the counted lines exactly for full detail; else select from the protected release."""
+    if not has_full_detail(principal, query):
+        return release_summary(query)
     rows = summary_rows(query)
     body: dict[str, Any] = {
         "by": query.by,
@@ -138,142 +130,139 @@ def summary(query: SummaryQuery, principal: Principal, *, force_suppression: boo
     return body
 
 
-# Filters a suppressed caller may use, and the dimension each one selects a slice of.
-_SLICE_FILTERS = {
-    "regions": "region", "provinces": "province", "communes": "commune",
-    "specialties": "specialty", "sexes": "sex", "age_bands": "age_band",
-}
+RELEASE_DIMENSIONS = ("region", "province", "commune", "specialty", "measure", "sex", "age_band",
+                      "quarter", "year")
 _AREA_ORDER = ("region", "province", "commune")
+_AREA_FILTERS = (("regions", "region"), ("provinces", "province"), ("communes", "commune"))
 
 
-def _check_suppressed_filters(query: SummaryQuery) -> None:
-    """Refuse filters whose answers, set beside another query's, would difference a small cell.
+def _refuse(message: str, field: str, nearest: str | None = None) -> ValidationFailed:
+    if nearest:
+        message = f"{message} The nearest table you can ask for: {nearest}."
+    return ValidationFailed(message, errors={field: [message]})
 
-    A filter answered from its own smaller table gets its own (weaker) complementary suppression,
-    and a sum over some values of a dimension is no margin of the full table: so, without full
-    detail, each filter takes one value, the review status is not a filter, and measures are
-    never added together.
+
+def release_summary(query: SummaryQuery) -> dict[str, Any]:
+    """Answer without full detail: a selection of one table of the protected release.
+
+    Nothing here depends on the data: a query the release cannot serve is refused the same way
+    whether or not anything was counted.
     """
-    errors: dict[str, list[str]] = {}
-    names = {"regions": "region", "provinces": "province", "communes": "commune",
-             "specialties": "specialty", "sexes": "sex", "age_bands": "age_band",
-             "measures": "measure"}
-    for attribute, name in names.items():
-        if len(getattr(query, attribute)) > 1:
-            errors[name] = [f"Without full detail, filter on one {name} at a time, or add "
-                            f"{name} to by."]
+    fine = [d for d in query.by if d not in RELEASE_DIMENSIONS]
+    if fine:
+        raise _refuse(
+            f"Without full detail, counts come from the protected release, grouped by area "
+            f"(region, province), specialty, measure, sex and age band, quarter or year; remove "
+            f"{', '.join(fine)}.", "by", "by=" + ",".join(
+                d if d not in ("day", "week", "month") else "quarter"
+                for d in query.by if d in RELEASE_DIMENSIONS or d in ("day", "week", "month")
+            ) or "by=region,specialty")
+    for attribute, name in (("caravans", "caravan"), ("organizations", "organization")):
+        if getattr(query, attribute):
+            raise _refuse(f"Without full detail, only your own {name}s can be selected.", name,
+                          "the same query without " + name)
     if query.statuses:
-        errors["status"] = ["Without full detail, the review status cannot be filtered on."]
-    if errors:
-        raise ValidationFailed(
-            "These filters are finer than small-cell suppression allows for your account: "
-            + " ".join(msg for msgs in errors.values() for msg in msgs),
-            errors=errors,
-        )
+        raise _refuse("Without full detail, the review status cannot be filtered on.", "status")
+    for attribute, name in (*_AREA_FILTERS, ("specialties", "specialty"), ("measures", "measure"),
+                            ("sexes", "sex"), ("age_bands", "age_band")):
+        if len(getattr(query, attribute)) > 1:
+            raise _refuse(f"Without full detail, filter on one {name} at a time, or add {name} "
+                          "to by.", name)
+    release = release_module.current_release()
+    if release is None:
+        raise DomainError("No protected release has been built yet; run "
+                          "`flask --app wsgi release build` or wait for the background refresh.",
+                          status=503, title="Release not built yet")
 
+    by_area = [d for d in query.by if d in _AREA_ORDER]
+    if len(by_area) > 1:
+        raise _refuse("Group by one area level.", "by")
+    filters = {name: getattr(query, attribute)[0]
+               for attribute, name in _AREA_FILTERS if getattr(query, attribute)}
+    for name, code in filters.items():
+        if len(code) != release_module.AREA_LENGTH[name]:
+            raise _refuse(f"{code} is not a {name} code.", name)
+    levels = by_area + list(filters)
+    if not levels:
+        raise _refuse("Without full detail, group by region or province, or filter on one.",
+                      "by", "by=" + ",".join(["region", *query.by]))
+    level = max(levels, key=_AREA_ORDER.index)
+    if by_area and _AREA_ORDER.index(level) > _AREA_ORDER.index(by_area[0]):
+        raise _refuse(f"Filter areas at the level you group by or coarser; add {level} to by "
+                      f"instead of {by_area[0]}.", level)
 
-def _suppressed_summary(query: SummaryQuery) -> dict[str, Any]:
-    """The suppressed view: every filter is a slice of the one unfiltered table it belongs to.
+    specialty = "specialty" in query.by or bool(query.specialties)
+    sex = "sex" in query.by or bool(query.sexes)
+    band = "age_band" in query.by or bool(query.age_bands)
+    if sex != band:
+        missing = "age_band" if sex else "sex"
+        raise _refuse(f"Sex and age band are published together: add {missing} to by or "
+                      f"filter on one {missing}.", missing)
 
-    The table (by + the filtered dimensions, without those filters) is suppressed as a whole,
-    then the slice asked for is cut out of it: two queries that share cells then hide them
-    alike, and a slice's total is a margin of that table, which its suppression protects.
-    """
-    _check_suppressed_filters(query)
-    by = list(query.by)
-    slices: list[tuple[str, str]] = []
-    table = SummaryQuery(by=list(by), measures=query.measures)
-    area_in_by = [d for d in _AREA_ORDER if d in by]
-    for attribute, dimension in _SLICE_FILTERS.items():
-        values = getattr(query, attribute)
-        if not values:
+    units = [d for d in query.by if d in ("quarter", "year")]
+    if len(units) > 1:
+        raise _refuse("Group by one period: quarter or year.", "by")
+    fixed_period: str | None = None
+    if units:
+        unit = units[0]
+        _check_aligned(query.start, query.end, unit)
+    else:
+        unit, fixed_period = _one_period(query.start, query.end, release)
+
+    if level == "commune" or unit == "window":
+        if level != "commune" or unit != "window" or not specialty or sex:
+            raise _refuse(
+                "Communes are published by specialty over the need window only: "
+                f"from={release.window_start.isoformat()}&to={release.window_end.isoformat()}.",
+                "commune", f"by=commune,specialty&from={release.window_start.isoformat()}"
+                f"&to={release.window_end.isoformat()}")
+    spec = release_module.TableSpec(level, specialty, sex, unit)
+    spec = next((t for t in release_module.TABLES if t.dims == spec.dims), None)  # type: ignore[assignment]
+    if spec is None:
+        raise _refuse("Sex and age band are published by region, for a year or for all time.",
+                      "by", "by=region,sex,age_band,year")
+    measures = query.measures or ([] if "measure" in query.by else [DEFAULT_MEASURE])
+    if spec.measures is not None and measures and measures[0] not in spec.measures:
+        raise _refuse(f"Communes are published for {', '.join(spec.measures)} only.", "measure")
+
+    wanted: dict[int, str] = {}
+    dims = spec.dims
+    if query.specialties:
+        wanted[dims.index("specialty")] = query.specialties[0]
+    if query.sexes:
+        wanted[dims.index("sex")] = query.sexes[0]
+    if query.age_bands:
+        wanted[dims.index("age_band")] = query.age_bands[0]
+    if fixed_period is not None:
+        wanted[len(dims) - 1] = fixed_period
+    rows: list[dict[str, Any]] = []
+    for key, measure, count, status in release.cells(spec):
+        if measures and measure != measures[0]:
             continue
-        slices.append((dimension, values[0]))
-    area_slices = [(d, v) for d, v in slices if d in _AREA_ORDER]
-    finest_filter = max((_AREA_ORDER.index(d) for d, _ in area_slices), default=-1)
-    finest_by = max((_AREA_ORDER.index(d) for d in area_in_by), default=-1)
-    if area_slices and finest_filter > finest_by:
-        if finest_by >= 0:
-            level = _AREA_ORDER[finest_filter]
-            raise ValidationFailed(
-                f"Without full detail, filter areas at the level you group by or coarser; "
-                f"add {level} to by instead of {_AREA_ORDER[finest_by]}.",
-                errors={level: [f"add {level} to by"]})
-        table.by.append(_AREA_ORDER[finest_filter])
-    for dimension, _value in slices:
-        if dimension not in _AREA_ORDER and dimension not in table.by:
-            table.by.append(dimension)
-    period = _period_slice(query.start, query.end)
-    period_key = None
-    if period is not None:
-        unit, value = period
-        in_by = [d for d in _PERIOD_ORDER if d in by]
-        if in_by and _PERIOD_ORDER.index(in_by[0]) > _PERIOD_ORDER.index(unit):
-            raise ValidationFailed(
-                f"Without full detail, from and to select a whole {unit}: group by {unit} or "
-                f"a shorter period, not {in_by[0]}.", errors={"from": [f"group by {unit}"]})
-        if not in_by:
-            table.by.append(unit)
-        period_key = in_by[0] if in_by else unit
-        slices.append(("period", value))
-    if len(table.by) > suppression.MAX_SUPPRESSED_DIMENSIONS:
-        raise ValidationFailed(
-            f"Without full detail, group by and filter on at most "
-            f"{suppression.MAX_SUPPRESSED_DIMENSIONS} dimensions together (a from/to period "
-            "counts as one); drop a filter or a dimension.",
-            errors={"by": ["too many dimensions with the filters"]})
-    area_key = next((d for d in reversed(_AREA_ORDER) if d in table.by), None)
-
-    rows = summary_rows(table)
-    limit = int(current_app.config.get("SUPPRESSED_EXPORT_MAX_CELLS", 50000))
-    if len(rows) > limit:
-        raise ValidationFailed(
-            f"This query has {len(rows)} cells; without full detail at most {limit} can be "
-            "suppressed together. Group by fewer or coarser dimensions, or filter.",
-            errors={"by": [f"more than {limit} cells"]},
-        )
-    k = suppression.suppression_k()
-    counts = [row["count"] for row in rows]
-    rows, total, total_status = suppression.suppress_rows(rows, table.by, k)
-
-    def in_slice(row: dict[str, Any]) -> bool:
-        for dimension, value in slices:
-            if dimension == "period":
-                if _period_of(period_key, row[period_key], period[0]) != value:
-                    return False
-            elif dimension in _AREA_ORDER:
-                code = row[area_key] or ""
-                if code[:len(value)] != value or len(value) != _AREA_LENGTH[dimension]:
-                    return False
-            elif row[dimension] != value:
-                return False
-        return True
-
-    if slices:
-        kept = [(row, count) for row, count in zip(rows, counts, strict=True) if in_slice(row)]
-        rows = [row for row, _count in kept]
-        slice_total = sum(count for _row, count in kept)
-        hidden = [count for row, count in kept if row.get("suppressed")]
-
-        total, total_status = slice_total, None
-        if 0 < slice_total < k:
-            total_status = suppression.PRIMARY
-        elif hidden and (len(hidden) < 2 or sum(hidden) < k):
-            total_status = suppression.COMPLEMENTARY
-        if total_status:
-            total = None
-        added = [d for d in table.by if d not in by]
-        for row in rows:
-            for dimension in added:
-                for key in (dimension, f"{dimension}_name_fr", f"{dimension}_name_ar"):
-                    row.pop(key, None)
+        if any(key[position] != value for position, value in wanted.items()):
+            continue
+        if any(key[0][:len(code)] != code for code in filters.values()):
+            continue
+        if units and not _within(key[-1], unit, query.start, query.end):
+            continue
+        row: dict[str, Any] = {}
+        for dimension in query.by:
+            row[dimension] = measure if dimension == "measure" else key[dims.index(dimension)]
+        row["count"] = count
+        if status:
+            row["suppressed"] = status
+        rows.append(row)
+    _name_areas(rows, by_area[0] if by_area else None)
+    rows.sort(key=lambda r: tuple(str(r[d]) for d in query.by))
+    total, total_status = _release_total(query, release, spec, filters, fixed_period, measures)
     body: dict[str, Any] = {
-        "by": by,
-        "measure": query.effective_measures() or None,
+        "by": query.by,
+        "measure": measures or None,
         "from": _iso(query.start),
         "to": _iso(query.end),
         "full_detail": False,
-        "suppression": {"k": k},
+        "suppression": {"k": release.k},
+        "release": {**release.info(), "table": spec.name},
         "rows": rows, "total": total, "row_count": len(rows),
     }
     if total_status:
@@ -281,41 +270,92 @@ def _suppressed_summary(query: SummaryQuery) -> dict[str, Any]:
     return body
 
 
-_AREA_LENGTH = {"region": 2, "province": 6, "commune": 12}
-_PERIOD_ORDER = ("month", "quarter", "year")
+def _check_aligned(start: dt.date | None, end: dt.date | None, unit: str) -> None:
+    """From and to, grouped by quarter or year, must fall on that period's edges."""
+    message = (f"Grouped by {unit}, from must be the first day of a {unit} and to the last "
+               f"(e.g. from=2026-01-01&to=2026-12-31), or be left out.")
+    first_months = (1, 4, 7, 10) if unit == "quarter" else (1,)
+    if start is not None and (start.day != 1 or start.month not in first_months):
+        raise _refuse(message, "from")
+    if end is not None:
+        following = end + dt.timedelta(days=1)
+        if following.day != 1 or following.month not in first_months:
+            raise _refuse(message, "to")
 
 
-def _period_slice(start: dt.date | None, end: dt.date | None) -> tuple[str, str] | None:
-    """The one month, quarter or year a suppressed caller's from/to select (already snapped to
-    whole months), as (unit, key); None without dates.
-
-    Any other range is a sum over some months, which is no margin of the by-month table: two
-    such ranges would difference a month's small cell out. So it is refused with a 422.
-    """
+def _one_period(start: dt.date | None, end: dt.date | None,
+                release: release_module.LoadedRelease) -> tuple[str, str | None]:
+    """The one table period that from/to select: all time, one quarter, one year, the window."""
     if start is None and end is None:
-        return None
+        return "all", None
     if start is not None and end is not None:
-        months = (end.year - start.year) * 12 + end.month - start.month + 1
-        if months == 1:
-            return "month", f"{start.year}-{start.month:02d}"
-        if months == 3 and start.month % 3 == 1:
-            return "quarter", f"{start.year}-Q{(start.month - 1) // 3 + 1}"
-        if months == 12 and start.month == 1:
+        quarter = release_module.quarter_of(start)
+        if (start, end) == release_module.quarter_bounds(quarter):
+            return "quarter", quarter
+        if (start, end) == (dt.date(start.year, 1, 1), dt.date(start.year, 12, 31)):
             return "year", str(start.year)
-    message = ("Without full detail, from and to select one whole month, quarter or year "
-               "(e.g. from=2026-10-01&to=2026-12-31), or are left out; group by month to see "
-               "a longer stretch.")
-    raise ValidationFailed(message, errors={"from": [message]})
+        if (start, end) == (release.window_start, release.window_end):
+            return "window", "window"
+    raise _refuse("Without full detail, from and to select one whole quarter or year (e.g. "
+                  "from=2026-10-01&to=2026-12-31) or are left out; group by quarter to see a "
+                  "longer stretch.", "from", "by=quarter")
 
 
-def _period_of(dimension: str, key: Any, unit: str) -> str:
-    """The month, quarter or year key a row's period key falls in."""
-    text = str(key or "")
-    if dimension == unit:
-        return text
-    if unit == "year":
-        return text[:4]
-    return f"{text[:4]}-Q{(int(text[5:7]) - 1) // 3 + 1}"  # a month within its quarter
+def _within(period: str, unit: str, start: dt.date | None, end: dt.date | None) -> bool:
+    if unit == "quarter":
+        first, last = release_module.quarter_bounds(period)
+    else:
+        first, last = dt.date(int(period), 1, 1), dt.date(int(period), 12, 31)
+    return (start is None or first >= start) and (end is None or last <= end)
+
+
+def _name_areas(rows: list[dict[str, Any]], level: str | None) -> None:
+    if level is None or not rows:
+        return
+    codes = {row[level] for row in rows}
+    names = {code: (fr, ar) for code, fr, ar in db.session.execute(
+        select(Area.code, Area.name_fr, Area.name_ar).where(Area.code.in_(codes)))}
+    for row in rows:
+        fr, ar = names.get(row[level], (None, None))
+        row[f"{level}_name_fr"], row[f"{level}_name_ar"] = fr, ar
+
+
+def _release_total(query: SummaryQuery, release: release_module.LoadedRelease,
+                   spec: release_module.TableSpec, filters: dict[str, str],
+                   fixed_period: str | None, measures: list[str]
+                   ) -> tuple[int | None, str | None]:
+    """The selection's total as the release publishes it: the margin cell it equals, if any."""
+    if not measures:
+        return None, None  # measures are never added together
+    if not filters:
+        return None, None  # a national margin is not in the release
+    area = max(filters, key=_AREA_ORDER.index)
+    specialty = bool(query.specialties) and "specialty" not in query.by
+    demographics = bool(query.sexes) and bool(query.age_bands) and not (
+        {"sex", "age_band"} & set(query.by))
+    if (query.sexes or query.age_bands) and not demographics:
+        return None, None
+    if fixed_period is not None:
+        period = spec.period
+    elif query.start is None and query.end is None:
+        period = "all"
+    else:
+        return None, None
+    margin = release_module.TableSpec(area, specialty, demographics, period)
+    margin = next((t for t in release_module.TABLES if t.dims == margin.dims), None)  # type: ignore[assignment]
+    if margin is None:
+        return None, None
+    key: list[Any] = [filters[area]]
+    if specialty:
+        key.append(query.specialties[0])
+    if demographics:
+        key += [query.sexes[0], query.age_bands[0]]
+    if period != "all":
+        key.append(fixed_period)
+    for cell_key, measure, count, status in release.cells(margin):
+        if measure == measures[0] and list(cell_key) == key:
+            return count, status
+    return 0, None
 
 
 def public_summary(args: dict[str, Any]) -> dict[str, Any]:
@@ -330,7 +370,7 @@ def public_summary(args: dict[str, Any]) -> dict[str, Any]:
     _check_codes("measure", query.measures, measure_codes(), errors)
     if errors:
         raise ValidationFailed("Unknown measure.", errors=errors)
-    return summary(query, Principal(), force_suppression=True)
+    return release_summary(query)
 
 
 def _iso(day: dt.date | None) -> str | None:

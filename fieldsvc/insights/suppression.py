@@ -24,26 +24,17 @@ plans, the dashboard, suppressed exports). The privacy rules are the contract:
   total (the model: published cells and total, which the LP oracle test checks). The
   total itself is hidden when it is 1..k-1.
 
-* **Granularity for callers without full detail** (what stops differencing two queries):
-  periods snap to whole months (``day`` and ``week`` may not be grouped by; ``from``/``to`` move
-  to the first and last day of their months); areas stop at communes (no ``site`` in ``by``), no
-  single caravan or organization (``caravan``/``organization`` neither in ``by`` nor as filters,
-  except one's own organization's, which is full detail anyway) because a caravan is one place over
-  one to three days and the difference between an organization's figures and the commune's would
-  isolate the others; ``by`` has at most three dimensions. Anything else is a 422 that says what to
-  change.
+* **Callers without full detail** never get a table suppressed for their request: they select
+  cells of the protected release (``release.py``), whose tables are protected together.
 * **Rates** whose numerator (when not zero) or denominator is below k are ``null`` and marked
   ``"suppressed": "primary"``; see :func:`suppress_rate`.
-* **Full detail**: admins; coordinators when the query stays inside their regions; planners when
-  it stays inside caravans their organization organized — by its filters, or because every line it
-  counts is theirs (one EXISTS check). Everyone else, including a coordinator asking about another
-  region, gets the suppressed view. (Whether the view is full tells a caller only that someone
-  else's lines exist for that query, which a suppressed row shows anyway.)
+* **Full detail**: admins; coordinators when the query's filters stay inside their regions;
+  planners when they stay inside caravans their organization organized. Decided from the query
+  alone, never from the data.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,16 +42,11 @@ from typing import Any
 
 from flask import current_app
 
-from fieldsvc.errors import ValidationFailed
-
 Key = tuple[Hashable, ...]
 
 PRIMARY = "primary"
 COMPLEMENTARY = "complementary"
 
-# Grouping dimensions that would isolate less than a commune-month for a suppressed caller.
-FINE_DIMENSIONS = ("day", "week", "site", "caravan", "organization")
-MAX_SUPPRESSED_DIMENSIONS = 3
 # Candidate values tried per dimension when searching a protecting hypercube.
 _CANDIDATES_PER_DIMENSION = {1: 16, 2: 6, 3: 3}
 
@@ -381,41 +367,3 @@ def _caravan_organizations(caravan_id: int) -> set[int]:
 
     caravan = db.session.get(Caravan, caravan_id)
     return set() if caravan is None else {o.id for o in caravan.organizers}
-
-
-def check_granularity(by: Sequence[str], *, caravan: Any = None, organization: Any = None) -> None:
-    """Refuse, with a 422 that says what to change, a query too fine for a suppressed view."""
-    errors: dict[str, list[str]] = {}
-    fine = [d for d in by if d in FINE_DIMENSIONS]
-    if fine:
-        errors["by"] = [
-            f"Without full detail, group by month, quarter or year and by commune or larger; "
-            f"remove {', '.join(fine)}."
-        ]
-    if len(by) > MAX_SUPPRESSED_DIMENSIONS:
-        errors.setdefault("by", []).append(
-            f"Without full detail, group by at most {MAX_SUPPRESSED_DIMENSIONS} dimensions."
-        )
-    if caravan is not None:
-        errors["caravan"] = ["Without full detail, a single caravan cannot be selected."]
-    if organization is not None:
-        errors["organization"] = [
-            "Without full detail, only your own organization can be selected."
-        ]
-    if errors:
-        raise ValidationFailed(
-            "This query is finer than small-cell suppression allows for your account: "
-            + " ".join(msg for msgs in errors.values() for msg in msgs),
-            errors=errors,
-        )
-
-
-def snap_to_months(start: dt.date | None, end: dt.date | None) -> tuple[dt.date | None,
-                                                                          dt.date | None]:
-    """Move a date range out to whole months, so two ranges cannot isolate a few days."""
-    if start is not None:
-        start = start.replace(day=1)
-    if end is not None:
-        following = (end.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        end = following - dt.timedelta(days=1)
-    return start, end

@@ -9,8 +9,10 @@ import pytest
 from fieldsvc.areas.models import Area, AreaIndicator, Facility, FacilityDistance
 from fieldsvc.errors import ValidationFailed
 from fieldsvc.insights.needs import _drivers, need_rows, parse_weights, percent_ranks
+from fieldsvc.security import Principal  # noqa: E402
 from tests.factories import auth, make_areas, make_caravan, make_tally, make_user
 
+ADMIN = Principal(role="admin")
 AS_OF = dt.date(2026, 12, 15)
 
 
@@ -57,7 +59,7 @@ def test_farther_from_a_hospital_ranks_higher(app, db):
     _distance("08.587.01.13", 12.0)
     _distance("08.587.09.23", 95.0)
     db.session.commit()
-    rows = _rows(need_rows("OPH", as_of=AS_OF))
+    rows = _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN))
     far, near = rows["08.587.09.23"], rows["08.587.01.13"]
     assert far["components"]["access"]["value"] == 95.0
     assert far["components"]["access"]["percentile"] > near["components"]["access"]["percentile"]
@@ -104,7 +106,7 @@ def test_never_visited_vulnerable_commune_is_estimated(app, db):
         db.session.add(AreaIndicator(area_code=code, indicator="no_running_water_pct",
                                      value=water))
     db.session.commit()
-    body = need_rows("OPH", as_of=AS_OF)
+    body = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
     row = _rows(body)["08.587.09.23"]
     assert row["estimated"] is True
     assert row["components"]["demand"]["estimated"] is True
@@ -121,14 +123,14 @@ def test_province_and_region_are_population_weighted(app, db):
     _distance("08.587.01.13", 10.0)
     _distance("08.587.09.23", 100.0)
     db.session.commit()
-    communes = _rows(need_rows("OPH", as_of=AS_OF))
-    provinces = _rows(need_rows("OPH", level="province", as_of=AS_OF))
+    communes = _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN))
+    provinces = _rows(need_rows("OPH", level="province", as_of=AS_OF, principal=ADMIN))
     zagora, mhamid = communes["08.587.01.13"], communes["08.587.09.23"]
     expected = (zagora["score"] * 40069 + mhamid["score"] * 9456) / (40069 + 9456)
     assert provinces["08.587"]["score"] == pytest.approx(expected, abs=1e-3)
     assert provinces["08.587"]["components"]["access"]["value"] == pytest.approx(
         (10 * 40069 + 100 * 9456) / 49525, abs=1e-3)
-    regions = need_rows("OPH", level="region", as_of=AS_OF)
+    regions = need_rows("OPH", level="region", as_of=AS_OF, principal=ADMIN)
     assert {r["code"] for r in regions["rows"]} == {"01", "07", "08"}
 
 

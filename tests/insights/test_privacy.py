@@ -59,6 +59,8 @@ def test_planner_summary_shows_no_small_count(client, db):
     header = auth(planner)
     for query in SUMMARY_QUERIES:
         response = client.get(f"/api/v1/summary?{query}", headers=header)
+        if response.status_code == 422:
+            continue  # not a table of the release: refused, whatever the data
         assert response.status_code == 200, (query, response.json)
         body = response.json
         assert body["full_detail"] is False
@@ -75,9 +77,10 @@ def test_planner_summary_shows_no_small_count(client, db):
 def test_suppressed_cells_are_marked(client, db):
     _season(db)
     planner = make_user("planner", organization="Autre association")
-    body = client.get("/api/v1/summary?by=province,specialty,sex", headers=auth(planner)).json
+    body = client.get("/api/v1/summary?by=specialty,sex,age_band&region=08",
+                      headers=auth(planner)).json
     statuses = {row.get("suppressed") for row in body["rows"]}
-    assert {"primary", "complementary"} <= statuses  # 55 hides the 2 beside it
+    assert "primary" in statuses
     for row in body["rows"]:
         if row.get("suppressed"):
             assert row["count"] is None
@@ -87,14 +90,14 @@ def test_too_fine_for_a_planner_is_a_422(client, db):
     zagora, _, _ = _season(db)
     header = auth(make_user("planner", organization="Autre association"))
     for query in ("by=day", "by=week", "by=site", "by=caravan", "by=organization",
-                  f"by=specialty&caravan={zagora.id}", "by=region,specialty,sex,age_band",
+                  f"by=specialty&caravan={zagora.id}", "by=province,specialty,sex,age_band",
                   f"by=specialty&organization={zagora.organizers[0].id}"):
         response = client.get(f"/api/v1/summary?{query}", headers=header)
         assert response.status_code == 422, query
         assert response.json["errors"]
-    snapped = client.get("/api/v1/summary?by=specialty&from=2026-10-04&to=2026-10-04",
-                         headers=header).json
-    assert (snapped["from"], snapped["to"]) == ("2026-10-01", "2026-10-31")
+    one_day = client.get("/api/v1/summary?by=specialty&region=08&from=2026-10-04&to=2026-10-04",
+                         headers=header)
+    assert one_day.status_code == 422 and "quarter" in one_day.json["detail"]
 
 
 def test_full_detail_for_own_caravans_and_coordinators_in_scope(client, db):
@@ -122,7 +125,7 @@ def test_planner_needs_and_plans_show_no_small_count(client, db):
     _season(db)
     planner = make_user("planner", organization="Autre association")
     header = auth(planner)
-    response = client.get("/api/v1/needs?specialty=OPH&as_of=2026-12-01", headers=header)
+    response = client.get("/api/v1/needs?specialty=OPH", headers=header)
     assert response.status_code == 200
     rows = {row["code"]: row for row in response.json["rows"]}
     # Tinghir's OPH: 5 consultations (shown) but 0 turned away + 0 referrals (zero is real);
@@ -131,11 +134,11 @@ def test_planner_needs_and_plans_show_no_small_count(client, db):
     assert zagora["unmet"] == {"value": None, "percentile": None, "suppressed": "primary",
                                "estimated": False}
     coordinator = make_user("coordinator", regions=["08"])
-    full = client.get("/api/v1/needs?specialty=OPH&as_of=2026-12-01",
+    full = client.get("/api/v1/needs?specialty=OPH",
                       headers=auth(coordinator)).json
     assert {r["code"]: r for r in full["rows"]}["08.587.01.13"]["components"]["unmet"][
         "value"] == round(3 / 45, 4)
-    ped = client.get("/api/v1/needs?specialty=PED&as_of=2026-12-01", headers=header).json
+    ped = client.get("/api/v1/needs?specialty=PED", headers=header).json
     tinghir = {r["code"]: r for r in ped["rows"]}["08.577.01.11"]["components"]
     assert tinghir["unmet"]["value"] is None  # 3 turned away
     plan = client.post("/api/v1/plans", headers=header, json={
@@ -150,16 +153,20 @@ def test_planner_needs_and_plans_show_no_small_count(client, db):
 def test_full_detail_when_everything_counted_is_in_scope(client, db):
     _season(db)
     coordinator = make_user("coordinator", regions=["08", "07"])
-    body = client.get("/api/v1/summary?by=province,specialty", headers=auth(coordinator)).json
+    body = client.get("/api/v1/summary?by=province,specialty&region=08,07",
+                      headers=auth(coordinator)).json
     assert body["full_detail"] is True
     assert body["total"] == 3 + 40 + 55 + 2 + 1 + 4 + 30 + 2 + 90
+    # Without a filter the answer is the release's, whatever the lines: no presence oracle.
+    unfiltered = client.get("/api/v1/summary?by=province,specialty", headers=auth(coordinator))
+    assert unfiltered.json["full_detail"] is False
     narrow = make_user("coordinator", regions=["08"])
     body = client.get("/api/v1/summary?by=province,specialty", headers=auth(narrow)).json
     assert body["full_detail"] is False
     assert not any(_small(v) for v in _walk_counts(body))
-    body = client.get("/api/v1/summary?by=province,specialty&specialty=PED",
+    body = client.get("/api/v1/summary?by=province,specialty&specialty=PED&region=08",
                       headers=auth(narrow)).json
-    assert body["full_detail"] is True  # all PED lines are in Drâa-Tafilalet
+    assert body["full_detail"] is True
 
 
 def test_no_group_by_gives_a_planner_a_small_count(client, db):
@@ -172,7 +179,10 @@ def test_no_group_by_gives_a_planner_a_small_count(client, db):
                "condition", "month", "quarter", "year"]
     combinations = [c for size in (1, 2, 3) for c in itertools.combinations(allowed, size)]
     for combination in combinations[::3] + [("commune", "specialty", "sex")]:
-        body = client.get(f"/api/v1/summary?by={','.join(combination)}", headers=header).json
+        response = client.get(f"/api/v1/summary?by={','.join(combination)}", headers=header)
+        if response.status_code == 422:
+            continue
+        body = response.json
         assert body["full_detail"] is False
         for value in _walk_counts(body):
             assert not _small(value), (combination, body)

@@ -12,7 +12,6 @@ from scipy.optimize import linprog
 from fieldsvc.insights.suppression import (
     COMPLEMENTARY,
     PRIMARY,
-    snap_to_months,
     suppress_rows,
     suppress_table,
 )
@@ -148,11 +147,3 @@ def test_zero_is_published_and_small_cells_hidden():
 def test_small_total_is_hidden():
     rows, total, status = suppress_rows([{"s": "OPH", "count": 3}], ["s"], K)
     assert total is None and status == PRIMARY and rows[0]["count"] is None
-
-
-def test_periods_snap_to_whole_months():
-    import datetime as dt
-
-    assert snap_to_months(dt.date(2026, 11, 13), dt.date(2026, 12, 2)) == (
-        dt.date(2026, 11, 1), dt.date(2026, 12, 31))
-    assert snap_to_months(None, dt.date(2027, 2, 3)) == (None, dt.date(2027, 2, 28))

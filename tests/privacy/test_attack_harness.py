@@ -1,0 +1,231 @@
+"""The attack harness: everything one caller without full detail can fetch, as a linear program.
+
+For each kind of caller (a planner whose organization ran no caravan, a coordinator of another
+region, an anonymous caller) it asks every query the API allows over a seeded season full of
+small cells — summaries by every allowed grouping, filter and period, the public summary, needs
+for every specialty — and turns each answer into constraints on the unknown counts: published
+cells and totals are equalities, rows left out are zeros. The unknowns are what an attacker
+cannot see: every specialty × measure × sex × age band of each commune and quarter where a
+caravan worked (caravans are public). Each hidden cell is then minimised and maximised with
+HiGHS; none may be narrowed below k. The oracle knows nothing of how the release is built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+from scipy.sparse import csr_matrix
+
+from tests.factories import auth, make_areas, make_caravan, make_tally, make_user, publish
+
+K = 5
+SEED = 20261129
+SPECIALTIES = ("GEN", "OPH", "PED", "DEN")
+MEASURES = ("consultations", "turned_away")
+SEXES = ("F", "M")
+BANDS = ("0-4", "5-14", "15-24", "25-49", "50-64", "65+")
+COMMUNES = ("08.587.01.13", "08.587.09.23", "08.577.01.11", "07.351.02.07")
+TODAY = dt.date(2026, 11, 29)
+
+
+def _quarter(day: dt.date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def _seed_season(db) -> list[tuple[str, dt.date]]:
+    """Caravans of one association over two years, most cells small; returns (commune, day)."""
+    rng = random.Random(SEED)
+    print(f"attack harness seed {SEED}")
+    make_areas()
+    days = []
+    for number in range(8):
+        commune = COMMUNES[number % len(COMMUNES)]
+        first = dt.date(2025, 1, 10) + dt.timedelta(days=83 * number)
+        caravan = make_caravan(commune, first_day=first, last_day=first, sites=(),
+                               specialties=SPECIALTIES, organizers=("Wahat Al-Khair",))
+        days.append((commune, first))
+        for specialty in rng.sample(SPECIALTIES, 3):
+            lines = []
+            for measure, sex, band in itertools.product(MEASURES, SEXES, BANDS):
+                if rng.random() < 0.35:
+                    count = rng.choice((1, 2, 3, 4, 6, 9, 15, 30))
+                    lines.append((measure, sex, band, None, count))
+            if lines:
+                make_tally(caravan, day=first, specialty=specialty, lines=lines,
+                           status="approved")
+    db.session.commit()
+    publish(TODAY)
+    return days
+
+
+class Attacker:
+    """The unknown counts and everything learnt about them."""
+
+    def __init__(self, places: list[tuple[str, dt.date]]):
+        self.atoms = [
+            (commune, specialty, measure, sex, band, _quarter(day))
+            for commune, day in sorted(set(places))
+            for specialty, measure, sex, band in itertools.product(
+                SPECIALTIES, MEASURES, SEXES, BANDS)
+        ]
+        self.equalities: dict[frozenset[int], float] = {}
+        self.zeros: set[int] = set()
+        self.hidden: set[frozenset[int]] = set()
+        self.answers = 0
+
+    def matching(self, wanted: dict[str, object], start: dt.date | None,
+                 end: dt.date | None) -> list[int]:
+        found = []
+        for index, (commune, specialty, measure, sex, band, quarter) in enumerate(self.atoms):
+            values = {"region": commune[:2], "province": commune[:6], "commune": commune,
+                      "specialty": specialty, "measure": measure, "sex": sex,
+                      "age_band": band, "quarter": quarter, "year": quarter[:4]}
+            if any(values[name] != value for name, value in wanted.items()):
+                continue
+            year, number = int(quarter[:4]), int(quarter[-1])
+            first = dt.date(year, 3 * number - 2, 1)
+            if start is not None and first < start:
+                continue
+            if end is not None and first > end:
+                continue
+            found.append(index)
+        return found
+
+    def learn(self, body: dict, filters: dict[str, object], start, end) -> None:
+        """Add one summary answer: its cells, its total, and the zeros it implies."""
+        self.answers += 1
+        measure = body["measure"]
+        base = dict(filters)
+        if measure:
+            base["measure"] = measure[0]
+        everything = set(self.matching(base, start, end))
+        covered: set[int] = set()
+        for row in body["rows"]:
+            wanted = dict(base)
+            wanted.update({d: row[d] for d in body["by"]})
+            members = frozenset(self.matching(wanted, start, end))
+            covered |= members
+            if row["count"] is None:
+                self.hidden.add(members)
+            else:
+                self.equalities[members] = row["count"]
+        self.zeros |= everything - covered  # rows left out are zeros
+        if body.get("total") is not None and measure:
+            self.equalities[frozenset(everything)] = body["total"]
+
+    def pinned(self, k: int = K) -> list[tuple[list[tuple], float, float]]:
+        """Hidden cells whose possible range, given everything learnt, is narrower than k."""
+        free = [i for i in range(len(self.atoms)) if i not in self.zeros]
+        column = {atom: position for position, atom in enumerate(free)}
+        rows, cols, values = [], [], []
+        for row, (members, value) in enumerate(self.equalities.items()):
+            for member in members:
+                if member in column:
+                    rows.append(row)
+                    cols.append(column[member])
+            values.append(value)
+        matrix = csr_matrix((np.ones(len(rows)), (rows, cols)),
+                            shape=(len(values), len(free)))
+        found = []
+        for members in self.hidden:
+            objective = np.zeros(len(free))
+            inside = [column[m] for m in members if m in column]
+            if not inside:
+                found.append(([self.atoms[m] for m in members], 0.0, 0.0))
+                continue
+            objective[inside] = 1.0
+            low = linprog(objective, A_eq=matrix, b_eq=values, bounds=(0, None), method="highs")
+            high = linprog(-objective, A_eq=matrix, b_eq=values, bounds=(0, None),
+                           method="highs")
+            assert low.status == 0, low.message
+            top = np.inf if high.status == 3 else -high.fun
+            if top - low.fun < k - 1e-6:
+                found.append(([self.atoms[m] for m in sorted(members)][:3], low.fun, top))
+        return found
+
+
+def _periods() -> list[tuple[dt.date | None, dt.date | None]]:
+    periods: list[tuple[dt.date | None, dt.date | None]] = [(None, None)]
+    for year in (2025, 2026):
+        periods.append((dt.date(year, 1, 1), dt.date(year, 12, 31)))
+        for number in range(1, 5):
+            start = dt.date(year, 3 * number - 2, 1)
+            end = (dt.date(year + (number == 4), (3 * number) % 12 + 1, 1)
+                   - dt.timedelta(days=1))
+            periods.append((start, end))
+    return periods
+
+
+def _queries():
+    """Every summary a caller without full detail may try (the refused ones answer 422)."""
+    areas = [("region", {}), ("province", {}), (None, {"region": "08"}),
+             ("province", {"region": "08"}), (None, {"province": "08.587"}),
+             ("region", {"region": "07"})]
+    others = [[], ["specialty"], ["sex", "age_band"], ["specialty", "sex", "age_band"]]
+    filters_extra = [{}, {"specialty": "OPH"}, {"sex": "F", "age_band": "50-64"}]
+    for (area, area_filter), dims, extra, measure in itertools.product(
+            areas, others, filters_extra, MEASURES):
+        if set(extra) & set(dims):
+            continue
+        by = ([area] if area else []) + dims
+        for unit in (None, "quarter", "year"):
+            full_by = by + ([unit] if unit else [])
+            for start, end in ([(None, None)] if unit else _periods()):
+                yield full_by, {**area_filter, **extra, "measure": measure}, start, end
+
+
+def _ask(client, header, path, by, filters, start, end):
+    params = dict(filters)
+    if by:
+        params["by"] = ",".join(by)
+    if start:
+        params["from"], params["to"] = start.isoformat(), end.isoformat()
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return client.get(f"{path}?{query}", headers=header)
+
+
+@pytest.mark.parametrize("caller", ["planner", "coordinator", "anonymous"])
+def test_no_hidden_cell_is_pinned_across_every_answer(app, client, db, caller):
+    places = _seed_season(db)
+    headers = {
+        "planner": lambda: auth(make_user("planner", organization="Autre association")),
+        "coordinator": lambda: auth(make_user("coordinator", regions=["01"])),
+        "anonymous": lambda: {},
+    }
+    header = headers[caller]()
+    attacker = Attacker(places)
+    refused = 0
+    if caller != "anonymous":
+        for by, filters, start, end in _queries():
+            response = _ask(client, header, "/api/v1/summary", by, filters, start, end)
+            if response.status_code == 422:
+                refused += 1
+                continue
+            assert response.status_code == 200, (by, filters, response.json)
+            assert response.json["full_detail"] is False
+            attacker.learn(response.json, {k: v for k, v in filters.items() if k != "measure"},
+                           start, end)
+        release = client.get("/api/v1/summary?by=region&measure=consultations",
+                             headers=header).json["release"]
+        window = (dt.date.fromisoformat(release["window"]["from"]),
+                  dt.date.fromisoformat(release["window"]["to"]))
+        for measure in ("consultations", "turned_away"):
+            for specialty in SPECIALTIES:
+                body = _ask(client, header, "/api/v1/summary", ["commune"],
+                            {"specialty": specialty, "measure": measure}, *window).json
+                attacker.learn(body, {"specialty": specialty}, *window)
+    for measure in MEASURES:
+        for start, end in _periods():
+            response = _ask(client, header, "/api/v1/public/summary", [], {"measure": measure},
+                            start, end)
+            assert response.status_code == 200, response.json
+            attacker.learn(response.json, {}, start, end)
+    assert attacker.answers > (20 if caller == "anonymous" else 200), (attacker.answers, refused)
+    assert attacker.hidden, "the season must have hidden cells for the harness to mean anything"
+    pinned = attacker.pinned()
+    assert not pinned, f"{len(pinned)} of {len(attacker.hidden)} hidden cells pinned: {pinned[:3]}"
