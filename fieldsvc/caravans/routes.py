@@ -28,12 +28,20 @@ from fieldsvc.caravans.schemas import (
     VolunteerProfileSchema,
 )
 from fieldsvc.extensions import db
-from fieldsvc.security import ALL_ROLES, STAFF_ROLES, allow, current_principal
+from fieldsvc.security import (
+    ALL_ROLES,
+    STAFF_ROLES,
+    allow,
+    current_principal,
+    register_device_loader,
+)
 
 PROBLEM = "application/problem+json"
 
 blp = Blueprint("caravans", __name__, url_prefix="/api/v1",
                 description="Caravans, join codes, device enrollments and volunteer profiles")
+# Devices authenticate with the tokens this blueprint hands out.
+blp.record_once(lambda state: register_device_loader(state.app, services.device_principal))
 
 EXAMPLE_CREATE = {
     "title": "Caravane médicale de Zagora",

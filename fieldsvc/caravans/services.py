@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from geopy.distance import geodesic
 from geopy.point import Point
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from fieldsvc.accounts.models import Organization
 from fieldsvc.accounts.services import audit
@@ -35,12 +36,11 @@ from fieldsvc.errors import (
     Forbidden,
     NotFound,
     TooManyRequests,
+    Unauthorized,
     ValidationFailed,
 )
 from fieldsvc.extensions import db
 from fieldsvc.security import VOLUNTEER, Principal, token_digest
-
-LATE_SYNC_DAYS = 30
 
 # Morocco's bounding box, Western Sahara included (HCP's 12 regions reach down to Lagouira, 20.8°N);
 # deliberately a little generous so that a border village is never refused.
@@ -59,13 +59,123 @@ FAILURE_WINDOW = dt.timedelta(minutes=10)
 STATUS_ORDER = {"planned": 0, "active": 1, "closed": 2}
 
 
-def enrollment_is_live(enrollment: Any, now: dt.datetime) -> bool:
-    """A device token works until revoked, and until 30 days after its caravan's last day."""
-    if enrollment.revoked_at is not None:
-        return False
-    caravan = enrollment.caravan
-    end = max(caravan.last_day, (caravan.closed_at or now).date())
-    return now.date() <= end + dt.timedelta(days=LATE_SYNC_DAYS)
+# --- the late-sync window -------------------------------------------------------------------
+
+
+def morocco_today() -> dt.date:
+    """Today's date in Morocco, where caravan days are counted."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo("Africa/Casablanca")).date()
+    except Exception:  # noqa: BLE001 - no time zone database: Morocco is UTC+1 most of the year
+        return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).date()
+
+
+@dataclass(frozen=True)
+class CaravanDates:
+    """The columns of a caravan that a device's every request needs, read with its token."""
+
+    id: int
+    region_code: str
+    first_day: dt.date
+    last_day: dt.date
+    closed_at: dt.datetime | None
+
+
+def _counts_from_closing(caravan: Caravan | CaravanDates) -> bool:
+    # A caravan closed early still takes its last day's tallies: the window starts at the later.
+    return caravan.closed_at is not None and caravan.closed_at.date() >= caravan.last_day
+
+
+def sync_deadline(caravan: Caravan | CaravanDates) -> dt.date:
+    """Return the last day phones may send tallies for a caravan and its device tokens work."""
+    start = caravan.closed_at.date() if _counts_from_closing(caravan) else caravan.last_day
+    return start + dt.timedelta(days=current_app.config["LATE_SYNC_DAYS"])
+
+
+def late_sync_message(caravan: Caravan | CaravanDates) -> str:
+    """Say until when a caravan's tallies were accepted, and counted from what."""
+    until, days = sync_deadline(caravan).isoformat(), current_app.config["LATE_SYNC_DAYS"]
+    if _counts_from_closing(caravan):
+        return _("This caravan's tallies were accepted until %(until)s (%(days)s days after it "
+                 "closed); ask your coordinator to enter this sheet.", until=until, days=days)
+    return _("This caravan's tallies were accepted until %(until)s (%(days)s days after its "
+             "last day); ask your coordinator to enter this sheet.", until=until, days=days)
+
+
+def enrollment_is_live(revoked_at: dt.datetime | None, caravan: Caravan | CaravanDates,
+                       today: dt.date) -> bool:
+    """Whether a device token works: not revoked, and within its caravan's late-sync window."""
+    return revoked_at is None and today <= sync_deadline(caravan)
+
+
+class DevicePrincipal(Principal):
+    """A volunteer's device, read with one Core statement (the hot path of every tally).
+
+    ``caravan`` is a snapshot of the caravan's dates; the ORM ``enrollment`` (with its
+    relationships) is loaded on first use, for the routes that need more than the ids.
+    """
+
+    def __init__(self, enrollment_id: int, caravan: CaravanDates) -> None:
+        self.role = VOLUNTEER
+        self.user = None
+        self.region_codes = []
+        self.organization_id = None
+        self._enrollment_id = enrollment_id
+        self.caravan = caravan
+        self._enrollment: Enrollment | None = None
+
+    @property  # type: ignore[override]
+    def enrollment(self) -> Enrollment | None:
+        if self._enrollment is None:
+            self._enrollment = db.session.get(Enrollment, self._enrollment_id)
+        return self._enrollment
+
+    @property
+    def enrollment_id(self) -> int:
+        return self._enrollment_id
+
+    @property
+    def enrollment_caravan_id(self) -> int:
+        return self.caravan.id
+
+    @property
+    def actor_id(self) -> str:
+        return f"enrollment:{self._enrollment_id}"
+
+    def __repr__(self) -> str:
+        return f"DevicePrincipal(enrollment_id={self._enrollment_id}, caravan_id={self.caravan.id})"
+
+
+_DEVICE_BY_TOKEN: list[Any] = []
+
+
+def _device_by_token() -> Any:
+    """The SELECT of an enrollment and its caravan's dates by token digest, built once (building
+    costs more than running it): devices far outnumber staff, so it runs first on every token."""
+    if not _DEVICE_BY_TOKEN:
+        enrollment, caravan = Enrollment.__table__.c, Caravan.__table__.c
+        _DEVICE_BY_TOKEN.append(
+            select(enrollment.id, enrollment.revoked_at, caravan.id, caravan.region_code,
+                   caravan.first_day, caravan.last_day, caravan.closed_at)
+            .join_from(Enrollment.__table__, Caravan.__table__,
+                       caravan.id == enrollment.caravan_id)
+            .where(enrollment.token_hash == bindparam("digest")))
+    return _DEVICE_BY_TOKEN[0]
+
+
+def device_principal(digest: str) -> DevicePrincipal | None:
+    """The device a bearer token's digest belongs to; None when it is no device's token."""
+    row = db.session.connection().execute(_device_by_token(), {"digest": digest}).first()
+    if row is None:
+        return None
+    enrollment_id, revoked_at, *dates = row
+    caravan = CaravanDates(*dates)
+    if not enrollment_is_live(revoked_at, caravan, morocco_today()):
+        raise Unauthorized(
+            "This device token was revoked or has expired; join the caravan again with its code.")
+    return DevicePrincipal(enrollment_id, caravan)
 
 
 # --- points ---------------------------------------------------------------------------------
@@ -494,14 +604,17 @@ def enroll(data: dict[str, Any], client: str) -> dict[str, Any]:
             _("No caravan has this join code; check it with your coordinator."),
             errors={"join_code": ["unknown join code"]},
         )
-    late_end = max(caravan.last_day, (caravan.closed_at or now).date()) + dt.timedelta(
-        days=LATE_SYNC_DAYS)
-    if caravan.status == "closed" and now.date() > late_end:
-        raise DomainError(
-            _("This caravan closed more than %(days)s days ago; it takes no new devices.",
-              days=LATE_SYNC_DAYS),
-            status=410, title="Gone", errors={"join_code": ["caravan closed"]},
-        )
+    if morocco_today() > sync_deadline(caravan):
+        # A token made now would be dead on arrival: it lives only as long as the window.
+        days = current_app.config["LATE_SYNC_DAYS"]
+        if _counts_from_closing(caravan):
+            message = _("This caravan closed more than %(days)s days ago; it takes no new "
+                        "devices.", days=days)
+        else:
+            message = _("This caravan ended more than %(days)s days ago; it takes no new "
+                        "devices.", days=days)
+        raise DomainError(message, status=410, title="Gone",
+                          errors={"join_code": ["late-sync window over"]})
     specialty = data.get("specialty")
     if specialty is not None and specialty not in specialty_codes():
         raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
@@ -560,7 +673,7 @@ def create_volunteer(display_name: str, specialty: str | None,
 def list_enrollments(caravan: Caravan, principal: Principal) -> list[dict[str, Any]]:
     """The devices enrolled in a caravan, newest first, with whether each token still works."""
     require_scope(caravan, principal)
-    now = utcnow()
+    today = morocco_today()
     rows = db.session.scalars(
         select(Enrollment).where(Enrollment.caravan_id == caravan.id)
         .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
@@ -569,7 +682,7 @@ def list_enrollments(caravan: Caravan, principal: Principal) -> list[dict[str, A
         {"id": e.id, "caravan_id": e.caravan_id, "display_name": e.display_name,
          "specialty_code": e.specialty_code, "volunteer_id": e.volunteer_id,
          "created_at": e.created_at, "revoked_at": e.revoked_at,
-         "live": enrollment_is_live(e, now)}
+         "live": enrollment_is_live(e.revoked_at, caravan, today)}
         for e in rows
     ]
 

@@ -18,11 +18,16 @@ from sqlalchemy.orm import lazyload
 
 from fieldsvc.accounts.services import audit
 from fieldsvc.caravans.models import Caravan, Enrollment, Site, caravan_specialty
-from fieldsvc.caravans.services import LATE_SYNC_DAYS
+from fieldsvc.caravans.services import (
+    DevicePrincipal,
+    late_sync_message,
+    morocco_today,
+    sync_deadline,
+)
 from fieldsvc.db import utcnow
 from fieldsvc.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from fieldsvc.extensions import db
-from fieldsvc.security import DevicePrincipal, Principal
+from fieldsvc.security import Principal
 from fieldsvc.tallies.models import Submission, SubmissionVersion, TallyLine
 
 
@@ -118,24 +123,6 @@ FLAG_MESSAGES = {
         "%(glasses)s pairs of glasses counted under %(specialty)s, not ophthalmology."),
     "specialty_not_planned": _l("%(specialty)s was not planned for this caravan."),
 }
-
-
-def morocco_today() -> dt.date:
-    """Today's date in Morocco, where caravan days are counted."""
-    try:
-        from zoneinfo import ZoneInfo
-
-        return dt.datetime.now(ZoneInfo("Africa/Casablanca")).date()
-    except Exception:  # noqa: BLE001 - no time zone database: Morocco is UTC+1 most of the year
-        return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).date()
-
-
-def accepted_until(caravan: Caravan) -> dt.date:
-    """The last day a phone may still send or amend a tally for this caravan."""
-    end = caravan.last_day
-    if caravan.closed_at is not None:
-        end = max(end, caravan.closed_at.date())
-    return end + dt.timedelta(days=LATE_SYNC_DAYS)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -302,11 +289,9 @@ def _check_content(principal: Principal, caravan: Caravan, content: dict[str, An
                 f"{field}: {' '.join(messages)}" for field, messages in errors.items()),
             errors=errors)
     if principal.role == "volunteer":
-        until = accepted_until(caravan)
+        until = sync_deadline(caravan)
         if today > until:
-            message = str(_l(
-                "This caravan's tallies were accepted until %(until)s (30 days after it closed); "
-                "ask your coordinator to enter this sheet.", until=until.isoformat()))
+            message = late_sync_message(caravan)
             raise ValidationFailed(message, errors={"day": [message]},
                                    accepted_until=until.isoformat())
 
