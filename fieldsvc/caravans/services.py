@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import gettext as _
 from geopy.distance import geodesic
 from geopy.point import Point
@@ -419,16 +419,17 @@ def create_caravan(data: dict[str, Any], principal: Principal) -> tuple[Caravan,
     return caravan, _no_point_warning(commune) if sites else []
 
 
-def _submissions_outside(caravan: Caravan, first: dt.date, last: dt.date) -> int:
-    from fieldsvc.tallies.models import Submission, SubmissionVersion
+# Other domains' rules about a caravan's days (tallies: no submission may fall outside them);
+# registered at app setup, so that caravans never import the domains built on them.
+DayGuard = Callable[[Caravan, dt.date, dt.date], None]
+DAY_GUARDS = "fieldsvc.caravan_day_guards"
 
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Submission)
-        .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
-        .where(Submission.caravan_id == caravan.id)
-        .where((SubmissionVersion.day < first) | (SubmissionVersion.day > last))
-    ) or 0
+
+def register_day_guard(app: Flask, guard: DayGuard) -> None:
+    """Have ``guard(caravan, first, last)`` refuse (by raising) a change of a caravan's days."""
+    guards = app.extensions.setdefault(DAY_GUARDS, [])
+    if guard not in guards:
+        guards.append(guard)
 
 
 def update_caravan(caravan: Caravan, data: dict[str, Any], principal: Principal) -> list[str]:
@@ -453,13 +454,8 @@ def update_caravan(caravan: Caravan, data: dict[str, Any], principal: Principal)
             message = (f"The last day cannot come before the first day ({first})."
                        if last < first else f"A caravan lasts at most {MAX_CARAVAN_DAYS} days.")
             raise ValidationFailed(message, errors={"last_day": [message]})
-        outside = _submissions_outside(caravan, first, last)
-        if outside:
-            raise Conflict(
-                f"{outside} submissions are for days outside {first}–{last}; "
-                "keep those days or have the submissions amended first.",
-                errors={"first_day": ["submissions exist outside these days"]},
-            )
+        for guard in current_app.extensions.get(DAY_GUARDS, []):
+            guard(caravan, first, last)
         caravan.first_day, caravan.last_day = first, last
     if "specialties" in data:
         wanted = _check_specialties(data["specialties"])

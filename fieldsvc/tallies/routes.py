@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from fieldsvc.caravans.services import register_day_guard
 from fieldsvc.errors import DomainError, NotFound
 from fieldsvc.extensions import db
 from fieldsvc.security import allow, current_principal
@@ -30,6 +31,8 @@ from fieldsvc.tallies.schemas import (
 
 blp = Blueprint("tallies", __name__, url_prefix="/api/v1",
                 description="Submissions: volunteers' anonymized tallies, amendments and review")
+# A caravan's days may not move away from the tallies sent for them.
+blp.record_once(lambda state: register_day_guard(state.app, services.keep_submissions_within_days))
 
 STAFF_WRITERS = ("admin", "coordinator")
 PROBLEM = "application/problem+json"

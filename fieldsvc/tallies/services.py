@@ -825,6 +825,23 @@ def list_submissions(principal: Principal, *, caravan_id: int | None = None,
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
+def keep_submissions_within_days(caravan: Caravan, first: dt.date, last: dt.date) -> None:
+    """Refuse new caravan days that would leave some of its submissions outside them."""
+    outside = db.session.scalar(
+        select(func.count())
+        .select_from(Submission)
+        .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
+        .where(Submission.caravan_id == caravan.id)
+        .where((SubmissionVersion.day < first) | (SubmissionVersion.day > last))
+    ) or 0
+    if outside:
+        raise Conflict(
+            f"{outside} submissions are for days outside {first}–{last}; "
+            "keep those days or have the submissions amended first.",
+            errors={"first_day": ["submissions exist outside these days"]},
+        )
+
+
 def completeness(caravan_id: int, principal: Principal) -> dict[str, Any]:
     """For each day × planned specialty of a caravan: received or missing."""
     caravan = db.session.get(Caravan, caravan_id)
