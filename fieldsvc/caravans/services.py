@@ -312,7 +312,7 @@ def rotate_join_code(caravan: Caravan, principal: Principal) -> Caravan:
     require_scope(caravan, principal)
     caravan.join_code = new_join_code()
     db.session.flush()
-    audit("caravan.join_code_rotated", object_type="caravan", object_id=caravan.id,
+    audit("caravan.rotate_join_code", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal)
     return caravan
 
@@ -693,7 +693,7 @@ def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
         enrollment.revoked_at = utcnow()
         enrollment.revoked_by_id = principal.user.id if principal.user is not None else None
         db.session.flush()
-        audit("enrollment.revoke", object_type="enrollment", object_id=enrollment.id,
+        audit("device.revoke", object_type="enrollment", object_id=enrollment.id,
               region_code=enrollment.caravan.region_code, principal=principal,
               caravan_id=enrollment.caravan_id)
     return enrollment

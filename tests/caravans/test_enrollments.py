@@ -164,5 +164,5 @@ def test_coordinator_lists_and_revokes_tokens(app, client, db):
         "join_code": "K7QX4MZP", "display_name": "x"}).status_code == 401
     listed = client.get(f"/api/v1/caravans/{caravan.id}/enrollments", headers=headers).json
     assert listed[0]["live"] is False and listed[0]["revoked_at"]
-    assert db.session.query(AuditEvent).filter_by(action="enrollment.revoke").count() == 1
+    assert db.session.query(AuditEvent).filter_by(action="device.revoke").count() == 1
     assert client.delete("/api/v1/enrollments/9999", headers=headers).status_code == 404
