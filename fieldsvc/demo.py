@@ -1,8 +1,8 @@
-"""The demo season: a dozen caravans of the past 18 months and their tallies (fixed seed).
+"""The demo: organizations, accounts and a season of caravans with their tallies (fixed seed).
 
-Tallies go through the submission service, as a phone's would (validation, hash, flags,
-audit), dated as if each was sent on its caravan day. Idempotent: a caravan that exists (same
-title) is left alone, and submission ids are derived from the seed, so a second run adds nothing.
+Tallies go through the submission service, as a phone's would, dated as if each was sent on its
+caravan day. Idempotent: a caravan that exists (same title) is left alone, and submission ids
+derive from the seed, so a second run adds nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +14,39 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fieldsvc.accounts.models import Organization, User
+from fieldsvc.accounts.services import create_user, get_or_create_organization
 from fieldsvc.areas.models import Area
 from fieldsvc.caravans.models import Caravan, CaravanSpecialty, Enrollment, Site, Volunteer
+from fieldsvc.caravans.services import JOIN_CODE_ALPHABET, JOIN_CODE_LENGTH, morocco_today
+from fieldsvc.catalog.services import ensure_catalog
+from fieldsvc.errors import ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.security import Principal, token_digest
 from fieldsvc.tallies import services
 from fieldsvc.tallies.models import Submission
+
+# (name, Arabic name, kind)
+ORGANIZATIONS = [
+    ("Wahat Al-Khair", "واحة الخير", "association"),
+    ("Association Al-Muqim des médecins résidents", "جمعية المقيم للأطباء المقيمين", "association"),
+    ("Union des femmes marocaines", "اتحاد النساء المغربيات", "association"),
+    ("Zuhur Al-Waha pour le développement social", "زهور الواحة للتنمية الاجتماعية", "association"),
+    ("Conseil communal de Ouahat Sidi Brahim", "المجلس الجماعي لواحة سيدي ابراهيم",
+     "commune_council"),
+]
+
+# Drâa-Tafilalet (Zagora, Tinghir…) and Marrakech-Safi (Ouahat Sidi Brahim).
+DEMO_REGIONS = ("08", "07")
+
+DEMO_LOGINS = [
+    ("coordinator", "demo-coordinator", "coordinator"),
+    ("planner", "demo-planner", "planner"),
+    ("admin", "demo-admin", "admin"),
+]
+
 
 SEED = 2026
 NAMESPACE = uuid.UUID("5d1c0a5e-6b0e-4c55-9d7e-0f1e1d5a2026")
@@ -39,7 +63,7 @@ class DemoCaravan:
     sites: tuple[str, ...]
 
 
-# Organization names as in fieldsvc.web.demo.ORGANIZATIONS (indexes keep this table short).
+# Indexes into ORGANIZATIONS keep this table short.
 WAHAT, MUQIM, FEMMES, ZUHUR, OUAHAT = range(5)
 
 CARAVANS = [
@@ -163,8 +187,6 @@ def _point_near(area: Area, rng: random.Random) -> tuple[float, float] | None:
 
 
 def _join_code(rng: random.Random) -> str:
-    from fieldsvc.caravans.services import JOIN_CODE_ALPHABET, JOIN_CODE_LENGTH
-
     while True:
         code = "".join(rng.choice(JOIN_CODE_ALPHABET) for _ in range(JOIN_CODE_LENGTH))
         if db.session.scalar(select(Caravan.id).where(Caravan.join_code == code)) is None:
@@ -193,7 +215,7 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
     """Create the demo caravans, volunteers and tallies that are missing; say what was done."""
     import secrets
 
-    today = today or services.morocco_today()
+    today = today or morocco_today()
     communes = {area.code: area for area in db.session.scalars(
         select(Area).where(Area.code.in_([c.commune for c in CARAVANS])))}
     missing = [c.commune for c in CARAVANS if c.commune not in communes]
@@ -322,3 +344,32 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
         db.session.flush()
     return (f"Demo season: {made} caravans created ({len(CARAVANS) - len(missing)} available), "
             f"{submitted} tallies submitted, {flagged} flagged.")
+
+
+def load_demo(echo: Callable[[str], object] = print) -> str:
+    """Create the demo organizations and accounts if they are missing (idempotent)."""
+    ensure_catalog()
+    regions = select(func.count()).select_from(Area).where(Area.code.in_(DEMO_REGIONS))
+    if db.session.scalar(regions) < len(DEMO_REGIONS):
+        raise ValidationFailed("The demo needs Morocco's areas: run `flask --app wsgi areas load` "
+                               "first.", errors={"areas": ["regions 07 and 08 are missing"]})
+    organizations = {
+        name: get_or_create_organization(name, kind=kind, name_ar=name_ar)
+        for name, name_ar, kind in ORGANIZATIONS
+    }
+    created = 0
+    if db.session.scalar(select(User).where(User.username == "coordinator")) is None:
+        create_user("coordinator", "demo-coordinator", "coordinator",
+                    region_codes=list(DEMO_REGIONS),
+                    display_name="Coordinatrice Drâa-Tafilalet et Marrakech-Safi")
+        created += 1
+    if db.session.scalar(select(User).where(User.username == "planner")) is None:
+        create_user("planner", "demo-planner", "planner",
+                    organization=organizations["Wahat Al-Khair"],
+                    display_name="Planificatrice, Wahat Al-Khair")
+        created += 1
+    if db.session.scalar(select(User).where(User.username == "admin")) is None:
+        create_user("admin", "demo-admin", "admin", display_name="Administrateur")
+        created += 1
+    season = load_season([organizations[name] for name, _, _ in ORGANIZATIONS], echo)
+    return f"Demo: {len(organizations)} organizations, {created} accounts created. {season}"
