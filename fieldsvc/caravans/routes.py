@@ -28,6 +28,7 @@ from fieldsvc.caravans.schemas import (
     VolunteerProfileSchema,
 )
 from fieldsvc.extensions import db
+from fieldsvc.jsonbody import json_only
 from fieldsvc.security import (
     ALL_ROLES,
     STAFF_ROLES,
@@ -68,6 +69,7 @@ EXAMPLE_ENROLLMENT = {"id": 41, "caravan_id": 12, "display_name": "Dr Amina Benn
 
 @blp.route("/caravans", methods=["POST"])
 @allow("admin", "coordinator")
+@json_only
 @blp.arguments(CaravanCreateSchema, example=EXAMPLE_CREATE)
 @blp.response(201, CaravanSchema, example=EXAMPLE_CARAVAN)
 @blp.alt_response(422, description="Invalid input; a refused point shows what was understood",
@@ -114,6 +116,7 @@ def get_caravan(caravan_id: int):
 
 @blp.route("/caravans/<int:caravan_id>", methods=["PATCH"])
 @allow("admin", "coordinator")
+@json_only
 @blp.arguments(CaravanPatchSchema, example={"status": "active", "sites": [
     {"name": "Douar Tissergate", "location": "30 17 30 N, 5 52 10 W"}]})
 @blp.response(200, CaravanSchema, example=EXAMPLE_CARAVAN)
@@ -177,6 +180,7 @@ def list_enrollments(caravan_id: int):
 
 @blp.route("/enrollments", methods=["POST"])
 @allow(*ALL_ROLES)
+@json_only
 @blp.arguments(EnrollmentCreateSchema, example={
     "join_code": "K7QX-4MZP", "display_name": "Dr Amina Bennani", "specialty": "OPH",
     "create_profile": True})
@@ -228,6 +232,7 @@ def get_my_profile():
 
 @blp.route("/volunteers/me", methods=["POST"])
 @allow("volunteer")
+@json_only
 @blp.arguments(VolunteerCreateSchema, example={"public_consent": True})
 @blp.response(201, VolunteerProfileSchema, example={**EXAMPLE_PROFILE, "profile_key": "pk_9V0b2…"})
 def create_my_profile(data: dict[str, Any]):
@@ -239,6 +244,7 @@ def create_my_profile(data: dict[str, Any]):
 
 @blp.route("/volunteers/me", methods=["PATCH"])
 @allow("volunteer")
+@json_only
 @blp.arguments(VolunteerPatchSchema, example={"public_consent": True})
 @blp.response(200, VolunteerProfileSchema, example=EXAMPLE_PROFILE)
 def update_my_profile(data: dict[str, Any]):

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import g, jsonify
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from fieldsvc.caravans.services import register_day_guard
-from fieldsvc.errors import DomainError, NotFound
+from fieldsvc.errors import NotFound
 from fieldsvc.extensions import db
+from fieldsvc.jsonbody import json_only
 from fieldsvc.security import allow, current_principal
 from fieldsvc.tallies import services
 from fieldsvc.tallies.schemas import (
@@ -169,31 +167,6 @@ EXAMPLE_INVALID = {
 def _fresh_catalog_cache() -> None:
     # Tests run many requests in one app context: let each request look an unknown code up once.
     g.pop("tallies_catalog_reread", None)
-
-
-class UnsupportedMediaType(DomainError):
-    status = 415
-    title = "Unsupported media type"
-    type_slug = "unsupported-media-type"
-
-
-def json_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse bodies that are not JSON with a 415 problem (before any parsing)."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not request.is_json:
-            message = _("Send the body as JSON with Content-Type: application/json.")
-            raise UnsupportedMediaType(message, errors={"Content-Type": [message]})
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
-        if request.content_length is None and limit:
-            # A chunked body is silently cut at the limit by werkzeug (then reads as broken
-            # JSON); say 413 as for a declared length.
-            if len(request.get_data(cache=True)) >= limit:
-                raise RequestEntityTooLarge()
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def _submission_id(text: str) -> str:
