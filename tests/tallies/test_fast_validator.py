@@ -1,9 +1,10 @@
-"""The hot path's plain-Python check of a submission body agrees with the marshmallow schema.
+"""The ingest hot path agrees with the layered one: its body check, flags and audit row.
 
 POST /api/v1/submissions checks bodies with ``fast_load_submission`` and falls back to
 marshmallow (for its messages) only when it refuses one. These tests generate valid and invalid
 bodies and require both to accept exactly the same ones, load them to the same data, and refuse
-the others for the same fields.
+the others for the same fields. On PostgreSQL, the one-statement insert must store the flags
+and the audit row that the layered inserts store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
+from sqlalchemy import select
 
 from fieldsvc.catalog.codes import AGE_BANDS, ICD10_CHAPTERS, MEASURES, SEXES, SPECIALTIES
 from fieldsvc.extensions import db
@@ -297,3 +299,74 @@ def test_a_site_of_another_caravan_stores_nothing(client, app):
     assert client.get(f"/api/v1/submissions/{body['id']}", headers=header).status_code == 404
     assert _post(client, header, dict(body, site_id=caravan.sites[0].id))["site_id"] == \
         caravan.sites[0].id
+
+
+# --- the one-statement insert (PostgreSQL) stores what the layered path stores -----------------
+
+VOLUME, PROCEDURES, REFERRALS = ("over_150_consultations", "procedures_above_consultations",
+                                 "referrals_above_consultations")
+GLASSES, NOT_PLANNED = "glasses_outside_ophthalmology", "specialty_not_planned"
+# specialty, lines, the volunteer's earlier consultations that day, the flags expected
+SCENARIOS = {
+    "no flag": ("OPH", lines(), 0, []),
+    "procedures": ("OPH", lines(procedures=30), 0, [PROCEDURES]),
+    "referrals": ("OPH", lines(referrals=17), 0, [REFERRALS]),
+    "glasses": ("GEN", lines(glasses=2), 0, [GLASSES]),
+    "not planned": ("DER", lines(), 0, [NOT_PLANNED]),
+    "volume": ("OPH", lines(consultations=127), 20, [VOLUME]),
+    "volume at the limit": ("OPH", lines(consultations=126), 20, []),
+    "all at once": ("DER", lines(consultations=140, glasses=3, procedures=200, referrals=160),
+                    20, [VOLUME, PROCEDURES, REFERRALS, GLASSES, NOT_PLANNED]),
+}
+
+
+@pytest.mark.parametrize("paper", [False, True], ids=["device", "paper sheet"])
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_fast_insert_stores_the_flags_and_audit_row_of_the_layered_path(
+        pg_app, monkeypatch, scenario, paper):
+    from fieldsvc.accounts.models import AuditEvent
+    from fieldsvc.tallies import services
+    from fieldsvc.tallies.models import SubmissionVersion
+
+    specialty, content, earlier, expected = SCENARIOS[scenario]
+    client = pg_app.test_client()
+    caravan, _, fast_header = field_setup(specialties=("GEN", "OPH", "PED"))
+    _, layered_header = make_enrollment(caravan, display_name="Dr Karim")
+    db.session.commit()
+    if paper:
+        fast_header = layered_header = auth(make_user("coordinator", regions=["08"]))
+    for header in (fast_header, layered_header):
+        if earlier:  # the same day's earlier tally of each volunteer
+            _post(client, header, payload(caravan, lines=[
+                {"measure": "consultations", "sex": "M", "age_band": "5-14", "count": earlier}]))
+
+    one_statement = services._create_postgresql
+    calls: list[str] = []
+    monkeypatch.setattr(services, "_create_postgresql",
+                        lambda *args: calls.append("fast") or one_statement(*args))
+    fast = _post(client, fast_header, payload(caravan, specialty=specialty, lines=content))
+    monkeypatch.setattr(services, "one_statement_insert", lambda: False)
+    layered = _post(client, layered_header, payload(caravan, specialty=specialty, lines=content))
+    assert calls == ["fast"]
+    assert fast["flags"] == layered["flags"]
+    # A paper sheet names no volunteer, so no volunteer's day can be counted.
+    assert [flag["code"] for flag in fast["flags"]] == [
+        code for code in expected if not (paper and code == VOLUME)]
+
+    db.session.rollback()
+    stored = {version.submission_id: version.flags for version in db.session.scalars(
+        select(SubmissionVersion).where(
+            SubmissionVersion.submission_id.in_([fast["id"], layered["id"]])))}
+    assert stored[fast["id"]] == stored[layered["id"]]
+    assert [flag["code"] for flag in fast["flags"]] == [flag["code"] for flag in
+                                                        stored[fast["id"]]]
+
+    def event(submission: dict[str, Any]) -> tuple:
+        row = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "submission.create",
+            AuditEvent.object_id == submission["id"])).one()
+        who = row.actor_id if paper else f"enrollment:{submission['enrollment_id']}"
+        assert row.actor_id == who
+        return (row.actor_kind, row.object_type, row.region_code, row.detail)
+
+    assert event(fast) == event(layered)
