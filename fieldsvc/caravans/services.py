@@ -20,6 +20,7 @@ from fieldsvc.accounts.models import Organization
 from fieldsvc.accounts.services import audit
 from fieldsvc.areas.models import Area
 from fieldsvc.caravans.models import (
+    MAX_CARAVAN_DAYS,
     Caravan,
     CaravanSpecialty,
     Enrollment,
@@ -27,7 +28,6 @@ from fieldsvc.caravans.models import (
     Site,
     Volunteer,
 )
-from fieldsvc.caravans.schemas import MAX_CARAVAN_DAYS
 from fieldsvc.catalog.services import specialty_codes
 from fieldsvc.db import page_offset, utcnow
 from fieldsvc.errors import (
@@ -57,6 +57,98 @@ MAX_FAILED_ENROLLMENTS = 10
 FAILURE_WINDOW = dt.timedelta(minutes=10)
 
 STATUS_ORDER = {"planned": 0, "active": 1, "closed": 2}
+
+
+# --- what callers send and get back ---------------------------------------------------------
+
+
+@dataclass
+class SiteInput:
+    name: str
+    location: str  # as typed: decimal "lat, lon" or degrees-minutes-seconds text
+
+
+@dataclass
+class CaravanInput:
+    title: str
+    commune: str
+    first_day: dt.date
+    last_day: dt.date
+    specialties: list[str]
+    organizers: list[int]
+    sites: list[SiteInput]
+
+
+@dataclass
+class CaravanChanges:
+    """A PATCH of a caravan: only the fields in ``sent`` change."""
+
+    sent: frozenset[str]
+    title: str | None = None
+    first_day: dt.date | None = None
+    last_day: dt.date | None = None
+    specialties: list[str] | None = None
+    sites: list[SiteInput] | None = None
+    status: str | None = None
+
+
+@dataclass
+class CaravanFilter:
+    status: str | None = None
+    region: str | None = None
+    commune: str | None = None
+
+
+@dataclass
+class CaravanView:
+    """A caravan as one caller may see it: the join code only for those who run it."""
+
+    caravan: Caravan
+    join_code: str | None = None
+    join_url: str | None = None
+    warnings: list[str] | None = None
+
+
+@dataclass
+class EnrollmentInput:
+    join_code: str
+    display_name: str
+    specialty: str | None = None
+    profile_key: str | None = None
+    create_profile: bool = False
+    public_consent: bool = False
+
+
+@dataclass
+class Enrolled:
+    """A new device enrollment with its token (and a new profile's key), shown once."""
+
+    enrollment: Enrollment
+    token: str
+    profile_key: str | None = None
+
+
+@dataclass
+class DeviceStatus:
+    enrollment: Enrollment
+    live: bool  # whether its token still works
+
+
+@dataclass
+class ProfileChanges:
+    """A volunteer's profile fields; only those in ``sent`` were given."""
+
+    sent: frozenset[str]
+    display_name: str | None = None
+    specialty: str | None = None
+    public_consent: bool = False
+
+
+@dataclass
+class VolunteerProfile:
+    volunteer: Volunteer
+    caravans: list[Caravan]
+    profile_key: str | None = None  # only when the profile was just created
 
 
 # --- the late-sync window -------------------------------------------------------------------
@@ -225,7 +317,7 @@ class CheckedSite:
 
 
 def check_sites(
-    sites: list[dict[str, Any]], commune: Area, field: str = "sites"
+    sites: list[SiteInput], commune: Area, field: str = "sites"
 ) -> list[CheckedSite]:
     """Read every site's point and refuse the request if one is unreadable or implausible."""
     checked: list[CheckedSite] = []
@@ -233,15 +325,15 @@ def check_sites(
     first_understood: dict[str, Any] | None = None
     for index, site in enumerate(sites):
         key = f"{field}[{index}].location"
-        point = parse_point(site["location"])
+        point = parse_point(site.location)
         if point is None:
             errors[key] = [
-                f"Could not read {site['location']!r} as a point; write \"30.33, -5.84\" "
+                f"Could not read {site.location!r} as a point; write \"30.33, -5.84\" "
                 "(latitude, longitude) or 30°19'48\"N 5°50'24\"W."
             ]
             continue
         lat, lon = point
-        understood = {"site": index, "text": site["location"], "lat": lat, "lon": lon}
+        understood = {"site": index, "text": site.location, "lat": lat, "lon": lon}
         if not in_morocco(lat, lon):
             errors[key] = [
                 f"Read as latitude {lat}, longitude {lon}, which is outside Morocco "
@@ -260,7 +352,7 @@ def check_sites(
                 ]
                 first_understood = first_understood or {**understood, "km_from_commune": km}
                 continue
-        checked.append(CheckedSite(site["name"].strip(), lat, lon, km))
+        checked.append(CheckedSite(site.name.strip(), lat, lon, km))
     if errors:
         extra: dict[str, Any] = {}
         if first_understood is not None:
@@ -385,22 +477,22 @@ def _no_point_warning(commune: Area) -> list[str]:
     return []
 
 
-def create_caravan(data: dict[str, Any], principal: Principal) -> tuple[Caravan, list[str]]:
-    """Create a planned caravan in a commune within the caller's regions; return warnings too."""
-    commune = _commune(data["commune"])
+def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
+    """Create a planned caravan in a commune within the caller's regions; say what to check."""
+    commune = _commune(data.commune)
     if not principal.in_region(commune.region_code):
         raise Forbidden(
             f"{commune.name_fr} is in region {commune.region_code}, outside your regions."
         )
-    specialties = _check_specialties(data["specialties"])
-    organizers = _organizations(data.get("organizers") or [], principal)
-    sites = check_sites(data.get("sites") or [], commune)
+    specialties = _check_specialties(data.specialties)
+    organizers = _organizations(data.organizers, principal)
+    sites = check_sites(data.sites, commune)
     caravan = Caravan(
-        title=data["title"].strip(),
+        title=data.title.strip(),
         commune_code=commune.code,
         region_code=commune.region_code,
-        first_day=data["first_day"],
-        last_day=data["last_day"],
+        first_day=data.first_day,
+        last_day=data.last_day,
         status="planned",
         join_code=new_join_code(),
         created_by_id=principal.user.id if principal.user is not None else None,
@@ -416,7 +508,7 @@ def create_caravan(data: dict[str, Any], principal: Principal) -> tuple[Caravan,
     audit("caravan.create", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal, title=caravan.title,
           commune=commune.code)
-    return caravan, _no_point_warning(commune) if sites else []
+    return caravan_view(caravan, principal, _no_point_warning(commune) if sites else [])
 
 
 # Other domains' rules about a caravan's days (tallies: no submission may fall outside them);
@@ -432,24 +524,24 @@ def register_day_guard(app: Flask, guard: DayGuard) -> None:
         guards.append(guard)
 
 
-def update_caravan(caravan: Caravan, data: dict[str, Any], principal: Principal) -> list[str]:
-    """Change a caravan's title, days, specialties, sites or status; return warnings."""
+def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal) -> CaravanView:
+    """Change a caravan's title, days, specialties, sites or status; say what to check."""
     require_scope(caravan, principal)
-    changed = sorted(data)
-    frozen = sorted(set(data) & {"first_day", "last_day", "specialties", "sites", "status"})
+    changed = sorted(data.sent)
+    frozen = sorted(data.sent & {"first_day", "last_day", "specialties", "sites", "status"})
     if caravan.status == "closed" and frozen and not (
-        frozen == ["status"] and data["status"] == "closed"
+        frozen == ["status"] and data.status == "closed"
     ):
         raise Conflict(
             f"Caravan {caravan.id} is closed; only its title can still change.",
             errors={name: ["the caravan is closed"] for name in frozen},
         )
     warnings: list[str] = []
-    if "title" in data:
-        caravan.title = data["title"].strip()
-    if "first_day" in data or "last_day" in data:
-        first = data.get("first_day", caravan.first_day)
-        last = data.get("last_day", caravan.last_day)
+    if data.title is not None:
+        caravan.title = data.title.strip()
+    if data.first_day is not None or data.last_day is not None:
+        first = data.first_day or caravan.first_day
+        last = data.last_day or caravan.last_day
         if last < first or (last - first).days + 1 > MAX_CARAVAN_DAYS:
             message = (f"The last day cannot come before the first day ({first})."
                        if last < first else f"A caravan lasts at most {MAX_CARAVAN_DAYS} days.")
@@ -457,18 +549,17 @@ def update_caravan(caravan: Caravan, data: dict[str, Any], principal: Principal)
         for guard in current_app.extensions.get(DAY_GUARDS, []):
             guard(caravan, first, last)
         caravan.first_day, caravan.last_day = first, last
-    if "specialties" in data:
-        wanted = _check_specialties(data["specialties"])
+    if data.specialties is not None:
+        wanted = _check_specialties(data.specialties)
         db.session.execute(
             delete(CaravanSpecialty).where(CaravanSpecialty.caravan_id == caravan.id))
         for code in wanted:
             db.session.add(CaravanSpecialty(caravan_id=caravan.id, specialty_code=code))
-    if data.get("sites"):
-        commune = db.session.get(Area, caravan.commune_code)
-        _add_sites(caravan, check_sites(data["sites"], commune))
-        warnings += _no_point_warning(commune)
-    if "status" in data and data["status"] != caravan.status:
-        new, old = data["status"], caravan.status
+    if data.sites:
+        _add_sites(caravan, check_sites(data.sites, caravan.commune))
+        warnings += _no_point_warning(caravan.commune)
+    if data.status is not None and data.status != caravan.status:
+        new, old = data.status, caravan.status
         if STATUS_ORDER[new] != STATUS_ORDER[old] + 1:
             raise Conflict(
                 f"A caravan goes planned → active → closed; this one is {old}, "
@@ -483,62 +574,34 @@ def update_caravan(caravan: Caravan, data: dict[str, Any], principal: Principal)
     audit("caravan.update", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal, changed=changed,
           status=caravan.status)
-    return warnings
+    return caravan_view(caravan, principal, warnings)
 
 
-def list_caravans(filters: dict[str, Any], page: int, page_size: int) -> tuple[list[Caravan], int]:
+def list_caravans(filters: CaravanFilter, page: int, page_size: int) -> tuple[list[Caravan], int]:
     """Caravans, newest first; caravan metadata is not health data, so staff see all of them."""
     query = select(Caravan)
-    if "status" in filters:
-        query = query.where(Caravan.status == filters["status"])
-    if "region" in filters:
-        query = query.where(Caravan.region_code == filters["region"])
-    if "commune" in filters:
-        query = query.where(Caravan.commune_code == filters["commune"])
+    if filters.status is not None:
+        query = query.where(Caravan.status == filters.status)
+    if filters.region is not None:
+        query = query.where(Caravan.region_code == filters.region)
+    if filters.commune is not None:
+        query = query.where(Caravan.commune_code == filters.commune)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = list(db.session.scalars(
         query.order_by(Caravan.first_day.desc(), Caravan.id.desc())
         .limit(page_size).offset(page_offset(page, page_size))
     ))
-    # Load the communes in one query; describe_caravan then finds them in the identity map.
+    # Load the communes in one query; each caravan then finds its own in the identity map.
     list(db.session.scalars(select(Area).where(Area.code.in_({c.commune_code for c in rows}))))
     return rows, total
 
 
-def describe_caravan(caravan: Caravan, principal: Principal,
-                     warnings: list[str] | None = None) -> dict[str, Any]:
+def caravan_view(caravan: Caravan, principal: Principal,
+                 warnings: list[str] | None = None) -> CaravanView:
     """A caravan as the caller may see it: the join code only for those who run it."""
-    commune = db.session.get(Area, caravan.commune_code)
-    body: dict[str, Any] = {
-        "id": caravan.id,
-        "title": caravan.title,
-        "commune": caravan.commune_code,
-        "commune_name_fr": commune.name_fr if commune else None,
-        "commune_name_ar": commune.name_ar if commune else None,
-        "region": caravan.region_code,
-        "organizers": [{"id": org.id, "name": org.name} for org in caravan.organizers],
-        "sites": [_describe_site(site, commune) for site in caravan.sites],
-        "first_day": caravan.first_day,
-        "last_day": caravan.last_day,
-        "specialties": caravan.specialties,
-        "status": caravan.status,
-        "closed_at": caravan.closed_at,
-        "created_at": caravan.created_at,
-    }
-    if principal.in_region(caravan.region_code):
-        body["join_code"] = display_join_code(caravan.join_code)
-        body["join_url"] = join_url(caravan)
-    if warnings is not None:
-        body["warnings"] = warnings
-    return body
-
-
-def _describe_site(site: Site, commune: Area | None) -> dict[str, Any]:
-    km = None
-    if commune is not None and commune.lat is not None and commune.lon is not None:
-        km = round(geodesic((site.lat, site.lon), (commune.lat, commune.lon)).km, 1)
-    return {"id": site.id, "name": site.name, "commune": site.commune_code, "lat": site.lat,
-            "lon": site.lon, "km_from_commune": km}
+    if not principal.in_region(caravan.region_code):
+        return CaravanView(caravan, warnings=warnings)
+    return CaravanView(caravan, display_join_code(caravan.join_code), join_url(caravan), warnings)
 
 
 def qr_code(caravan: Caravan, principal: Principal, kind: str) -> bytes:
@@ -584,11 +647,11 @@ class UnknownJoinCode(NotFound):
     """A join code that matches no caravan; the failure must be committed before answering."""
 
 
-def enroll(data: dict[str, Any], client: str) -> dict[str, Any]:
+def enroll(data: EnrollmentInput, client: str) -> Enrolled:
     """Turn a join code into a device token for that caravan (and optionally a profile)."""
     now = utcnow()
     _throttle(client, now)
-    code = normalise_join_code(data["join_code"])
+    code = normalise_join_code(data.join_code)
     caravan = db.session.scalar(select(Caravan).where(Caravan.join_code == code)) if code else None
     if caravan is None:
         # Forget old failures as new ones come: the table stays a few rows long.
@@ -611,29 +674,29 @@ def enroll(data: dict[str, Any], client: str) -> dict[str, Any]:
                         "devices.", days=days)
         raise DomainError(message, status=410, title="Gone",
                           errors={"join_code": ["late-sync window over"]})
-    specialty = data.get("specialty")
+    specialty = data.specialty
     if specialty is not None and specialty not in specialty_codes():
         raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
                                errors={"specialty": [f"unknown specialty {specialty}"]})
     volunteer: Volunteer | None = None
     profile_key: str | None = None
-    if data.get("profile_key"):
+    if data.profile_key:
         volunteer = db.session.scalar(
-            select(Volunteer).where(Volunteer.profile_key_hash == token_digest(data["profile_key"]))
+            select(Volunteer).where(Volunteer.profile_key_hash == token_digest(data.profile_key))
         )
         if volunteer is None:
             raise ValidationFailed(
                 _("This profile key is not known; join without it, or create a new profile."),
                 errors={"profile_key": ["unknown profile key"]},
             )
-    elif data.get("create_profile"):
-        volunteer, profile_key = create_volunteer(
-            data["display_name"], specialty, bool(data.get("public_consent")))
+    elif data.create_profile:
+        volunteer, profile_key = create_volunteer(data.display_name, specialty,
+                                                  data.public_consent)
     token = secrets.token_urlsafe(32)
     enrollment = Enrollment(
-        caravan_id=caravan.id,
-        volunteer_id=volunteer.id if volunteer else None,
-        display_name=data["display_name"],
+        caravan=caravan,
+        volunteer=volunteer,
+        display_name=data.display_name,
         specialty_code=specialty,
         token_hash=token_digest(token),
     )
@@ -644,15 +707,7 @@ def enroll(data: dict[str, Any], client: str) -> dict[str, Any]:
           principal=Principal(role=VOLUNTEER, enrollment=enrollment),
           caravan_id=caravan.id, volunteer_id=enrollment.volunteer_id,
           profile="created" if profile_key else ("reattached" if volunteer else None))
-    body: dict[str, Any] = {
-        "token": token,
-        "enrollment_id": enrollment.id,
-        "caravan": describe_caravan(caravan, Principal(role=VOLUNTEER, enrollment=enrollment)),
-        "volunteer": volunteer,
-    }
-    if profile_key:
-        body["profile_key"] = profile_key
-    return body
+    return Enrolled(enrollment, token, profile_key)
 
 
 def create_volunteer(display_name: str, specialty: str | None,
@@ -666,7 +721,7 @@ def create_volunteer(display_name: str, specialty: str | None,
     return volunteer, key
 
 
-def list_enrollments(caravan: Caravan, principal: Principal) -> list[dict[str, Any]]:
+def list_enrollments(caravan: Caravan, principal: Principal) -> list[DeviceStatus]:
     """The devices enrolled in a caravan, newest first, with whether each token still works."""
     require_scope(caravan, principal)
     today = morocco_today()
@@ -674,13 +729,7 @@ def list_enrollments(caravan: Caravan, principal: Principal) -> list[dict[str, A
         select(Enrollment).where(Enrollment.caravan_id == caravan.id)
         .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
     )
-    return [
-        {"id": e.id, "caravan_id": e.caravan_id, "display_name": e.display_name,
-         "specialty_code": e.specialty_code, "volunteer_id": e.volunteer_id,
-         "created_at": e.created_at, "revoked_at": e.revoked_at,
-         "live": enrollment_is_live(e.revoked_at, caravan, today)}
-        for e in rows
-    ]
+    return [DeviceStatus(e, enrollment_is_live(e.revoked_at, caravan, today)) for e in rows]
 
 
 def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
@@ -702,70 +751,62 @@ def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
 # --- volunteer profiles ---------------------------------------------------------------------
 
 
-def my_profile(principal: Principal) -> dict[str, Any]:
+def my_profile(principal: Principal) -> VolunteerProfile:
     """The profile the calling device's enrollment points to, with its caravans."""
     volunteer = principal.enrollment.volunteer
     if volunteer is None:
         raise NotFound(_("This device joined without a volunteer profile; create one first."))
-    return _profile_body(volunteer)
+    return _profile(volunteer)
 
 
-def _profile_body(volunteer: Volunteer) -> dict[str, Any]:
+def _profile(volunteer: Volunteer, profile_key: str | None = None) -> VolunteerProfile:
     caravans = db.session.scalars(
         select(Caravan).join(Enrollment, Enrollment.caravan_id == Caravan.id)
         .where(Enrollment.volunteer_id == volunteer.id)
         .distinct().order_by(Caravan.first_day.desc())
     )
-    return {
-        "id": volunteer.id,
-        "display_name": volunteer.display_name,
-        "specialty_code": volunteer.specialty_code,
-        "public_consent": volunteer.public_consent,
-        "created_at": volunteer.created_at,
-        "caravans": list(caravans),
-    }
+    return VolunteerProfile(volunteer, list(caravans), profile_key)
 
 
-def create_my_profile(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def create_my_profile(data: ProfileChanges, principal: Principal) -> VolunteerProfile:
     """Give a device that joined without a profile one, and return its key once."""
     enrollment = principal.enrollment
     if enrollment.volunteer_id is not None:
         raise Conflict(_("This device already has a volunteer profile."))
-    specialty = data.get("specialty", enrollment.specialty_code)
+    specialty = data.specialty if "specialty" in data.sent else enrollment.specialty_code
     if specialty is not None and specialty not in specialty_codes():
         raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
                                errors={"specialty": [f"unknown specialty {specialty}"]})
     volunteer, key = create_volunteer(
-        (data.get("display_name") or enrollment.display_name).strip(), specialty,
-        bool(data.get("public_consent")))
+        (data.display_name or enrollment.display_name).strip(), specialty, data.public_consent)
     enrollment.volunteer_id = volunteer.id
     db.session.flush()
     db.session.expire(enrollment, ["volunteer"])
     audit("volunteer.create", object_type="volunteer", object_id=volunteer.id,
           region_code=enrollment.caravan.region_code, principal=principal)
-    return {**_profile_body(volunteer), "profile_key": key}
+    return _profile(volunteer, key)
 
 
-def update_my_profile(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def update_my_profile(data: ProfileChanges, principal: Principal) -> VolunteerProfile:
     """Change the calling volunteer's name, specialty or public consent."""
     volunteer = principal.enrollment.volunteer
     if volunteer is None:
         raise NotFound(_("This device joined without a volunteer profile; create one first."))
-    if "display_name" in data:
-        name = data["display_name"].strip()
+    if "display_name" in data.sent:
+        name = (data.display_name or "").strip()
         if not name:
             raise ValidationFailed(_("The name cannot be empty."),
                                    errors={"display_name": ["cannot be empty"]})
         volunteer.display_name = name
-    if "specialty" in data:
-        if data["specialty"] is not None and data["specialty"] not in specialty_codes():
-            raise ValidationFailed(_("Unknown specialty %(code)s.", code=data["specialty"]),
-                                   errors={"specialty": [f"unknown specialty {data['specialty']}"]})
-        volunteer.specialty_code = data["specialty"]
-    if "public_consent" in data:
-        volunteer.public_consent = data["public_consent"]
+    if "specialty" in data.sent:
+        if data.specialty is not None and data.specialty not in specialty_codes():
+            raise ValidationFailed(_("Unknown specialty %(code)s.", code=data.specialty),
+                                   errors={"specialty": [f"unknown specialty {data.specialty}"]})
+        volunteer.specialty_code = data.specialty
+    if "public_consent" in data.sent:
+        volunteer.public_consent = data.public_consent
     db.session.flush()
     audit("volunteer.update", object_type="volunteer", object_id=volunteer.id,
           region_code=principal.enrollment.caravan.region_code, principal=principal,
-          changed=sorted(data))
-    return _profile_body(volunteer)
+          changed=sorted(data.sent))
+    return _profile(volunteer)
