@@ -12,7 +12,6 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
 
@@ -27,6 +26,7 @@ from fieldsvc.extensions import db
 from fieldsvc.security import Principal, token_digest
 from fieldsvc.tallies import services
 from fieldsvc.tallies.models import Submission
+from fieldsvc.tallies.services import Line, ReviewDecision, SubmissionInput
 
 # (name, Arabic name, kind)
 ORGANIZATIONS = [
@@ -137,9 +137,9 @@ def _split(rng: random.Random, total: int, weights: tuple[float, ...]) -> list[i
 
 
 def tally_lines(rng: random.Random, specialty: str, consultations: int,
-                *, last_day: bool) -> list[dict[str, Any]]:
+                *, last_day: bool) -> list[Line]:
     """Realistic disjoint lines for one doctor's day."""
-    rows: list[dict[str, Any]] = []
+    rows: list[Line] = []
     women = round(consultations * WOMEN_SHARE[specialty])
     for sex, people in (("F", women), ("M", consultations - women)):
         if people <= 0:
@@ -151,8 +151,8 @@ def tally_lines(rng: random.Random, specialty: str, consultations: int,
             def add(measure: str, count: int, condition: str | None = None,
                     sex: str = sex, band: str = band) -> None:
                 if count > 0:
-                    rows.append({"measure": measure, "sex": sex, "age_band": band,
-                                 "condition": condition, "count": count})
+                    rows.append(Line(measure=measure, sex=sex, age_band=band,
+                                     condition=condition, count=count))
 
             def share(low: float, high: float, seen: int = seen) -> int:
                 # Random rounding, so that small groups still show some referrals.
@@ -291,55 +291,54 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
                     consultations = crng.randint(155, 175)
                 lines = tally_lines(crng, specialty, consultations, last_day=last_day)
                 site = sites[(position + offset) % len(sites)] if sites else None
-                content = {
-                    "id": uuid.uuid5(NAMESPACE, f"{plan.title}|{day}|{enrollment.display_name}|"
-                                                f"{specialty}|{position}"),
-                    "caravan_id": caravan.id, "site_id": site.id if site else None,
-                    "day": day, "specialty": specialty, "lines": lines,
-                    "note": None,
-                }
+                content = SubmissionInput(
+                    id=uuid.uuid5(NAMESPACE, f"{plan.title}|{day}|{enrollment.display_name}|"
+                                             f"{specialty}|{position}"),
+                    caravan_id=caravan.id, site_id=site.id if site else None,
+                    day=day, specialty=specialty, lines=lines)
                 principal = Principal(role="volunteer", enrollment=enrollment)
-                body, _created = services.submit(content, principal, today=day)
+                stored, _created = services.submit(content, principal, today=day)
                 submitted += 1
                 if reviewer is None:
                     continue
-                if body["flags"]:
-                    services.review(body["id"], {"status": "flagged", "reason": (
-                        "À vérifier avec le médecin : " + body["flags"][0]["message"])}, reviewer)
+                submission_id = stored.submission.id
+                flags = services.render_flags(stored.version.flags)
+                if flags:
+                    services.review(submission_id, ReviewDecision("flagged", (
+                        "À vérifier avec le médecin : " + flags[0]["message"])), reviewer)
                     flagged += 1
                 elif plan.months_ago > 3 and crng.random() < 0.85:
-                    services.review(body["id"], {"status": "approved", "reason": None}, reviewer)
+                    services.review(submission_id, ReviewDecision("approved"), reviewer)
         if team and number % 5 == 2:
             # A doctor who miscounted and corrected from the phone: a second version counts.
             enrollment, specialty = team[0]
             first_sent = db.session.scalar(select(Submission).where(
                 Submission.enrollment_id == enrollment.id).order_by(Submission.id).limit(1))
             if first_sent is not None:
-                sent = services.submission_body(first_sent)
-                corrected = [dict(line) for line in sent["lines"]]
+                stored = services.stored_submission(first_sent)
+                sent = stored.version
+                corrected = [Line(**line) for line in stored.lines]
                 corrected[0]["count"] += 3
-                services.amend(first_sent.id, {
-                    "caravan_id": caravan.id, "site_id": sent["site_id"],
-                    "day": dt.date.fromisoformat(sent["day"]), "specialty": sent["specialty"],
-                    "lines": corrected, "note": "corrigé le soir"},
-                    Principal(role="volunteer", enrollment=enrollment),
-                    today=dt.date.fromisoformat(sent["day"]))
+                services.amend(first_sent.id, SubmissionInput(
+                    caravan_id=caravan.id, site_id=sent.site_id, day=sent.day,
+                    specialty=sent.specialty_code, lines=corrected, note="corrigé le soir"),
+                    Principal(role="volunteer", enrollment=enrollment), today=sent.day)
         if plan.days > 1 and team and number % 4 == 1:
             # A phone that sent its first day twice under two ids: the copy is rejected.
             enrollment, specialty = team[-1]
             original = db.session.scalar(select(Submission).where(
                 Submission.enrollment_id == enrollment.id).order_by(Submission.id).limit(1))
             if original is not None and reviewer is not None:
-                copy = services.submission_body(original)
-                day = dt.date.fromisoformat(copy["day"])
-                content = {"id": uuid.uuid5(NAMESPACE, f"{plan.title}|copy"),
-                           "caravan_id": caravan.id, "site_id": copy["site_id"], "day": day,
-                           "specialty": specialty, "lines": copy["lines"], "note": "renvoyé"}
+                copy = services.stored_submission(original)
+                day = copy.version.day
+                content = SubmissionInput(
+                    id=uuid.uuid5(NAMESPACE, f"{plan.title}|copy"), caravan_id=caravan.id,
+                    site_id=copy.version.site_id, day=day, specialty=specialty,
+                    lines=copy.lines, note="renvoyé")
                 volunteer = Principal(role="volunteer", enrollment=enrollment)
-                body, _ = services.submit(content, volunteer, today=day)
-                services.review(body["id"], {"status": "rejected",
-                                             "reason": "Doublon de la fiche du même jour."},
-                                reviewer)
+                stored, _ = services.submit(content, volunteer, today=day)
+                services.review(stored.submission.id, ReviewDecision(
+                    "rejected", "Doublon de la fiche du même jour."), reviewer)
                 submitted += 1
         db.session.flush()
     return (f"Demo season: {made} caravans created ({len(CARAVANS) - len(missing)} available), "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import g, jsonify
+from flask import g
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
@@ -188,24 +188,20 @@ def _submission_id(text: str) -> str:
                   content_type=PROBLEM, example=EXAMPLE_CONFLICT)
 @blp.alt_response(422, description="Invalid input, with field-level errors",
                   content_type=PROBLEM, example=EXAMPLE_INVALID)
-def create_submission(data: dict[str, Any]) -> Any:
+def create_submission(data: services.SubmissionInput) -> Any:
     """Send a tally; retrying the same id and content answers 200 and stores nothing twice."""
-    body, created = services.submit(data, current_principal())
+    stored, created = services.submit(data, current_principal())
     db.session.commit()
-    # The body is built in SubmissionSchema's shape already (a test checks that dumping it
-    # changes nothing): answer it as is rather than dump it again.
-    return jsonify(body), 201 if created else 200
+    return stored, 201 if created else 200
 
 
 @blp.route("/submissions", methods=["GET"])
 @allow("volunteer", *STAFF_WRITERS)
 @blp.arguments(SubmissionListArgs, location="query")
 @blp.response(200, SubmissionListSchema, example=EXAMPLE_LIST)
-def list_submissions(args: dict[str, Any]) -> Any:
+def list_submissions(wanted: services.SubmissionFilter) -> Any:
     """List submissions: a coordinator's regions, or a volunteer's own."""
-    return services.list_submissions(
-        current_principal(), caravan_id=args.get("caravan_id"), day=args.get("day"),
-        status=args.get("status"), limit=args["limit"], offset=args["offset"])
+    return services.list_submissions(current_principal(), wanted)
 
 
 @blp.route("/submissions/<string:submission_id>", methods=["GET"])
@@ -221,11 +217,11 @@ def get_submission(submission_id: str) -> Any:
 @json_only
 @blp.arguments(SubmissionAmendSchema, example=EXAMPLE_AMEND_REQUEST)
 @blp.response(200, SubmissionSchema, example=EXAMPLE_AMENDED)
-def amend_submission(data: dict[str, Any], submission_id: str) -> Any:
+def amend_submission(data: services.SubmissionInput, submission_id: str) -> Any:
     """Amend a submission: new content makes a new version and puts review back to received."""
-    body, _changed = services.amend(_submission_id(submission_id), data, current_principal())
+    stored, _changed = services.amend(_submission_id(submission_id), data, current_principal())
     db.session.commit()
-    return body
+    return stored
 
 
 @blp.route("/submissions/<string:submission_id>/review", methods=["POST"])
@@ -233,11 +229,11 @@ def amend_submission(data: dict[str, Any], submission_id: str) -> Any:
 @json_only
 @blp.arguments(ReviewSchema, example={"status": "flagged", "reason": "Counts look doubled."})
 @blp.response(200, SubmissionSchema, example=EXAMPLE_REVIEWED)
-def review_submission(data: dict[str, Any], submission_id: str) -> Any:
+def review_submission(decision: services.ReviewDecision, submission_id: str) -> Any:
     """Approve, flag or reject a submission, with a reason the volunteer sees."""
-    body = services.review(_submission_id(submission_id), data, current_principal())
+    stored = services.review(_submission_id(submission_id), decision, current_principal())
     db.session.commit()
-    return body
+    return stored
 
 
 @blp.route("/caravans/<int:caravan_id>/completeness", methods=["GET"])
