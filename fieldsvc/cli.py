@@ -156,8 +156,8 @@ def users_list() -> None:
 @demo_cli.command("load")
 def demo_load() -> None:
     """Load the demo organizations, accounts, caravans and tallies (idempotent)."""
+    from fieldsvc.demo import load_demo
     from fieldsvc.extensions import db
-    from fieldsvc.web.demo import load_demo
 
     summary = load_demo(echo=click.echo)
     db.session.commit()
@@ -197,8 +197,8 @@ def setup_command(demo: bool | None) -> None:
     from fieldsvc.accounts.models import User
     from fieldsvc.areas.models import Area
     from fieldsvc.catalog.services import ensure_catalog
+    from fieldsvc.demo import DEMO_LOGINS, load_demo
     from fieldsvc.extensions import db
-    from fieldsvc.web.demo import DEMO_LOGINS, load_demo
 
     if demo is None:
         # Demo accounts have published passwords: never create them in production by default.

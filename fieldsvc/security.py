@@ -11,11 +11,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from flask import Flask, g, has_request_context, request, session
-from sqlalchemy import bindparam, select
+from flask import Flask, current_app, g, has_request_context, request, session
+from sqlalchemy import select
 
 from fieldsvc.errors import Forbidden, Unauthorized, problem
 
@@ -70,46 +69,16 @@ class Principal:
         return self.role == "coordinator" and region_code in self.region_codes
 
 
-class DevicePrincipal(Principal):
-    """A volunteer's device, read with one Core statement (the hot path of every tally).
+# Where a domain registers how a bearer token becomes a device's principal (caravans does):
+# this module knows roles, not caravans. The loader returns None for a token that is no
+# device's, and raises Unauthorized for a device token that no longer works.
+DeviceLoader = Callable[[str], Principal | None]
+DEVICE_LOADER = "fieldsvc.device_loader"
 
-    ``caravan`` is a snapshot of the caravan's scalar columns (id, region_code, first_day,
-    last_day, closed_at); the ORM ``enrollment`` (with its relationships) is loaded on first use,
-    in the request's session, for the routes that need more than the ids.
-    """
 
-    def __init__(self, enrollment_id: int, caravan: Any) -> None:
-        self.role = VOLUNTEER
-        self.user = None
-        self.region_codes = []
-        self.organization_id = None
-        self._enrollment_id = enrollment_id
-        self.caravan = caravan
-        self._enrollment: Any = None
-
-    @property  # type: ignore[override]
-    def enrollment(self) -> Any:
-        if self._enrollment is None:
-            from fieldsvc.caravans.models import Enrollment
-            from fieldsvc.extensions import db
-
-            self._enrollment = db.session.get(Enrollment, self._enrollment_id)
-        return self._enrollment
-
-    @property
-    def enrollment_id(self) -> int:
-        return self._enrollment_id
-
-    @property
-    def enrollment_caravan_id(self) -> int:
-        return self.caravan.id
-
-    @property
-    def actor_id(self) -> str:
-        return f"enrollment:{self._enrollment_id}"
-
-    def __repr__(self) -> str:
-        return f"DevicePrincipal(enrollment_id={self._enrollment_id}, caravan_id={self.caravan.id})"
+def register_device_loader(app: Flask, loader: DeviceLoader) -> None:
+    """Let bearer tokens of volunteers' devices authenticate through ``loader``."""
+    app.extensions[DEVICE_LOADER] = loader
 
 
 def current_principal() -> Principal:
@@ -232,19 +201,10 @@ def _load_principal() -> Principal:
         token = header[7:].strip()
         digest = token_digest(token)
         now = dt.datetime.now(dt.UTC)
-        row = db.session.connection().execute(_enrollment_by_token(), {"digest": digest}).first()
-        if row is not None:
-            from fieldsvc.caravans.services import enrollment_is_live
-
-            caravan = SimpleNamespace(id=row.caravan_id, region_code=row.region_code,
-                                      first_day=row.first_day, last_day=row.last_day,
-                                      closed_at=row.closed_at)
-            if enrollment_is_live(SimpleNamespace(revoked_at=row.revoked_at, caravan=caravan),
-                                  now):
-                return DevicePrincipal(row.id, caravan)
-            raise Unauthorized(
-                "This device token was revoked or has expired; join the caravan again with its code."
-            )
+        loader = current_app.extensions.get(DEVICE_LOADER)
+        device = loader(digest) if loader is not None else None
+        if device is not None:
+            return device
         api_token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         if api_token is not None:
             expires = api_token.expires_at
@@ -264,27 +224,6 @@ def _load_principal() -> Principal:
         if user is not None and user.active:
             return _staff(user)
     return Principal()
-
-
-_STATEMENTS: dict[str, Any] = {}
-
-
-def _enrollment_by_token() -> Any:
-    """SELECT an enrollment's ids and its caravan's dates by token digest, built once (building
-    costs more than running it). Devices far outnumber staff, so this runs first on every bearer
-    token; it is a Core statement (no ORM objects): the ingest path needs only these columns."""
-    statement = _STATEMENTS.get("enrollment")
-    if statement is None:
-        from fieldsvc.caravans.models import Caravan, Enrollment
-
-        enrollment, caravan = Enrollment.__table__.c, Caravan.__table__.c
-        statement = _STATEMENTS["enrollment"] = (
-            select(enrollment.id, enrollment.caravan_id, enrollment.revoked_at,
-                   caravan.region_code, caravan.first_day, caravan.last_day, caravan.closed_at)
-            .join_from(Enrollment.__table__, Caravan.__table__,
-                       caravan.id == enrollment.caravan_id)
-            .where(enrollment.token_hash == bindparam("digest")))
-    return statement
 
 
 def _staff(user: Any) -> Principal:

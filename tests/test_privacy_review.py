@@ -208,7 +208,7 @@ def test_audit_log_stays_in_the_coordinators_regions(app, client, db):
     for caravan in (zagora, ouahat):
         assert client.post(f"/api/v1/caravans/{caravan.id}/join-code",
                            headers=admin).status_code == 200
-    for query in ("", "?region=08", "?action=caravan.join_code_rotated"):
+    for query in ("", "?region=08", "?action=caravan.rotate_join_code"):
         events = client.get(f"/api/v1/audit{query}", headers=auth(coordinator)).json
         assert {event["region_code"] for event in events} <= {"07"}, query
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+from geopy.distance import geodesic
 from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fieldsvc.accounts.models import Organization
+from fieldsvc.areas.models import Area
 from fieldsvc.db import Model, utcnow
 
 CARAVAN_STATUSES = ("planned", "active", "closed")
+MAX_CARAVAN_DAYS = 31
 
 caravan_organizer = Table(
     "caravan_organizer",
@@ -43,6 +46,7 @@ class Caravan(Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    commune: Mapped[Area] = relationship()
     organizers: Mapped[list[Organization]] = relationship(
         secondary=caravan_organizer, lazy="selectin"
     )
@@ -75,6 +79,15 @@ class Site(Model):
     lon: Mapped[float]
 
     caravan: Mapped[Caravan] = relationship(back_populates="sites")
+    commune: Mapped[Area] = relationship()
+
+    @property
+    def km_from_commune(self) -> float | None:
+        """Geodesic km to the commune's point; None while the commune has no known point."""
+        commune = self.commune
+        if commune.lat is None or commune.lon is None:
+            return None
+        return round(geodesic((self.lat, self.lon), (commune.lat, commune.lon)).km, 1)
 
 
 class Volunteer(Model):

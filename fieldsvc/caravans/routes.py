@@ -28,12 +28,21 @@ from fieldsvc.caravans.schemas import (
     VolunteerProfileSchema,
 )
 from fieldsvc.extensions import db
-from fieldsvc.security import ALL_ROLES, STAFF_ROLES, allow, current_principal
+from fieldsvc.jsonbody import json_only
+from fieldsvc.security import (
+    ALL_ROLES,
+    STAFF_ROLES,
+    allow,
+    current_principal,
+    register_device_loader,
+)
 
 PROBLEM = "application/problem+json"
 
 blp = Blueprint("caravans", __name__, url_prefix="/api/v1",
                 description="Caravans, join codes, device enrollments and volunteer profiles")
+# Devices authenticate with the tokens this blueprint hands out.
+blp.record_once(lambda state: register_device_loader(state.app, services.device_principal))
 
 EXAMPLE_CREATE = {
     "title": "Caravane médicale de Zagora",
@@ -60,6 +69,7 @@ EXAMPLE_ENROLLMENT = {"id": 41, "caravan_id": 12, "display_name": "Dr Amina Benn
 
 @blp.route("/caravans", methods=["POST"])
 @allow("admin", "coordinator")
+@json_only
 @blp.arguments(CaravanCreateSchema, example=EXAMPLE_CREATE)
 @blp.response(201, CaravanSchema, example=EXAMPLE_CARAVAN)
 @blp.alt_response(422, description="Invalid input; a refused point shows what was understood",
@@ -73,12 +83,11 @@ EXAMPLE_ENROLLMENT = {"id": 41, "caravan_id": 12, "display_name": "Dr Amina Benn
                       "understood": {"site": 0, "text": "-5.84, 30.33", "lat": -5.84,
                                      "lon": 30.33}})
 @blp.alt_response(403, description="The commune is outside your regions", content_type=PROBLEM)
-def create_caravan(data: dict[str, Any]):
+def create_caravan(data: services.CaravanInput):
     """Create a caravan in a commune of your regions; answers its join code and link."""
-    principal = current_principal()
-    caravan, warnings = services.create_caravan(data, principal)
+    view = services.create_caravan(data, current_principal())
     db.session.commit()
-    return services.describe_caravan(caravan, principal, warnings)
+    return view
 
 
 @blp.route("/caravans", methods=["GET"])
@@ -86,13 +95,13 @@ def create_caravan(data: dict[str, Any]):
 @blp.arguments(CaravanQuerySchema, location="query")
 @blp.response(200, CaravanSchema(many=True), example=[EXAMPLE_CARAVAN])
 @blp.paginate(page_size=50, max_page_size=200)
-def list_caravans(filters: dict[str, Any], pagination_parameters: Any):
+def list_caravans(filters: services.CaravanFilter, pagination_parameters: Any):
     """List caravans, newest first, filtered by status, region or commune (paginated)."""
     principal = current_principal()
     rows, total = services.list_caravans(filters, pagination_parameters.page,
                                          pagination_parameters.page_size)
     pagination_parameters.item_count = total
-    return [services.describe_caravan(caravan, principal) for caravan in rows]
+    return [services.caravan_view(caravan, principal) for caravan in rows]
 
 
 @blp.route("/caravans/<int:caravan_id>", methods=["GET"])
@@ -101,21 +110,20 @@ def list_caravans(filters: dict[str, Any], pagination_parameters: Any):
 def get_caravan(caravan_id: int):
     """Show a caravan (a device token sees only its own caravan)."""
     principal = current_principal()
-    return services.describe_caravan(services.caravan_for_reader(caravan_id, principal), principal)
+    return services.caravan_view(services.caravan_for_reader(caravan_id, principal), principal)
 
 
 @blp.route("/caravans/<int:caravan_id>", methods=["PATCH"])
 @allow("admin", "coordinator")
+@json_only
 @blp.arguments(CaravanPatchSchema, example={"status": "active", "sites": [
     {"name": "Douar Tissergate", "location": "30 17 30 N, 5 52 10 W"}]})
 @blp.response(200, CaravanSchema, example=EXAMPLE_CARAVAN)
-def update_caravan(data: dict[str, Any], caravan_id: int):
+def update_caravan(data: services.CaravanChanges, caravan_id: int):
     """Change a caravan's title, days, specialties, add sites, or move its status forward."""
-    principal = current_principal()
-    caravan = services.get_caravan(caravan_id)
-    warnings = services.update_caravan(caravan, data, principal)
+    view = services.update_caravan(services.get_caravan(caravan_id), data, current_principal())
     db.session.commit()
-    return services.describe_caravan(caravan, principal, warnings)
+    return view
 
 
 @blp.route("/caravans/<int:caravan_id>/join-code", methods=["POST"])
@@ -127,8 +135,7 @@ def rotate_join_code(caravan_id: int):
     principal = current_principal()
     caravan = services.rotate_join_code(services.get_caravan(caravan_id), principal)
     db.session.commit()
-    return {"join_code": services.display_join_code(caravan.join_code),
-            "join_url": services.join_url(caravan)}
+    return services.caravan_view(caravan, principal)
 
 
 def _qr(caravan_id: int, kind: str) -> Response:
@@ -169,6 +176,7 @@ def list_enrollments(caravan_id: int):
 
 @blp.route("/enrollments", methods=["POST"])
 @allow(*ALL_ROLES)
+@json_only
 @blp.arguments(EnrollmentCreateSchema, example={
     "join_code": "K7QX-4MZP", "display_name": "Dr Amina Bennani", "specialty": "OPH",
     "create_profile": True})
@@ -186,15 +194,15 @@ def list_enrollments(caravan_id: int):
                            "title": "Too many requests", "status": 429, "retry_after": 412,
                            "detail": "Too many wrong join codes from this connection; try again "
                                      "in 412 seconds."})
-def enroll(data: dict[str, Any]):
+def enroll(data: services.EnrollmentInput):
     """Join a caravan with its code: answers a device token scoped to that caravan."""
     try:
-        body = services.enroll(data, request.remote_addr or "unknown")
+        enrolled = services.enroll(data, request.remote_addr or "unknown")
     except services.UnknownJoinCode:
         db.session.commit()  # keep the failure: it is what throttles guessing
         raise
     db.session.commit()
-    return body
+    return enrolled
 
 
 @blp.route("/enrollments/<int:enrollment_id>", methods=["DELETE"])
@@ -220,24 +228,26 @@ def get_my_profile():
 
 @blp.route("/volunteers/me", methods=["POST"])
 @allow("volunteer")
+@json_only
 @blp.arguments(VolunteerCreateSchema, example={"public_consent": True})
 @blp.response(201, VolunteerProfileSchema, example={**EXAMPLE_PROFILE, "profile_key": "pk_9V0b2…"})
-def create_my_profile(data: dict[str, Any]):
+def create_my_profile(data: services.ProfileChanges):
     """Create a volunteer profile for a device that joined without one; answers its key once."""
-    body = services.create_my_profile(data, current_principal())
+    profile = services.create_my_profile(data, current_principal())
     db.session.commit()
-    return body
+    return profile
 
 
 @blp.route("/volunteers/me", methods=["PATCH"])
 @allow("volunteer")
+@json_only
 @blp.arguments(VolunteerPatchSchema, example={"public_consent": True})
 @blp.response(200, VolunteerProfileSchema, example=EXAMPLE_PROFILE)
-def update_my_profile(data: dict[str, Any]):
+def update_my_profile(data: services.ProfileChanges):
     """Change this volunteer's name, specialty or consent to be named publicly."""
-    body = services.update_my_profile(data, current_principal())
+    profile = services.update_my_profile(data, current_principal())
     db.session.commit()
-    return body
+    return profile
 
 
 # --- the interactive API docs page ----------------------------------------------------------

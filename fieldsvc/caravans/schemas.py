@@ -6,15 +6,22 @@ import datetime as dt
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
-from fieldsvc.caravans.models import CARAVAN_STATUSES
+from fieldsvc.caravans.models import CARAVAN_STATUSES, MAX_CARAVAN_DAYS
+from fieldsvc.caravans.services import (
+    CaravanChanges,
+    CaravanFilter,
+    CaravanInput,
+    EnrollmentInput,
+    ProfileChanges,
+    SiteInput,
+)
 
 SPECIALTY_CODE = validate.Regexp(r"^[A-Z]{2,8}$", error="Use a specialty code such as OPH or GEN.")
 COMMUNE_CODE = validate.Regexp(
     r"^\d{2}\.\d{3}\.\d{2}\.\d{2}$", error="Use the commune's HCP code, e.g. 08.587.01.13."
 )
-MAX_CARAVAN_DAYS = 31
 
 EXAMPLE_SITE = {"id": 1, "name": "École Al Amal", "commune": "08.587.01.13", "lat": 30.33,
                 "lon": -5.84, "km_from_commune": 0.0}
@@ -60,6 +67,10 @@ class SiteInSchema(Schema):
         },
     )
 
+    @post_load
+    def _input(self, data: dict[str, Any], **kwargs: Any) -> SiteInput:
+        return SiteInput(**data)
+
 
 class CaravanCreateSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(3, 200),
@@ -84,6 +95,10 @@ class CaravanCreateSchema(Schema):
     @validates_schema
     def _days_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
         check_days(data.get("first_day"), data.get("last_day"))
+
+    @post_load
+    def _input(self, data: dict[str, Any], **kwargs: Any) -> CaravanInput:
+        return CaravanInput(**data)
 
 
 def check_days(first: dt.date | None, last: dt.date | None) -> None:
@@ -112,6 +127,10 @@ class CaravanPatchSchema(Schema):
                   "example": "active"},
     )
 
+    @post_load
+    def _changes(self, data: dict[str, Any], **kwargs: Any) -> CaravanChanges:
+        return CaravanChanges(sent=frozenset(data), **data)
+
 
 class CaravanQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(CARAVAN_STATUSES),
@@ -119,6 +138,10 @@ class CaravanQuerySchema(Schema):
     region = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08."),
                            metadata={"example": "08"})
     commune = fields.String(validate=COMMUNE_CODE, metadata={"example": "08.587.01.13"})
+
+    @post_load
+    def _filter(self, data: dict[str, Any], **kwargs: Any) -> CaravanFilter:
+        return CaravanFilter(**data)
 
 
 class OrganizerSchema(Schema):
@@ -129,7 +152,7 @@ class OrganizerSchema(Schema):
 class SiteSchema(Schema):
     id = fields.Integer(metadata={"example": 1})
     name = fields.String(metadata={"example": "École Al Amal"})
-    commune = fields.String(metadata={"example": "08.587.01.13"})
+    commune = fields.String(attribute="commune_code", metadata={"example": "08.587.01.13"})
     lat = fields.Float(metadata={"example": 30.33})
     lon = fields.Float(metadata={"example": -5.84})
     km_from_commune = fields.Float(
@@ -140,29 +163,49 @@ class SiteSchema(Schema):
 
 
 class CaravanSchema(Schema):
-    id = fields.Integer(metadata={"example": 12})
-    title = fields.String(metadata={"example": "Caravane médicale de Zagora"})
-    commune = fields.String(metadata={"example": "08.587.01.13"})
-    commune_name_fr = fields.String(metadata={"example": "Zagora"})
-    commune_name_ar = fields.String(metadata={"example": "زاكورة"})
-    region = fields.String(metadata={"example": "08"})
-    organizers = fields.List(fields.Nested(OrganizerSchema))
-    sites = fields.List(fields.Nested(SiteSchema))
-    first_day = fields.Date(metadata={"example": "2026-11-27"})
-    last_day = fields.Date(metadata={"example": "2026-11-28"})
-    specialties = fields.List(fields.String(), metadata={"example": ["GEN", "OPH", "PED"]})
-    status = fields.String(metadata={"example": "planned"})
-    closed_at = fields.DateTime(allow_none=True)
-    created_at = fields.DateTime()
-    join_code = fields.String(
-        metadata={"description": "Shown only to admins and the caravan's coordinators.",
-                  "example": "K7QX-4MZP"})
-    join_url = fields.String(metadata={"example": "https://fieldsvc.example.org/join/K7QX-4MZP"})
-    warnings = fields.List(
-        fields.String(),
-        metadata={"description": "What was accepted but deserves a look (e.g. a commune "
+    """A CaravanView: the caravan, and its join code only for those who run it."""
+
+    id = fields.Integer(attribute="caravan.id", metadata={"example": 12})
+    title = fields.String(attribute="caravan.title",
+                          metadata={"example": "Caravane médicale de Zagora"})
+    commune = fields.String(attribute="caravan.commune_code", metadata={"example": "08.587.01.13"})
+    commune_name_fr = fields.String(attribute="caravan.commune.name_fr",
+                                    metadata={"example": "Zagora"})
+    commune_name_ar = fields.String(attribute="caravan.commune.name_ar",
+                                    metadata={"example": "زاكورة"})
+    region = fields.String(attribute="caravan.region_code", metadata={"example": "08"})
+    organizers = fields.List(fields.Nested(OrganizerSchema), attribute="caravan.organizers")
+    sites = fields.List(fields.Nested(SiteSchema), attribute="caravan.sites")
+    first_day = fields.Date(attribute="caravan.first_day", metadata={"example": "2026-11-27"})
+    last_day = fields.Date(attribute="caravan.last_day", metadata={"example": "2026-11-28"})
+    specialties = fields.List(fields.String(), attribute="caravan.specialties",
+                              metadata={"example": ["GEN", "OPH", "PED"]})
+    status = fields.String(attribute="caravan.status", metadata={"example": "planned"})
+    closed_at = fields.DateTime(attribute="caravan.closed_at", allow_none=True)
+    created_at = fields.DateTime(attribute="caravan.created_at")
+    join_code = fields.Method(
+        "_join_code", metadata={"type": "string", "example": "K7QX-4MZP",
+                                "description": "Shown only to admins and the caravan's "
+                                               "coordinators."})
+    join_url = fields.Method(
+        "_join_url", metadata={"type": "string",
+                               "example": "https://fieldsvc.example.org/join/K7QX-4MZP"})
+    warnings = fields.Method(
+        "_warnings",
+        metadata={"type": "array", "items": {"type": "string"},
+                  "description": "What was accepted but deserves a look (e.g. a commune "
                                  "without a known point, so sites were not checked against it)."},
     )
+
+    # Hidden values leave their keys out rather than answer null.
+    def _join_code(self, view: Any) -> Any:
+        return missing if view.join_code is None else view.join_code
+
+    def _join_url(self, view: Any) -> Any:
+        return missing if view.join_url is None else view.join_url
+
+    def _warnings(self, view: Any) -> Any:
+        return missing if view.warnings is None else view.warnings
 
 
 class JoinCodeSchema(Schema):
@@ -207,6 +250,10 @@ class EnrollmentCreateSchema(Schema):
                 "create_profile",
             )
 
+    @post_load
+    def _input(self, data: dict[str, Any], **kwargs: Any) -> EnrollmentInput:
+        return EnrollmentInput(**data)
+
 
 class VolunteerSchema(Schema):
     id = fields.Integer(metadata={"example": 3})
@@ -217,11 +264,25 @@ class VolunteerSchema(Schema):
     created_at = fields.DateTime()
 
 
-class VolunteerProfileSchema(VolunteerSchema):
+class VolunteerProfileSchema(Schema):
+    """A VolunteerProfile: the volunteer, their caravans, and a new profile's key once."""
+
+    id = fields.Integer(attribute="volunteer.id", metadata={"example": 3})
+    display_name = fields.String(attribute="volunteer.display_name",
+                                 metadata={"example": "Dr Amina Bennani"})
+    specialty = fields.String(allow_none=True, attribute="volunteer.specialty_code",
+                              metadata={"example": "OPH"})
+    public_consent = fields.Boolean(attribute="volunteer.public_consent",
+                                    metadata={"example": False})
+    created_at = fields.DateTime(attribute="volunteer.created_at")
     caravans = fields.List(fields.Nested(lambda: CaravanRefSchema()))
-    profile_key = fields.String(
-        metadata={"description": "Only when the profile was just created: keep it on the phone.",
-                  "example": "pk_9V0b2…"})
+    profile_key = fields.Method(
+        "_profile_key",
+        metadata={"type": "string", "example": "pk_9V0b2…",
+                  "description": "Only when the profile was just created: keep it on the phone."})
+
+    def _profile_key(self, profile: Any) -> Any:
+        return missing if profile.profile_key is None else profile.profile_key
 
 
 class VolunteerPatchSchema(Schema):
@@ -231,6 +292,10 @@ class VolunteerPatchSchema(Schema):
                               metadata={"example": "OPH"})
     public_consent = fields.Boolean(metadata={"example": True})
 
+    @post_load
+    def _changes(self, data: dict[str, Any], **kwargs: Any) -> ProfileChanges:
+        return ProfileChanges(sent=frozenset(data), **data)
+
 
 class VolunteerCreateSchema(Schema):
     display_name = fields.String(metadata={"example": "Dr Amina Bennani",
@@ -238,6 +303,10 @@ class VolunteerCreateSchema(Schema):
     specialty = fields.String(allow_none=True, validate=SPECIALTY_CODE,
                               metadata={"example": "OPH"})
     public_consent = fields.Boolean(load_default=False, metadata={"example": False})
+
+    @post_load
+    def _changes(self, data: dict[str, Any], **kwargs: Any) -> ProfileChanges:
+        return ProfileChanges(sent=frozenset(data), **data)
 
 
 class SiteBriefSchema(Schema):
@@ -260,7 +329,7 @@ class CaravanBriefSchema(Schema):
 
     id = fields.Integer(metadata={"example": 12})
     title = fields.String(metadata={"example": "Caravane médicale de Zagora"})
-    commune = fields.String(metadata={"example": "08.587.01.13"})
+    commune = fields.String(attribute="commune_code", metadata={"example": "08.587.01.13"})
     first_day = fields.Date(metadata={"example": "2026-11-27"})
     last_day = fields.Date(metadata={"example": "2026-11-28"})
     specialties = fields.List(fields.String(), metadata={"example": ["GEN", "OPH", "PED"]})
@@ -269,25 +338,36 @@ class CaravanBriefSchema(Schema):
 
 
 class EnrolledSchema(Schema):
+    """An Enrolled: the device's token, its caravan, and a new profile's key once."""
+
     token = fields.String(
         metadata={"description": "Bearer token for this caravan; shown once.",
                   "example": "b1Jx…"})
-    enrollment_id = fields.Integer(metadata={"example": 41})
-    caravan = fields.Nested(CaravanBriefSchema)
-    volunteer = fields.Nested(VolunteerSchema, allow_none=True)
-    profile_key = fields.String(
-        metadata={"description": "Only when create_profile was true: keep it to re-attach the "
-                                 "profile at the next caravan.", "example": "pk_9V0b2…"})
+    enrollment_id = fields.Integer(attribute="enrollment.id", metadata={"example": 41})
+    caravan = fields.Nested(CaravanBriefSchema, attribute="enrollment.caravan")
+    volunteer = fields.Nested(VolunteerSchema, attribute="enrollment.volunteer", allow_none=True)
+    profile_key = fields.Method(
+        "_profile_key",
+        metadata={"type": "string", "example": "pk_9V0b2…",
+                  "description": "Only when create_profile was true: keep it to re-attach the "
+                                 "profile at the next caravan."})
+
+    def _profile_key(self, enrolled: Any) -> Any:
+        return missing if enrolled.profile_key is None else enrolled.profile_key
 
 
 class EnrollmentSchema(Schema):
-    id = fields.Integer(metadata={"example": 41})
-    caravan_id = fields.Integer(metadata={"example": 12})
-    display_name = fields.String(metadata={"example": "Dr Amina Bennani"})
-    specialty = fields.String(allow_none=True, attribute="specialty_code",
+    """A DeviceStatus: an enrolled device and whether its token still works."""
+
+    id = fields.Integer(attribute="enrollment.id", metadata={"example": 41})
+    caravan_id = fields.Integer(attribute="enrollment.caravan_id", metadata={"example": 12})
+    display_name = fields.String(attribute="enrollment.display_name",
+                                 metadata={"example": "Dr Amina Bennani"})
+    specialty = fields.String(allow_none=True, attribute="enrollment.specialty_code",
                               metadata={"example": "OPH"})
-    volunteer_id = fields.Integer(allow_none=True, metadata={"example": 3})
-    created_at = fields.DateTime()
-    revoked_at = fields.DateTime(allow_none=True)
+    volunteer_id = fields.Integer(attribute="enrollment.volunteer_id", allow_none=True,
+                                  metadata={"example": 3})
+    created_at = fields.DateTime(attribute="enrollment.created_at")
+    revoked_at = fields.DateTime(attribute="enrollment.revoked_at", allow_none=True)
     live = fields.Boolean(metadata={"description": "Whether the token still works.",
                                     "example": True})

@@ -6,19 +6,21 @@ import datetime as dt
 import math
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import gettext as _
 from geopy.distance import geodesic
 from geopy.point import Point
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from fieldsvc.accounts.models import Organization
 from fieldsvc.accounts.services import audit
 from fieldsvc.areas.models import Area
 from fieldsvc.caravans.models import (
+    MAX_CARAVAN_DAYS,
     Caravan,
     CaravanSpecialty,
     Enrollment,
@@ -26,7 +28,6 @@ from fieldsvc.caravans.models import (
     Site,
     Volunteer,
 )
-from fieldsvc.caravans.schemas import MAX_CARAVAN_DAYS
 from fieldsvc.catalog.services import specialty_codes
 from fieldsvc.db import page_offset, utcnow
 from fieldsvc.errors import (
@@ -35,12 +36,11 @@ from fieldsvc.errors import (
     Forbidden,
     NotFound,
     TooManyRequests,
+    Unauthorized,
     ValidationFailed,
 )
 from fieldsvc.extensions import db
 from fieldsvc.security import VOLUNTEER, Principal, token_digest
-
-LATE_SYNC_DAYS = 30
 
 # Morocco's bounding box, Western Sahara included (HCP's 12 regions reach down to Lagouira, 20.8°N);
 # deliberately a little generous so that a border village is never refused.
@@ -59,13 +59,215 @@ FAILURE_WINDOW = dt.timedelta(minutes=10)
 STATUS_ORDER = {"planned": 0, "active": 1, "closed": 2}
 
 
-def enrollment_is_live(enrollment: Any, now: dt.datetime) -> bool:
-    """A device token works until revoked, and until 30 days after its caravan's last day."""
-    if enrollment.revoked_at is not None:
-        return False
-    caravan = enrollment.caravan
-    end = max(caravan.last_day, (caravan.closed_at or now).date())
-    return now.date() <= end + dt.timedelta(days=LATE_SYNC_DAYS)
+# --- what callers send and get back ---------------------------------------------------------
+
+
+@dataclass
+class SiteInput:
+    name: str
+    location: str  # as typed: decimal "lat, lon" or degrees-minutes-seconds text
+
+
+@dataclass
+class CaravanInput:
+    title: str
+    commune: str
+    first_day: dt.date
+    last_day: dt.date
+    specialties: list[str]
+    organizers: list[int]
+    sites: list[SiteInput]
+
+
+@dataclass
+class CaravanChanges:
+    """A PATCH of a caravan: only the fields in ``sent`` change."""
+
+    sent: frozenset[str]
+    title: str | None = None
+    first_day: dt.date | None = None
+    last_day: dt.date | None = None
+    specialties: list[str] | None = None
+    sites: list[SiteInput] | None = None
+    status: str | None = None
+
+
+@dataclass
+class CaravanFilter:
+    status: str | None = None
+    region: str | None = None
+    commune: str | None = None
+
+
+@dataclass
+class CaravanView:
+    """A caravan as one caller may see it: the join code only for those who run it."""
+
+    caravan: Caravan
+    join_code: str | None = None
+    join_url: str | None = None
+    warnings: list[str] | None = None
+
+
+@dataclass
+class EnrollmentInput:
+    join_code: str
+    display_name: str
+    specialty: str | None = None
+    profile_key: str | None = None
+    create_profile: bool = False
+    public_consent: bool = False
+
+
+@dataclass
+class Enrolled:
+    """A new device enrollment with its token (and a new profile's key), shown once."""
+
+    enrollment: Enrollment
+    token: str
+    profile_key: str | None = None
+
+
+@dataclass
+class DeviceStatus:
+    enrollment: Enrollment
+    live: bool  # whether its token still works
+
+
+@dataclass
+class ProfileChanges:
+    """A volunteer's profile fields; only those in ``sent`` were given."""
+
+    sent: frozenset[str]
+    display_name: str | None = None
+    specialty: str | None = None
+    public_consent: bool = False
+
+
+@dataclass
+class VolunteerProfile:
+    volunteer: Volunteer
+    caravans: list[Caravan]
+    profile_key: str | None = None  # only when the profile was just created
+
+
+# --- the late-sync window -------------------------------------------------------------------
+
+
+def morocco_today() -> dt.date:
+    """Today's date in Morocco, where caravan days are counted."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo("Africa/Casablanca")).date()
+    except Exception:  # noqa: BLE001 - no time zone database: Morocco is UTC+1 most of the year
+        return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).date()
+
+
+@dataclass(frozen=True)
+class CaravanDates:
+    """The columns of a caravan that a device's every request needs, read with its token."""
+
+    id: int
+    region_code: str
+    first_day: dt.date
+    last_day: dt.date
+    closed_at: dt.datetime | None
+
+
+def _counts_from_closing(caravan: Caravan | CaravanDates) -> bool:
+    # A caravan closed early still takes its last day's tallies: the window starts at the later.
+    return caravan.closed_at is not None and caravan.closed_at.date() >= caravan.last_day
+
+
+def sync_deadline(caravan: Caravan | CaravanDates) -> dt.date:
+    """Return the last day phones may send tallies for a caravan and its device tokens work."""
+    start = caravan.closed_at.date() if _counts_from_closing(caravan) else caravan.last_day
+    return start + dt.timedelta(days=current_app.config["LATE_SYNC_DAYS"])
+
+
+def late_sync_message(caravan: Caravan | CaravanDates) -> str:
+    """Say until when a caravan's tallies were accepted, and counted from what."""
+    until, days = sync_deadline(caravan).isoformat(), current_app.config["LATE_SYNC_DAYS"]
+    if _counts_from_closing(caravan):
+        return _("This caravan's tallies were accepted until %(until)s (%(days)s days after it "
+                 "closed); ask your coordinator to enter this sheet.", until=until, days=days)
+    return _("This caravan's tallies were accepted until %(until)s (%(days)s days after its "
+             "last day); ask your coordinator to enter this sheet.", until=until, days=days)
+
+
+def enrollment_is_live(revoked_at: dt.datetime | None, caravan: Caravan | CaravanDates,
+                       today: dt.date) -> bool:
+    """Whether a device token works: not revoked, and within its caravan's late-sync window."""
+    return revoked_at is None and today <= sync_deadline(caravan)
+
+
+class DevicePrincipal(Principal):
+    """A volunteer's device, read with one Core statement (the hot path of every tally).
+
+    ``caravan`` is a snapshot of the caravan's dates; the ORM ``enrollment`` (with its
+    relationships) is loaded on first use, for the routes that need more than the ids.
+    """
+
+    def __init__(self, enrollment_id: int, caravan: CaravanDates) -> None:
+        self.role = VOLUNTEER
+        self.user = None
+        self.region_codes = []
+        self.organization_id = None
+        self._enrollment_id = enrollment_id
+        self.caravan = caravan
+        self._enrollment: Enrollment | None = None
+
+    @property  # type: ignore[override]
+    def enrollment(self) -> Enrollment | None:
+        if self._enrollment is None:
+            self._enrollment = db.session.get(Enrollment, self._enrollment_id)
+        return self._enrollment
+
+    @property
+    def enrollment_id(self) -> int:
+        return self._enrollment_id
+
+    @property
+    def enrollment_caravan_id(self) -> int:
+        return self.caravan.id
+
+    @property
+    def actor_id(self) -> str:
+        return f"enrollment:{self._enrollment_id}"
+
+    def __repr__(self) -> str:
+        return f"DevicePrincipal(enrollment_id={self._enrollment_id}, caravan_id={self.caravan.id})"
+
+
+_DEVICE_BY_TOKEN: list[Any] = []
+
+
+def _device_by_token() -> Any:
+    """The SELECT of an enrollment and its caravan's dates by token digest, built once (building
+    costs more than running it): devices far outnumber staff, so it runs first on every token."""
+    if not _DEVICE_BY_TOKEN:
+        enrollment, caravan = Enrollment.__table__.c, Caravan.__table__.c
+        _DEVICE_BY_TOKEN.append(
+            select(enrollment.id, enrollment.revoked_at, caravan.id, caravan.region_code,
+                   caravan.first_day, caravan.last_day, caravan.closed_at)
+            .join_from(Enrollment.__table__, Caravan.__table__,
+                       caravan.id == enrollment.caravan_id)
+            .where(enrollment.token_hash == bindparam("digest")))
+    return _DEVICE_BY_TOKEN[0]
+
+
+def device_principal(digest: str) -> DevicePrincipal | None:
+    """The device a bearer token's digest belongs to; None when it is no device's token."""
+    row = db.session.connection().execute(_device_by_token(), {"digest": digest}).first()
+    if row is None:
+        return None
+    enrollment_id, revoked_at, *dates = row
+    caravan = CaravanDates(*dates)
+    if not enrollment_is_live(revoked_at, caravan, morocco_today()):
+        raise Unauthorized(
+            "This device token was revoked or has expired; join the caravan again with its code.")
+    return DevicePrincipal(enrollment_id, caravan)
 
 
 # --- points ---------------------------------------------------------------------------------
@@ -115,7 +317,7 @@ class CheckedSite:
 
 
 def check_sites(
-    sites: list[dict[str, Any]], commune: Area, field: str = "sites"
+    sites: list[SiteInput], commune: Area, field: str = "sites"
 ) -> list[CheckedSite]:
     """Read every site's point and refuse the request if one is unreadable or implausible."""
     checked: list[CheckedSite] = []
@@ -123,15 +325,15 @@ def check_sites(
     first_understood: dict[str, Any] | None = None
     for index, site in enumerate(sites):
         key = f"{field}[{index}].location"
-        point = parse_point(site["location"])
+        point = parse_point(site.location)
         if point is None:
             errors[key] = [
-                f"Could not read {site['location']!r} as a point; write \"30.33, -5.84\" "
+                f"Could not read {site.location!r} as a point; write \"30.33, -5.84\" "
                 "(latitude, longitude) or 30°19'48\"N 5°50'24\"W."
             ]
             continue
         lat, lon = point
-        understood = {"site": index, "text": site["location"], "lat": lat, "lon": lon}
+        understood = {"site": index, "text": site.location, "lat": lat, "lon": lon}
         if not in_morocco(lat, lon):
             errors[key] = [
                 f"Read as latitude {lat}, longitude {lon}, which is outside Morocco "
@@ -150,7 +352,7 @@ def check_sites(
                 ]
                 first_understood = first_understood or {**understood, "km_from_commune": km}
                 continue
-        checked.append(CheckedSite(site["name"].strip(), lat, lon, km))
+        checked.append(CheckedSite(site.name.strip(), lat, lon, km))
     if errors:
         extra: dict[str, Any] = {}
         if first_understood is not None:
@@ -202,7 +404,7 @@ def rotate_join_code(caravan: Caravan, principal: Principal) -> Caravan:
     require_scope(caravan, principal)
     caravan.join_code = new_join_code()
     db.session.flush()
-    audit("caravan.join_code_rotated", object_type="caravan", object_id=caravan.id,
+    audit("caravan.rotate_join_code", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal)
     return caravan
 
@@ -275,22 +477,22 @@ def _no_point_warning(commune: Area) -> list[str]:
     return []
 
 
-def create_caravan(data: dict[str, Any], principal: Principal) -> tuple[Caravan, list[str]]:
-    """Create a planned caravan in a commune within the caller's regions; return warnings too."""
-    commune = _commune(data["commune"])
+def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
+    """Create a planned caravan in a commune within the caller's regions; say what to check."""
+    commune = _commune(data.commune)
     if not principal.in_region(commune.region_code):
         raise Forbidden(
             f"{commune.name_fr} is in region {commune.region_code}, outside your regions."
         )
-    specialties = _check_specialties(data["specialties"])
-    organizers = _organizations(data.get("organizers") or [], principal)
-    sites = check_sites(data.get("sites") or [], commune)
+    specialties = _check_specialties(data.specialties)
+    organizers = _organizations(data.organizers, principal)
+    sites = check_sites(data.sites, commune)
     caravan = Caravan(
-        title=data["title"].strip(),
+        title=data.title.strip(),
         commune_code=commune.code,
         region_code=commune.region_code,
-        first_day=data["first_day"],
-        last_day=data["last_day"],
+        first_day=data.first_day,
+        last_day=data.last_day,
         status="planned",
         join_code=new_join_code(),
         created_by_id=principal.user.id if principal.user is not None else None,
@@ -306,63 +508,58 @@ def create_caravan(data: dict[str, Any], principal: Principal) -> tuple[Caravan,
     audit("caravan.create", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal, title=caravan.title,
           commune=commune.code)
-    return caravan, _no_point_warning(commune) if sites else []
+    return caravan_view(caravan, principal, _no_point_warning(commune) if sites else [])
 
 
-def _submissions_outside(caravan: Caravan, first: dt.date, last: dt.date) -> int:
-    from fieldsvc.tallies.models import Submission, SubmissionVersion
-
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Submission)
-        .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
-        .where(Submission.caravan_id == caravan.id)
-        .where((SubmissionVersion.day < first) | (SubmissionVersion.day > last))
-    ) or 0
+# Other domains' rules about a caravan's days (tallies: no submission may fall outside them);
+# registered at app setup, so that caravans never import the domains built on them.
+DayGuard = Callable[[Caravan, dt.date, dt.date], None]
+DAY_GUARDS = "fieldsvc.caravan_day_guards"
 
 
-def update_caravan(caravan: Caravan, data: dict[str, Any], principal: Principal) -> list[str]:
-    """Change a caravan's title, days, specialties, sites or status; return warnings."""
+def register_day_guard(app: Flask, guard: DayGuard) -> None:
+    """Have ``guard(caravan, first, last)`` refuse (by raising) a change of a caravan's days."""
+    guards = app.extensions.setdefault(DAY_GUARDS, [])
+    if guard not in guards:
+        guards.append(guard)
+
+
+def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal) -> CaravanView:
+    """Change a caravan's title, days, specialties, sites or status; say what to check."""
     require_scope(caravan, principal)
-    changed = sorted(data)
-    frozen = sorted(set(data) & {"first_day", "last_day", "specialties", "sites", "status"})
+    changed = sorted(data.sent)
+    frozen = sorted(data.sent & {"first_day", "last_day", "specialties", "sites", "status"})
     if caravan.status == "closed" and frozen and not (
-        frozen == ["status"] and data["status"] == "closed"
+        frozen == ["status"] and data.status == "closed"
     ):
         raise Conflict(
             f"Caravan {caravan.id} is closed; only its title can still change.",
             errors={name: ["the caravan is closed"] for name in frozen},
         )
     warnings: list[str] = []
-    if "title" in data:
-        caravan.title = data["title"].strip()
-    if "first_day" in data or "last_day" in data:
-        first = data.get("first_day", caravan.first_day)
-        last = data.get("last_day", caravan.last_day)
+    if data.title is not None:
+        caravan.title = data.title.strip()
+    if data.first_day is not None or data.last_day is not None:
+        first = data.first_day or caravan.first_day
+        last = data.last_day or caravan.last_day
         if last < first or (last - first).days + 1 > MAX_CARAVAN_DAYS:
             message = (f"The last day cannot come before the first day ({first})."
                        if last < first else f"A caravan lasts at most {MAX_CARAVAN_DAYS} days.")
             raise ValidationFailed(message, errors={"last_day": [message]})
-        outside = _submissions_outside(caravan, first, last)
-        if outside:
-            raise Conflict(
-                f"{outside} submissions are for days outside {first}–{last}; "
-                "keep those days or have the submissions amended first.",
-                errors={"first_day": ["submissions exist outside these days"]},
-            )
+        for guard in current_app.extensions.get(DAY_GUARDS, []):
+            guard(caravan, first, last)
         caravan.first_day, caravan.last_day = first, last
-    if "specialties" in data:
-        wanted = _check_specialties(data["specialties"])
+    if data.specialties is not None:
+        wanted = _check_specialties(data.specialties)
         db.session.execute(
             delete(CaravanSpecialty).where(CaravanSpecialty.caravan_id == caravan.id))
         for code in wanted:
             db.session.add(CaravanSpecialty(caravan_id=caravan.id, specialty_code=code))
-    if data.get("sites"):
-        commune = db.session.get(Area, caravan.commune_code)
-        _add_sites(caravan, check_sites(data["sites"], commune))
-        warnings += _no_point_warning(commune)
-    if "status" in data and data["status"] != caravan.status:
-        new, old = data["status"], caravan.status
+    if data.sites:
+        _add_sites(caravan, check_sites(data.sites, caravan.commune))
+        warnings += _no_point_warning(caravan.commune)
+    if data.status is not None and data.status != caravan.status:
+        new, old = data.status, caravan.status
         if STATUS_ORDER[new] != STATUS_ORDER[old] + 1:
             raise Conflict(
                 f"A caravan goes planned → active → closed; this one is {old}, "
@@ -377,62 +574,34 @@ def update_caravan(caravan: Caravan, data: dict[str, Any], principal: Principal)
     audit("caravan.update", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal, changed=changed,
           status=caravan.status)
-    return warnings
+    return caravan_view(caravan, principal, warnings)
 
 
-def list_caravans(filters: dict[str, Any], page: int, page_size: int) -> tuple[list[Caravan], int]:
+def list_caravans(filters: CaravanFilter, page: int, page_size: int) -> tuple[list[Caravan], int]:
     """Caravans, newest first; caravan metadata is not health data, so staff see all of them."""
     query = select(Caravan)
-    if "status" in filters:
-        query = query.where(Caravan.status == filters["status"])
-    if "region" in filters:
-        query = query.where(Caravan.region_code == filters["region"])
-    if "commune" in filters:
-        query = query.where(Caravan.commune_code == filters["commune"])
+    if filters.status is not None:
+        query = query.where(Caravan.status == filters.status)
+    if filters.region is not None:
+        query = query.where(Caravan.region_code == filters.region)
+    if filters.commune is not None:
+        query = query.where(Caravan.commune_code == filters.commune)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = list(db.session.scalars(
         query.order_by(Caravan.first_day.desc(), Caravan.id.desc())
         .limit(page_size).offset(page_offset(page, page_size))
     ))
-    # Load the communes in one query; describe_caravan then finds them in the identity map.
+    # Load the communes in one query; each caravan then finds its own in the identity map.
     list(db.session.scalars(select(Area).where(Area.code.in_({c.commune_code for c in rows}))))
     return rows, total
 
 
-def describe_caravan(caravan: Caravan, principal: Principal,
-                     warnings: list[str] | None = None) -> dict[str, Any]:
+def caravan_view(caravan: Caravan, principal: Principal,
+                 warnings: list[str] | None = None) -> CaravanView:
     """A caravan as the caller may see it: the join code only for those who run it."""
-    commune = db.session.get(Area, caravan.commune_code)
-    body: dict[str, Any] = {
-        "id": caravan.id,
-        "title": caravan.title,
-        "commune": caravan.commune_code,
-        "commune_name_fr": commune.name_fr if commune else None,
-        "commune_name_ar": commune.name_ar if commune else None,
-        "region": caravan.region_code,
-        "organizers": [{"id": org.id, "name": org.name} for org in caravan.organizers],
-        "sites": [_describe_site(site, commune) for site in caravan.sites],
-        "first_day": caravan.first_day,
-        "last_day": caravan.last_day,
-        "specialties": caravan.specialties,
-        "status": caravan.status,
-        "closed_at": caravan.closed_at,
-        "created_at": caravan.created_at,
-    }
-    if principal.in_region(caravan.region_code):
-        body["join_code"] = display_join_code(caravan.join_code)
-        body["join_url"] = join_url(caravan)
-    if warnings is not None:
-        body["warnings"] = warnings
-    return body
-
-
-def _describe_site(site: Site, commune: Area | None) -> dict[str, Any]:
-    km = None
-    if commune is not None and commune.lat is not None and commune.lon is not None:
-        km = round(geodesic((site.lat, site.lon), (commune.lat, commune.lon)).km, 1)
-    return {"id": site.id, "name": site.name, "commune": site.commune_code, "lat": site.lat,
-            "lon": site.lon, "km_from_commune": km}
+    if not principal.in_region(caravan.region_code):
+        return CaravanView(caravan, warnings=warnings)
+    return CaravanView(caravan, display_join_code(caravan.join_code), join_url(caravan), warnings)
 
 
 def qr_code(caravan: Caravan, principal: Principal, kind: str) -> bytes:
@@ -478,11 +647,11 @@ class UnknownJoinCode(NotFound):
     """A join code that matches no caravan; the failure must be committed before answering."""
 
 
-def enroll(data: dict[str, Any], client: str) -> dict[str, Any]:
+def enroll(data: EnrollmentInput, client: str) -> Enrolled:
     """Turn a join code into a device token for that caravan (and optionally a profile)."""
     now = utcnow()
     _throttle(client, now)
-    code = normalise_join_code(data["join_code"])
+    code = normalise_join_code(data.join_code)
     caravan = db.session.scalar(select(Caravan).where(Caravan.join_code == code)) if code else None
     if caravan is None:
         # Forget old failures as new ones come: the table stays a few rows long.
@@ -494,37 +663,40 @@ def enroll(data: dict[str, Any], client: str) -> dict[str, Any]:
             _("No caravan has this join code; check it with your coordinator."),
             errors={"join_code": ["unknown join code"]},
         )
-    late_end = max(caravan.last_day, (caravan.closed_at or now).date()) + dt.timedelta(
-        days=LATE_SYNC_DAYS)
-    if caravan.status == "closed" and now.date() > late_end:
-        raise DomainError(
-            _("This caravan closed more than %(days)s days ago; it takes no new devices.",
-              days=LATE_SYNC_DAYS),
-            status=410, title="Gone", errors={"join_code": ["caravan closed"]},
-        )
-    specialty = data.get("specialty")
+    if morocco_today() > sync_deadline(caravan):
+        # A token made now would be dead on arrival: it lives only as long as the window.
+        days = current_app.config["LATE_SYNC_DAYS"]
+        if _counts_from_closing(caravan):
+            message = _("This caravan closed more than %(days)s days ago; it takes no new "
+                        "devices.", days=days)
+        else:
+            message = _("This caravan ended more than %(days)s days ago; it takes no new "
+                        "devices.", days=days)
+        raise DomainError(message, status=410, title="Gone",
+                          errors={"join_code": ["late-sync window over"]})
+    specialty = data.specialty
     if specialty is not None and specialty not in specialty_codes():
         raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
                                errors={"specialty": [f"unknown specialty {specialty}"]})
     volunteer: Volunteer | None = None
     profile_key: str | None = None
-    if data.get("profile_key"):
+    if data.profile_key:
         volunteer = db.session.scalar(
-            select(Volunteer).where(Volunteer.profile_key_hash == token_digest(data["profile_key"]))
+            select(Volunteer).where(Volunteer.profile_key_hash == token_digest(data.profile_key))
         )
         if volunteer is None:
             raise ValidationFailed(
                 _("This profile key is not known; join without it, or create a new profile."),
                 errors={"profile_key": ["unknown profile key"]},
             )
-    elif data.get("create_profile"):
-        volunteer, profile_key = create_volunteer(
-            data["display_name"], specialty, bool(data.get("public_consent")))
+    elif data.create_profile:
+        volunteer, profile_key = create_volunteer(data.display_name, specialty,
+                                                  data.public_consent)
     token = secrets.token_urlsafe(32)
     enrollment = Enrollment(
-        caravan_id=caravan.id,
-        volunteer_id=volunteer.id if volunteer else None,
-        display_name=data["display_name"],
+        caravan=caravan,
+        volunteer=volunteer,
+        display_name=data.display_name,
         specialty_code=specialty,
         token_hash=token_digest(token),
     )
@@ -535,15 +707,7 @@ def enroll(data: dict[str, Any], client: str) -> dict[str, Any]:
           principal=Principal(role=VOLUNTEER, enrollment=enrollment),
           caravan_id=caravan.id, volunteer_id=enrollment.volunteer_id,
           profile="created" if profile_key else ("reattached" if volunteer else None))
-    body: dict[str, Any] = {
-        "token": token,
-        "enrollment_id": enrollment.id,
-        "caravan": describe_caravan(caravan, Principal(role=VOLUNTEER, enrollment=enrollment)),
-        "volunteer": volunteer,
-    }
-    if profile_key:
-        body["profile_key"] = profile_key
-    return body
+    return Enrolled(enrollment, token, profile_key)
 
 
 def create_volunteer(display_name: str, specialty: str | None,
@@ -557,21 +721,15 @@ def create_volunteer(display_name: str, specialty: str | None,
     return volunteer, key
 
 
-def list_enrollments(caravan: Caravan, principal: Principal) -> list[dict[str, Any]]:
+def list_enrollments(caravan: Caravan, principal: Principal) -> list[DeviceStatus]:
     """The devices enrolled in a caravan, newest first, with whether each token still works."""
     require_scope(caravan, principal)
-    now = utcnow()
+    today = morocco_today()
     rows = db.session.scalars(
         select(Enrollment).where(Enrollment.caravan_id == caravan.id)
         .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
     )
-    return [
-        {"id": e.id, "caravan_id": e.caravan_id, "display_name": e.display_name,
-         "specialty_code": e.specialty_code, "volunteer_id": e.volunteer_id,
-         "created_at": e.created_at, "revoked_at": e.revoked_at,
-         "live": enrollment_is_live(e, now)}
-        for e in rows
-    ]
+    return [DeviceStatus(e, enrollment_is_live(e.revoked_at, caravan, today)) for e in rows]
 
 
 def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
@@ -584,7 +742,7 @@ def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
         enrollment.revoked_at = utcnow()
         enrollment.revoked_by_id = principal.user.id if principal.user is not None else None
         db.session.flush()
-        audit("enrollment.revoke", object_type="enrollment", object_id=enrollment.id,
+        audit("device.revoke", object_type="enrollment", object_id=enrollment.id,
               region_code=enrollment.caravan.region_code, principal=principal,
               caravan_id=enrollment.caravan_id)
     return enrollment
@@ -593,70 +751,62 @@ def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
 # --- volunteer profiles ---------------------------------------------------------------------
 
 
-def my_profile(principal: Principal) -> dict[str, Any]:
+def my_profile(principal: Principal) -> VolunteerProfile:
     """The profile the calling device's enrollment points to, with its caravans."""
     volunteer = principal.enrollment.volunteer
     if volunteer is None:
         raise NotFound(_("This device joined without a volunteer profile; create one first."))
-    return _profile_body(volunteer)
+    return _profile(volunteer)
 
 
-def _profile_body(volunteer: Volunteer) -> dict[str, Any]:
+def _profile(volunteer: Volunteer, profile_key: str | None = None) -> VolunteerProfile:
     caravans = db.session.scalars(
         select(Caravan).join(Enrollment, Enrollment.caravan_id == Caravan.id)
         .where(Enrollment.volunteer_id == volunteer.id)
         .distinct().order_by(Caravan.first_day.desc())
     )
-    return {
-        "id": volunteer.id,
-        "display_name": volunteer.display_name,
-        "specialty_code": volunteer.specialty_code,
-        "public_consent": volunteer.public_consent,
-        "created_at": volunteer.created_at,
-        "caravans": list(caravans),
-    }
+    return VolunteerProfile(volunteer, list(caravans), profile_key)
 
 
-def create_my_profile(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def create_my_profile(data: ProfileChanges, principal: Principal) -> VolunteerProfile:
     """Give a device that joined without a profile one, and return its key once."""
     enrollment = principal.enrollment
     if enrollment.volunteer_id is not None:
         raise Conflict(_("This device already has a volunteer profile."))
-    specialty = data.get("specialty", enrollment.specialty_code)
+    specialty = data.specialty if "specialty" in data.sent else enrollment.specialty_code
     if specialty is not None and specialty not in specialty_codes():
         raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
                                errors={"specialty": [f"unknown specialty {specialty}"]})
     volunteer, key = create_volunteer(
-        (data.get("display_name") or enrollment.display_name).strip(), specialty,
-        bool(data.get("public_consent")))
+        (data.display_name or enrollment.display_name).strip(), specialty, data.public_consent)
     enrollment.volunteer_id = volunteer.id
     db.session.flush()
     db.session.expire(enrollment, ["volunteer"])
     audit("volunteer.create", object_type="volunteer", object_id=volunteer.id,
           region_code=enrollment.caravan.region_code, principal=principal)
-    return {**_profile_body(volunteer), "profile_key": key}
+    return _profile(volunteer, key)
 
 
-def update_my_profile(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def update_my_profile(data: ProfileChanges, principal: Principal) -> VolunteerProfile:
     """Change the calling volunteer's name, specialty or public consent."""
     volunteer = principal.enrollment.volunteer
     if volunteer is None:
         raise NotFound(_("This device joined without a volunteer profile; create one first."))
-    if "display_name" in data:
-        name = data["display_name"].strip()
+    if "display_name" in data.sent:
+        name = (data.display_name or "").strip()
         if not name:
             raise ValidationFailed(_("The name cannot be empty."),
                                    errors={"display_name": ["cannot be empty"]})
         volunteer.display_name = name
-    if "specialty" in data:
-        if data["specialty"] is not None and data["specialty"] not in specialty_codes():
-            raise ValidationFailed(_("Unknown specialty %(code)s.", code=data["specialty"]),
-                                   errors={"specialty": [f"unknown specialty {data['specialty']}"]})
-        volunteer.specialty_code = data["specialty"]
-    if "public_consent" in data:
-        volunteer.public_consent = data["public_consent"]
+    if "specialty" in data.sent:
+        if data.specialty is not None and data.specialty not in specialty_codes():
+            raise ValidationFailed(_("Unknown specialty %(code)s.", code=data.specialty),
+                                   errors={"specialty": [f"unknown specialty {data.specialty}"]})
+        volunteer.specialty_code = data.specialty
+    if "public_consent" in data.sent:
+        volunteer.public_consent = data.public_consent
     db.session.flush()
     audit("volunteer.update", object_type="volunteer", object_id=volunteer.id,
           region_code=principal.enrollment.caravan.region_code, principal=principal,
-          changed=sorted(data))
-    return _profile_body(volunteer)
+          changed=sorted(data.sent))
+    return _profile(volunteer)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import g
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from fieldsvc.errors import DomainError, NotFound
+from fieldsvc.caravans.services import register_day_guard
+from fieldsvc.errors import NotFound
 from fieldsvc.extensions import db
+from fieldsvc.jsonbody import json_only
 from fieldsvc.security import allow, current_principal
 from fieldsvc.tallies import services
 from fieldsvc.tallies.schemas import (
@@ -30,6 +29,8 @@ from fieldsvc.tallies.schemas import (
 
 blp = Blueprint("tallies", __name__, url_prefix="/api/v1",
                 description="Submissions: volunteers' anonymized tallies, amendments and review")
+# A caravan's days may not move away from the tallies sent for them.
+blp.record_once(lambda state: register_day_guard(state.app, services.keep_submissions_within_days))
 
 STAFF_WRITERS = ("admin", "coordinator")
 PROBLEM = "application/problem+json"
@@ -168,31 +169,6 @@ def _fresh_catalog_cache() -> None:
     g.pop("tallies_catalog_reread", None)
 
 
-class UnsupportedMediaType(DomainError):
-    status = 415
-    title = "Unsupported media type"
-    type_slug = "unsupported-media-type"
-
-
-def json_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse bodies that are not JSON with a 415 problem (before any parsing)."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not request.is_json:
-            message = _("Send the body as JSON with Content-Type: application/json.")
-            raise UnsupportedMediaType(message, errors={"Content-Type": [message]})
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
-        if request.content_length is None and limit:
-            # A chunked body is silently cut at the limit by werkzeug (then reads as broken
-            # JSON); say 413 as for a declared length.
-            if len(request.get_data(cache=True)) >= limit:
-                raise RequestEntityTooLarge()
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 def _submission_id(text: str) -> str:
     """The canonical form of a submission id from the address; anything else is not found."""
     try:
@@ -212,24 +188,20 @@ def _submission_id(text: str) -> str:
                   content_type=PROBLEM, example=EXAMPLE_CONFLICT)
 @blp.alt_response(422, description="Invalid input, with field-level errors",
                   content_type=PROBLEM, example=EXAMPLE_INVALID)
-def create_submission(data: dict[str, Any]) -> Any:
+def create_submission(data: services.SubmissionInput) -> Any:
     """Send a tally; retrying the same id and content answers 200 and stores nothing twice."""
-    body, created = services.submit(data, current_principal())
+    stored, created = services.submit(data, current_principal())
     db.session.commit()
-    # The body is built in SubmissionSchema's shape already (a test checks that dumping it
-    # changes nothing): answer it as is rather than dump it again.
-    return jsonify(body), 201 if created else 200
+    return stored, 201 if created else 200
 
 
 @blp.route("/submissions", methods=["GET"])
 @allow("volunteer", *STAFF_WRITERS)
 @blp.arguments(SubmissionListArgs, location="query")
 @blp.response(200, SubmissionListSchema, example=EXAMPLE_LIST)
-def list_submissions(args: dict[str, Any]) -> Any:
+def list_submissions(wanted: services.SubmissionFilter) -> Any:
     """List submissions: a coordinator's regions, or a volunteer's own."""
-    return services.list_submissions(
-        current_principal(), caravan_id=args.get("caravan_id"), day=args.get("day"),
-        status=args.get("status"), limit=args["limit"], offset=args["offset"])
+    return services.list_submissions(current_principal(), wanted)
 
 
 @blp.route("/submissions/<string:submission_id>", methods=["GET"])
@@ -245,11 +217,11 @@ def get_submission(submission_id: str) -> Any:
 @json_only
 @blp.arguments(SubmissionAmendSchema, example=EXAMPLE_AMEND_REQUEST)
 @blp.response(200, SubmissionSchema, example=EXAMPLE_AMENDED)
-def amend_submission(data: dict[str, Any], submission_id: str) -> Any:
+def amend_submission(data: services.SubmissionInput, submission_id: str) -> Any:
     """Amend a submission: new content makes a new version and puts review back to received."""
-    body, _changed = services.amend(_submission_id(submission_id), data, current_principal())
+    stored, _changed = services.amend(_submission_id(submission_id), data, current_principal())
     db.session.commit()
-    return body
+    return stored
 
 
 @blp.route("/submissions/<string:submission_id>/review", methods=["POST"])
@@ -257,11 +229,11 @@ def amend_submission(data: dict[str, Any], submission_id: str) -> Any:
 @json_only
 @blp.arguments(ReviewSchema, example={"status": "flagged", "reason": "Counts look doubled."})
 @blp.response(200, SubmissionSchema, example=EXAMPLE_REVIEWED)
-def review_submission(data: dict[str, Any], submission_id: str) -> Any:
+def review_submission(decision: services.ReviewDecision, submission_id: str) -> Any:
     """Approve, flag or reject a submission, with a reason the volunteer sees."""
-    body = services.review(_submission_id(submission_id), data, current_principal())
+    stored = services.review(_submission_id(submission_id), decision, current_principal())
     db.session.commit()
-    return body
+    return stored
 
 
 @blp.route("/caravans/<int:caravan_id>/completeness", methods=["GET"])

@@ -13,6 +13,7 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
+    post_load,
     validate,
     validates,
     validates_schema,
@@ -20,12 +21,18 @@ from marshmallow import (
 
 from fieldsvc.catalog.codes import AGE_BANDS, ICD10_CHAPTERS, SEXES
 from fieldsvc.tallies.models import REVIEW_STATUSES
+from fieldsvc.tallies.services import (
+    Line,
+    ReviewDecision,
+    StoredSubmission,
+    SubmissionFilter,
+    SubmissionInput,
+    render_flags,
+)
 
 MAX_LINES = 500
 MAX_COUNT = 10_000
 MAX_NOTE = 500
-
-
 
 MAX_ID = 2**31 - 1  # database integer ids; larger numbers are refused, never sent to SQL
 ID_RANGE = validate.Range(1, MAX_ID, error="Not a known id.")
@@ -136,6 +143,10 @@ class SubmissionContentSchema(Schema):
         if line_errors:
             raise ValidationError({"lines": line_errors})
 
+    @post_load
+    def _input(self, data: dict[str, Any], **kwargs: Any) -> SubmissionInput:
+        return SubmissionInput(**data)
+
 
 class SubmissionCreateSchema(SubmissionContentSchema):
     id = fields.UUID(required=True, metadata={"description": "A UUID made by the phone."})
@@ -175,7 +186,7 @@ def _id_in_range(value: Any) -> bool:
 
 
 def _line_errors(line: Any, measures: frozenset[str],
-                 ) -> tuple[dict[str, Any] | None, ErrorKeys | None]:
+                 ) -> tuple[Line | None, ErrorKeys | None]:
     if line is None:
         return None, None  # "Field may not be null." (a list of messages)
     if type(line) is not dict:
@@ -199,11 +210,11 @@ def _line_errors(line: Any, measures: frozenset[str],
         errors["count"] = None
     if errors:
         return None, errors
-    return {"measure": measure, "sex": sex, "age_band": age_band, "condition": condition,
-            "count": count}, None
+    return Line(measure=measure, sex=sex, age_band=age_band, condition=condition,
+                count=count), None
 
 
-def fast_load_submission(body: Any) -> tuple[dict[str, Any] | None, ErrorKeys]:
+def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
     """Check a JSON submission body as SubmissionCreateSchema does, in plain Python.
 
     Returns what the schema's ``load`` returns and no errors, or None and the *keys* of the
@@ -250,7 +261,7 @@ def fast_load_submission(body: Any) -> tuple[dict[str, Any] | None, ErrorKeys]:
         errors["note"] = None
 
     raw_lines = get("lines")
-    lines: list[dict[str, Any]] = []
+    lines: list[Line] = []
     if type(raw_lines) is not list:
         errors["lines"] = None
     else:
@@ -278,9 +289,9 @@ def fast_load_submission(body: Any) -> tuple[dict[str, Any] | None, ErrorKeys]:
         seen.add(key)
     if duplicates:
         return None, {"lines": duplicates}
-    return {"id": submission_id, "caravan_id": caravan_id, "site_id": site_id, "day": day,
-            "specialty": specialty, "lines": lines, "note": note,
-            "enrollment_id": enrollment_id}, {}
+    return SubmissionInput(id=submission_id, caravan_id=caravan_id, site_id=site_id, day=day,
+                           specialty=specialty, lines=lines, note=note,
+                           enrollment_id=enrollment_id), {}
 
 
 class SubmissionAmendSchema(SubmissionContentSchema):
@@ -288,6 +299,25 @@ class SubmissionAmendSchema(SubmissionContentSchema):
 
     class Meta:
         unknown = RAISE
+
+
+class UtcSeconds(fields.Field):
+    """A moment in UTC to the second, as phones compare it: 2026-11-28T17:42:10Z."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {}).update(type="string", format="date-time")
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return utc_seconds(value)
+
+
+def utc_seconds(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite gives back naive UTC
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class FlagSchema(Schema):
@@ -303,40 +333,90 @@ class LineOutSchema(Schema):
     count = fields.Integer()
 
 
+def _flags(stored: Any) -> list[dict[str, str]]:
+    return render_flags(stored.version.flags)
+
+
 class VersionSchema(Schema):
-    number = fields.Integer()
-    site_id = fields.Integer(allow_none=True)
-    day = _str()
-    specialty = _str()
+    """A StoredVersion: one content of a submission."""
+
+    number = fields.Integer(attribute="version.number")
+    site_id = fields.Integer(attribute="version.site_id", allow_none=True)
+    day = fields.Date(attribute="version.day")
+    specialty = _str(attribute="version.specialty_code")
     lines = fields.List(fields.Nested(LineOutSchema))
-    note = _str(allow_none=True)
-    flags = fields.List(fields.Nested(FlagSchema))
-    entered_by_id = fields.Integer(allow_none=True)
-    content_hash = _str()
-    created_at = _str()
+    note = _str(attribute="version.note", allow_none=True)
+    flags = fields.Function(_flags, metadata={"type": "array", "items": {
+        "type": "object", "properties": {"code": {"type": "string"},
+                                         "message": {"type": "string"}}}})
+    entered_by_id = fields.Integer(attribute="version.entered_by_id", allow_none=True)
+    content_hash = _str(attribute="version.content_hash")
+    created_at = UtcSeconds(attribute="version.created_at")
 
 
 class SubmissionSchema(Schema):
-    """A stored submission: its current version's content, review and plausibility flags."""
+    """A StoredSubmission: its current version's content, review and plausibility flags."""
 
-    id = _str()
-    caravan_id = fields.Integer()
-    site_id = fields.Integer(allow_none=True)
-    day = _str()
-    specialty = _str()
+    id = _str(attribute="submission.id")
+    caravan_id = fields.Integer(attribute="submission.caravan_id")
+    site_id = fields.Integer(attribute="version.site_id", allow_none=True)
+    day = fields.Date(attribute="version.day")
+    specialty = _str(attribute="version.specialty_code")
     lines = fields.List(fields.Nested(LineOutSchema))
-    note = _str(allow_none=True)
-    version = fields.Integer(metadata={"description": "The number of the version that counts."})
+    note = _str(attribute="version.note", allow_none=True)
+    version = fields.Integer(attribute="version.number",
+                             metadata={"description": "The number of the version that counts."})
     version_count = fields.Integer()
-    review_status = _str(metadata={"enum": list(REVIEW_STATUSES)})
-    review_reason = _str(allow_none=True)
-    reviewed_at = _str(allow_none=True)
-    flags = fields.List(fields.Nested(FlagSchema))
-    enrollment_id = fields.Integer(allow_none=True)
-    entered_by_id = fields.Integer(allow_none=True)
-    content_hash = _str()
-    created_at = _str()
-    updated_at = _str()
+    review_status = _str(attribute="submission.review_status",
+                         metadata={"enum": list(REVIEW_STATUSES)})
+    review_reason = _str(attribute="submission.review_reason", allow_none=True)
+    reviewed_at = UtcSeconds(attribute="submission.reviewed_at", allow_none=True)
+    flags = fields.Function(_flags, metadata={"type": "array", "items": {
+        "type": "object", "properties": {"code": {"type": "string"},
+                                         "message": {"type": "string"}}}})
+    enrollment_id = fields.Integer(attribute="submission.enrollment_id", allow_none=True)
+    entered_by_id = fields.Integer(attribute="version.entered_by_id", allow_none=True)
+    content_hash = _str(attribute="version.content_hash")
+    created_at = UtcSeconds(attribute="submission.created_at")
+    updated_at = UtcSeconds(attribute="submission.updated_at")
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        """Dump as marshmallow would, in plain Python for one submission (the ingest answer).
+
+        ``fast_dump_submission`` gives exactly marshmallow's result (tests/tallies/
+        test_fast_validator.py checks it); marshmallow costs more than the insert here.
+        """
+        if type(self) is SubmissionSchema and not (many or self.many) \
+                and self.only is None and not self.exclude:
+            return fast_dump_submission(obj)
+        return super().dump(obj, many=many)
+
+
+def fast_dump_submission(stored: StoredSubmission) -> dict[str, Any]:
+    """SubmissionSchema's dump of one stored submission, without marshmallow."""
+    submission, version = stored.submission, stored.version
+    return {
+        "id": str(submission.id),
+        "caravan_id": submission.caravan_id,
+        "site_id": version.site_id,
+        "day": version.day.isoformat(),
+        "specialty": version.specialty_code,
+        "lines": [{"measure": line["measure"], "sex": line["sex"], "age_band": line["age_band"],
+                   "condition": line["condition"], "count": line["count"]}
+                  for line in stored.lines],
+        "note": version.note,
+        "version": version.number,
+        "version_count": stored.version_count,
+        "review_status": submission.review_status,
+        "review_reason": submission.review_reason,
+        "reviewed_at": utc_seconds(submission.reviewed_at),
+        "flags": render_flags(version.flags),
+        "enrollment_id": submission.enrollment_id,
+        "entered_by_id": version.entered_by_id,
+        "content_hash": version.content_hash,
+        "created_at": utc_seconds(submission.created_at),
+        "updated_at": utc_seconds(submission.updated_at),
+    }
 
 
 class SubmissionDetailSchema(SubmissionSchema):
@@ -352,6 +432,10 @@ class SubmissionListArgs(Schema):
     status = _str(validate=validate.OneOf(list(REVIEW_STATUSES)))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_ID))
+
+    @post_load
+    def _filter(self, data: dict[str, Any], **kwargs: Any) -> SubmissionFilter:
+        return SubmissionFilter(**data)
 
 
 class SubmissionListSchema(Schema):
@@ -375,9 +459,13 @@ class ReviewSchema(Schema):
             raise ValidationError(
                 {"reason": [str(_l("Say why: the volunteer sees this reason."))]})
 
+    @post_load
+    def _decision(self, data: dict[str, Any], **kwargs: Any) -> ReviewDecision:
+        return ReviewDecision(**data)
+
 
 class CompletenessCellSchema(Schema):
-    day = _str()
+    day = fields.Date()
     specialty = _str()
     planned = fields.Boolean()
     status = _str(metadata={"enum": ["received", "missing"]})
@@ -386,7 +474,7 @@ class CompletenessCellSchema(Schema):
 
 class CompletenessSchema(Schema):
     caravan_id = fields.Integer()
-    days = fields.List(_str())
+    days = fields.List(fields.Date())
     specialties = fields.List(_str())
     cells = fields.List(fields.Nested(CompletenessCellSchema))
     received = fields.Integer()

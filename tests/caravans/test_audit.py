@@ -28,12 +28,12 @@ def test_admin_reads_all_coordinator_their_regions(app, client, db):
     everything = client.get("/api/v1/audit", headers=auth(admin))
     assert everything.status_code == 200
     actions = {event["action"] for event in everything.json}
-    assert {"caravan.create", "enrollment.create", "enrollment.revoke"} <= actions
+    assert {"caravan.create", "enrollment.create", "device.revoke"} <= actions
 
     mine = client.get("/api/v1/audit", headers=auth(draa)).json
-    assert {e["action"] for e in mine} == {"enrollment.create", "enrollment.revoke"}
+    assert {e["action"] for e in mine} == {"enrollment.create", "device.revoke"}
     assert {e["region_code"] for e in mine} == {"08"}
-    revoke = next(e for e in mine if e["action"] == "enrollment.revoke")
+    revoke = next(e for e in mine if e["action"] == "device.revoke")
     assert revoke["actor_kind"] == "user" and revoke["actor_id"] == str(draa.id)
     assert revoke["detail"]["caravan_id"] == zagora.id
 

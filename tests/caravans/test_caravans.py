@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from fieldsvc.accounts.models import AuditEvent
 from fieldsvc.caravans.models import Caravan
 from fieldsvc.caravans.services import JOIN_CODE_ALPHABET
-from tests.factories import auth, make_areas, make_caravan, make_user
+from tests.factories import auth, make_areas, make_caravan, make_enrollment, make_user
 
 BODY = {
     "title": "Caravane médicale de Zagora",
@@ -318,3 +319,25 @@ def test_odd_locations_get_422_never_500(app, client, db):
         if response.status_code == 201:
             site = response.json["sites"][0]
             assert (site["lat"], site["lon"]) == (30.33, -5.84), location
+
+
+def test_every_json_route_refuses_other_bodies_with_415(app, client, db):
+    # As submissions do: a form or text body is refused for its type, not as invalid fields.
+    _, header = _coordinator(db)
+    caravan = make_caravan(join_code="K7QX4MZP")
+    _, device = make_enrollment(caravan)
+    db.session.commit()
+    enrollment = {"join_code": "K7QX4MZP", "display_name": "Dr Amina"}
+    for method, url, headers, body in [
+        ("POST", "/api/v1/caravans", header, BODY),
+        ("PATCH", f"/api/v1/caravans/{caravan.id}", header, {"title": "Caravane de Zagora"}),
+        ("POST", "/api/v1/enrollments", {}, enrollment),
+        ("POST", "/api/v1/volunteers/me", device, {}),
+        ("PATCH", "/api/v1/volunteers/me", device, {"public_consent": True}),
+    ]:
+        response = client.open(url, method=method, headers=headers, data=json.dumps(body),
+                               content_type="text/plain")
+        assert response.status_code == 415, (method, url, response.json)
+        assert response.content_type == "application/problem+json"
+        assert "Content-Type" in response.json["errors"]
+    assert db.session.query(Caravan).count() == 1

@@ -1,24 +1,28 @@
-"""The hot path's plain-Python check of a submission body agrees with the marshmallow schema.
+"""The ingest hot path agrees with the layered one: its body check, flags and audit row.
 
 POST /api/v1/submissions checks bodies with ``fast_load_submission`` and falls back to
 marshmallow (for its messages) only when it refuses one. These tests generate valid and invalid
 bodies and require both to accept exactly the same ones, load them to the same data, and refuse
-the others for the same fields.
+the others for the same fields. On PostgreSQL, the one-statement insert must store the flags
+and the audit row that the layered inserts store.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
+from sqlalchemy import select
 
 from fieldsvc.catalog.codes import AGE_BANDS, ICD10_CHAPTERS, MEASURES, SEXES, SPECIALTIES
 from fieldsvc.extensions import db
+from fieldsvc.tallies.models import Submission
 from fieldsvc.tallies.schemas import (
     MAX_COUNT,
     MAX_ID,
@@ -26,10 +30,12 @@ from fieldsvc.tallies.schemas import (
     SubmissionSchema,
     fast_load_submission,
 )
+from fieldsvc.tallies.services import StoredSubmission, stored_submission
 from tests.factories import auth, make_caravan, make_enrollment, make_user
 from tests.tallies.helpers import DAY, field_setup, lines, payload
 
 SCHEMA = SubmissionCreateSchema()
+OUT = SubmissionSchema()
 SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
@@ -231,7 +237,7 @@ def test_a_measure_added_by_an_admin_is_accepted_at_once(client, app):
     assert accepted.status_code == 201, accepted.json
 
 
-def test_the_answer_is_what_the_response_schema_would_dump(client, app):
+def test_the_answer_is_marshmallows_dump_of_the_stored_submission(client, app):
     caravan, _, header = field_setup()
     body = payload(caravan, specialty="DER", note="Électricité coupée",
                    lines=[{"measure": "consultations", "sex": "F", "age_band": "50-64",
@@ -242,14 +248,57 @@ def test_the_answer_is_what_the_response_schema_would_dump(client, app):
                            "count": 200}])
     response = client.post("/api/v1/submissions", json=body, headers=header)
     assert response.status_code == 201, response.json
-    stored = response.json
-    assert {flag["code"] for flag in stored["flags"]} == {
+    answer = response.json
+    assert {flag["code"] for flag in answer["flags"]} == {
         "over_150_consultations", "procedures_above_consultations",
         "glasses_outside_ophthalmology", "specialty_not_planned"}
-    assert SubmissionSchema().dump(stored) == stored
     db.session.rollback()
+    stored = stored_submission(db.session.get(Submission, body["id"]))
+    assert Schema.dump(OUT, stored) == OUT.dump(stored) == answer
     again = client.get(f"/api/v1/submissions/{body['id']}", headers=header).json
-    assert {key: again[key] for key in stored} == stored
+    assert {key: again[key] for key in answer} == answer
+
+
+moments = st.one_of(st.none(), st.datetimes(timezones=st.sampled_from([None, dt.UTC])),
+                    st.datetimes(timezones=st.just(dt.timezone(dt.timedelta(hours=1)))))
+FLAGS = [{"code": "over_150_consultations", "consultations": 151, "day": "2026-11-28",
+          "limit": 150},
+         {"code": "procedures_above_consultations", "procedures": 9, "consultations": 3},
+         {"code": "glasses_outside_ophthalmology", "glasses": 2, "specialty": "GEN"},
+         {"code": "specialty_not_planned", "specialty": "DER"}]
+
+
+@st.composite
+def stored_submissions(draw: st.DrawFn) -> StoredSubmission:
+    line = st.fixed_dictionaries({
+        "measure": st.sampled_from(MEASURE_CODES), "sex": st.sampled_from(sorted(SEXES)),
+        "age_band": st.sampled_from(list(AGE_BANDS)),
+        "condition": st.one_of(st.none(), st.sampled_from(list(ICD10_CHAPTERS))),
+        "count": st.integers(0, MAX_COUNT)})
+    optional_id = st.one_of(st.none(), st.integers(1, MAX_ID))
+    submission = SimpleNamespace(
+        id=str(draw(st.uuids())), caravan_id=draw(st.integers(1, MAX_ID)),
+        enrollment_id=draw(optional_id),
+        review_status=draw(st.sampled_from(["received", "approved", "flagged", "rejected"])),
+        review_reason=draw(st.one_of(st.none(), st.text(max_size=20))),
+        reviewed_at=draw(moments), created_at=draw(moments), updated_at=draw(moments))
+    version = SimpleNamespace(
+        id=draw(st.integers(1, MAX_ID)), number=draw(st.integers(1, 9)), site_id=draw(optional_id),
+        day=draw(st.dates()), specialty_code=draw(st.sampled_from(sorted(SPECIALTIES))),
+        note=draw(st.one_of(st.none(), st.text(max_size=20))),
+        flags=draw(st.one_of(st.none(), st.lists(st.sampled_from(FLAGS), max_size=4))),
+        entered_by_id=draw(optional_id),
+        content_hash=draw(st.text("0123456789abcdef", min_size=64, max_size=64)),
+        created_at=draw(moments))
+    return StoredSubmission(submission, version, draw(st.lists(line, max_size=30)),
+                            draw(st.integers(1, 9)))
+
+
+@SETTINGS
+@given(stored=stored_submissions())
+def test_the_fast_dump_agrees_with_marshmallow(app, stored):
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert OUT.dump(stored) == Schema.dump(OUT, stored)
 
 
 def _post(client, header, body, status=201):
@@ -297,3 +346,74 @@ def test_a_site_of_another_caravan_stores_nothing(client, app):
     assert client.get(f"/api/v1/submissions/{body['id']}", headers=header).status_code == 404
     assert _post(client, header, dict(body, site_id=caravan.sites[0].id))["site_id"] == \
         caravan.sites[0].id
+
+
+# --- the one-statement insert (PostgreSQL) stores what the layered path stores -----------------
+
+VOLUME, PROCEDURES, REFERRALS = ("over_150_consultations", "procedures_above_consultations",
+                                 "referrals_above_consultations")
+GLASSES, NOT_PLANNED = "glasses_outside_ophthalmology", "specialty_not_planned"
+# specialty, lines, the volunteer's earlier consultations that day, the flags expected
+SCENARIOS = {
+    "no flag": ("OPH", lines(), 0, []),
+    "procedures": ("OPH", lines(procedures=30), 0, [PROCEDURES]),
+    "referrals": ("OPH", lines(referrals=17), 0, [REFERRALS]),
+    "glasses": ("GEN", lines(glasses=2), 0, [GLASSES]),
+    "not planned": ("DER", lines(), 0, [NOT_PLANNED]),
+    "volume": ("OPH", lines(consultations=127), 20, [VOLUME]),
+    "volume at the limit": ("OPH", lines(consultations=126), 20, []),
+    "all at once": ("DER", lines(consultations=140, glasses=3, procedures=200, referrals=160),
+                    20, [VOLUME, PROCEDURES, REFERRALS, GLASSES, NOT_PLANNED]),
+}
+
+
+@pytest.mark.parametrize("paper", [False, True], ids=["device", "paper sheet"])
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_fast_insert_stores_the_flags_and_audit_row_of_the_layered_path(
+        pg_app, monkeypatch, scenario, paper):
+    from fieldsvc.accounts.models import AuditEvent
+    from fieldsvc.tallies import services
+    from fieldsvc.tallies.models import SubmissionVersion
+
+    specialty, content, earlier, expected = SCENARIOS[scenario]
+    client = pg_app.test_client()
+    caravan, _, fast_header = field_setup(specialties=("GEN", "OPH", "PED"))
+    _, layered_header = make_enrollment(caravan, display_name="Dr Karim")
+    db.session.commit()
+    if paper:
+        fast_header = layered_header = auth(make_user("coordinator", regions=["08"]))
+    for header in (fast_header, layered_header):
+        if earlier:  # the same day's earlier tally of each volunteer
+            _post(client, header, payload(caravan, lines=[
+                {"measure": "consultations", "sex": "M", "age_band": "5-14", "count": earlier}]))
+
+    one_statement = services._create_postgresql
+    calls: list[str] = []
+    monkeypatch.setattr(services, "_create_postgresql",
+                        lambda *args: calls.append("fast") or one_statement(*args))
+    fast = _post(client, fast_header, payload(caravan, specialty=specialty, lines=content))
+    monkeypatch.setattr(services, "one_statement_insert", lambda: False)
+    layered = _post(client, layered_header, payload(caravan, specialty=specialty, lines=content))
+    assert calls == ["fast"]
+    assert fast["flags"] == layered["flags"]
+    # A paper sheet names no volunteer, so no volunteer's day can be counted.
+    assert [flag["code"] for flag in fast["flags"]] == [
+        code for code in expected if not (paper and code == VOLUME)]
+
+    db.session.rollback()
+    stored = {version.submission_id: version.flags for version in db.session.scalars(
+        select(SubmissionVersion).where(
+            SubmissionVersion.submission_id.in_([fast["id"], layered["id"]])))}
+    assert stored[fast["id"]] == stored[layered["id"]]
+    assert [flag["code"] for flag in fast["flags"]] == [flag["code"] for flag in
+                                                        stored[fast["id"]]]
+
+    def event(submission: dict[str, Any]) -> tuple:
+        row = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "submission.create",
+            AuditEvent.object_id == submission["id"])).one()
+        who = row.actor_id if paper else f"enrollment:{submission['enrollment_id']}"
+        assert row.actor_id == who
+        return (row.actor_kind, row.object_type, row.region_code, row.detail)
+
+    assert event(fast) == event(layered)

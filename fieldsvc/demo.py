@@ -1,8 +1,8 @@
-"""The demo season: a dozen caravans of the past 18 months and their tallies (fixed seed).
+"""The demo: organizations, accounts and a season of caravans with their tallies (fixed seed).
 
-Tallies go through the submission service, as a phone's would (validation, hash, flags,
-audit), dated as if each was sent on its caravan day. Idempotent: a caravan that exists (same
-title) is left alone, and submission ids are derived from the seed, so a second run adds nothing.
+Tallies go through the submission service, as a phone's would, dated as if each was sent on its
+caravan day. Idempotent: a caravan that exists (same title) is left alone, and submission ids
+derive from the seed, so a second run adds nothing.
 """
 
 from __future__ import annotations
@@ -12,17 +12,41 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fieldsvc.accounts.models import Organization, User
+from fieldsvc.accounts.services import create_user, get_or_create_organization
 from fieldsvc.areas.models import Area
 from fieldsvc.caravans.models import Caravan, CaravanSpecialty, Enrollment, Site, Volunteer
+from fieldsvc.caravans.services import JOIN_CODE_ALPHABET, JOIN_CODE_LENGTH, morocco_today
+from fieldsvc.catalog.services import ensure_catalog
+from fieldsvc.errors import ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.security import Principal, token_digest
 from fieldsvc.tallies import services
 from fieldsvc.tallies.models import Submission
+from fieldsvc.tallies.services import Line, ReviewDecision, SubmissionInput
+
+# (name, Arabic name, kind)
+ORGANIZATIONS = [
+    ("Wahat Al-Khair", "واحة الخير", "association"),
+    ("Association Al-Muqim des médecins résidents", "جمعية المقيم للأطباء المقيمين", "association"),
+    ("Union des femmes marocaines", "اتحاد النساء المغربيات", "association"),
+    ("Zuhur Al-Waha pour le développement social", "زهور الواحة للتنمية الاجتماعية", "association"),
+    ("Conseil communal de Ouahat Sidi Brahim", "المجلس الجماعي لواحة سيدي ابراهيم",
+     "commune_council"),
+]
+
+# Drâa-Tafilalet (Zagora, Tinghir…) and Marrakech-Safi (Ouahat Sidi Brahim).
+DEMO_REGIONS = ("08", "07")
+
+DEMO_LOGINS = [
+    ("coordinator", "demo-coordinator", "coordinator"),
+    ("planner", "demo-planner", "planner"),
+    ("admin", "demo-admin", "admin"),
+]
+
 
 SEED = 2026
 NAMESPACE = uuid.UUID("5d1c0a5e-6b0e-4c55-9d7e-0f1e1d5a2026")
@@ -39,7 +63,7 @@ class DemoCaravan:
     sites: tuple[str, ...]
 
 
-# Organization names as in fieldsvc.web.demo.ORGANIZATIONS (indexes keep this table short).
+# Indexes into ORGANIZATIONS keep this table short.
 WAHAT, MUQIM, FEMMES, ZUHUR, OUAHAT = range(5)
 
 CARAVANS = [
@@ -113,9 +137,9 @@ def _split(rng: random.Random, total: int, weights: tuple[float, ...]) -> list[i
 
 
 def tally_lines(rng: random.Random, specialty: str, consultations: int,
-                *, last_day: bool) -> list[dict[str, Any]]:
+                *, last_day: bool) -> list[Line]:
     """Realistic disjoint lines for one doctor's day."""
-    rows: list[dict[str, Any]] = []
+    rows: list[Line] = []
     women = round(consultations * WOMEN_SHARE[specialty])
     for sex, people in (("F", women), ("M", consultations - women)):
         if people <= 0:
@@ -127,8 +151,8 @@ def tally_lines(rng: random.Random, specialty: str, consultations: int,
             def add(measure: str, count: int, condition: str | None = None,
                     sex: str = sex, band: str = band) -> None:
                 if count > 0:
-                    rows.append({"measure": measure, "sex": sex, "age_band": band,
-                                 "condition": condition, "count": count})
+                    rows.append(Line(measure=measure, sex=sex, age_band=band,
+                                     condition=condition, count=count))
 
             def share(low: float, high: float, seen: int = seen) -> int:
                 # Random rounding, so that small groups still show some referrals.
@@ -163,8 +187,6 @@ def _point_near(area: Area, rng: random.Random) -> tuple[float, float] | None:
 
 
 def _join_code(rng: random.Random) -> str:
-    from fieldsvc.caravans.services import JOIN_CODE_ALPHABET, JOIN_CODE_LENGTH
-
     while True:
         code = "".join(rng.choice(JOIN_CODE_ALPHABET) for _ in range(JOIN_CODE_LENGTH))
         if db.session.scalar(select(Caravan.id).where(Caravan.join_code == code)) is None:
@@ -193,7 +215,7 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
     """Create the demo caravans, volunteers and tallies that are missing; say what was done."""
     import secrets
 
-    today = today or services.morocco_today()
+    today = today or morocco_today()
     communes = {area.code: area for area in db.session.scalars(
         select(Area).where(Area.code.in_([c.commune for c in CARAVANS])))}
     missing = [c.commune for c in CARAVANS if c.commune not in communes]
@@ -269,56 +291,84 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
                     consultations = crng.randint(155, 175)
                 lines = tally_lines(crng, specialty, consultations, last_day=last_day)
                 site = sites[(position + offset) % len(sites)] if sites else None
-                content = {
-                    "id": uuid.uuid5(NAMESPACE, f"{plan.title}|{day}|{enrollment.display_name}|"
-                                                f"{specialty}|{position}"),
-                    "caravan_id": caravan.id, "site_id": site.id if site else None,
-                    "day": day, "specialty": specialty, "lines": lines,
-                    "note": None,
-                }
+                content = SubmissionInput(
+                    id=uuid.uuid5(NAMESPACE, f"{plan.title}|{day}|{enrollment.display_name}|"
+                                             f"{specialty}|{position}"),
+                    caravan_id=caravan.id, site_id=site.id if site else None,
+                    day=day, specialty=specialty, lines=lines)
                 principal = Principal(role="volunteer", enrollment=enrollment)
-                body, _created = services.submit(content, principal, today=day)
+                stored, _created = services.submit(content, principal, today=day)
                 submitted += 1
                 if reviewer is None:
                     continue
-                if body["flags"]:
-                    services.review(body["id"], {"status": "flagged", "reason": (
-                        "À vérifier avec le médecin : " + body["flags"][0]["message"])}, reviewer)
+                submission_id = stored.submission.id
+                flags = services.render_flags(stored.version.flags)
+                if flags:
+                    services.review(submission_id, ReviewDecision("flagged", (
+                        "À vérifier avec le médecin : " + flags[0]["message"])), reviewer)
                     flagged += 1
                 elif plan.months_ago > 3 and crng.random() < 0.85:
-                    services.review(body["id"], {"status": "approved", "reason": None}, reviewer)
+                    services.review(submission_id, ReviewDecision("approved"), reviewer)
         if team and number % 5 == 2:
             # A doctor who miscounted and corrected from the phone: a second version counts.
             enrollment, specialty = team[0]
             first_sent = db.session.scalar(select(Submission).where(
                 Submission.enrollment_id == enrollment.id).order_by(Submission.id).limit(1))
             if first_sent is not None:
-                sent = services.submission_body(first_sent)
-                corrected = [dict(line) for line in sent["lines"]]
+                stored = services.stored_submission(first_sent)
+                sent = stored.version
+                corrected = [Line(**line) for line in stored.lines]
                 corrected[0]["count"] += 3
-                services.amend(first_sent.id, {
-                    "caravan_id": caravan.id, "site_id": sent["site_id"],
-                    "day": dt.date.fromisoformat(sent["day"]), "specialty": sent["specialty"],
-                    "lines": corrected, "note": "corrigé le soir"},
-                    Principal(role="volunteer", enrollment=enrollment),
-                    today=dt.date.fromisoformat(sent["day"]))
+                services.amend(first_sent.id, SubmissionInput(
+                    caravan_id=caravan.id, site_id=sent.site_id, day=sent.day,
+                    specialty=sent.specialty_code, lines=corrected, note="corrigé le soir"),
+                    Principal(role="volunteer", enrollment=enrollment), today=sent.day)
         if plan.days > 1 and team and number % 4 == 1:
             # A phone that sent its first day twice under two ids: the copy is rejected.
             enrollment, specialty = team[-1]
             original = db.session.scalar(select(Submission).where(
                 Submission.enrollment_id == enrollment.id).order_by(Submission.id).limit(1))
             if original is not None and reviewer is not None:
-                copy = services.submission_body(original)
-                day = dt.date.fromisoformat(copy["day"])
-                content = {"id": uuid.uuid5(NAMESPACE, f"{plan.title}|copy"),
-                           "caravan_id": caravan.id, "site_id": copy["site_id"], "day": day,
-                           "specialty": specialty, "lines": copy["lines"], "note": "renvoyé"}
+                copy = services.stored_submission(original)
+                day = copy.version.day
+                content = SubmissionInput(
+                    id=uuid.uuid5(NAMESPACE, f"{plan.title}|copy"), caravan_id=caravan.id,
+                    site_id=copy.version.site_id, day=day, specialty=specialty,
+                    lines=copy.lines, note="renvoyé")
                 volunteer = Principal(role="volunteer", enrollment=enrollment)
-                body, _ = services.submit(content, volunteer, today=day)
-                services.review(body["id"], {"status": "rejected",
-                                             "reason": "Doublon de la fiche du même jour."},
-                                reviewer)
+                stored, _ = services.submit(content, volunteer, today=day)
+                services.review(stored.submission.id, ReviewDecision(
+                    "rejected", "Doublon de la fiche du même jour."), reviewer)
                 submitted += 1
         db.session.flush()
     return (f"Demo season: {made} caravans created ({len(CARAVANS) - len(missing)} available), "
             f"{submitted} tallies submitted, {flagged} flagged.")
+
+
+def load_demo(echo: Callable[[str], object] = print) -> str:
+    """Create the demo organizations and accounts if they are missing (idempotent)."""
+    ensure_catalog()
+    regions = select(func.count()).select_from(Area).where(Area.code.in_(DEMO_REGIONS))
+    if db.session.scalar(regions) < len(DEMO_REGIONS):
+        raise ValidationFailed("The demo needs Morocco's areas: run `flask --app wsgi areas load` "
+                               "first.", errors={"areas": ["regions 07 and 08 are missing"]})
+    organizations = {
+        name: get_or_create_organization(name, kind=kind, name_ar=name_ar)
+        for name, name_ar, kind in ORGANIZATIONS
+    }
+    created = 0
+    if db.session.scalar(select(User).where(User.username == "coordinator")) is None:
+        create_user("coordinator", "demo-coordinator", "coordinator",
+                    region_codes=list(DEMO_REGIONS),
+                    display_name="Coordinatrice Drâa-Tafilalet et Marrakech-Safi")
+        created += 1
+    if db.session.scalar(select(User).where(User.username == "planner")) is None:
+        create_user("planner", "demo-planner", "planner",
+                    organization=organizations["Wahat Al-Khair"],
+                    display_name="Planificatrice, Wahat Al-Khair")
+        created += 1
+    if db.session.scalar(select(User).where(User.username == "admin")) is None:
+        create_user("admin", "demo-admin", "admin", display_name="Administrateur")
+        created += 1
+    season = load_season([organizations[name] for name, _, _ in ORGANIZATIONS], echo)
+    return f"Demo: {len(organizations)} organizations, {created} accounts created. {season}"

@@ -1,0 +1,34 @@
+"""Caravans sit below tallies, and security below both: imports only go downwards."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+import fieldsvc
+
+ROOT = pathlib.Path(fieldsvc.__file__).parent
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(("modules", "forbidden"), [
+    ("caravans", ("fieldsvc.tallies",)),
+    ("security.py", ("fieldsvc.caravans", "fieldsvc.tallies")),
+])
+def test_lower_layers_never_import_higher_ones(modules, forbidden):
+    target = ROOT / modules
+    paths = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    found = {f"{path.relative_to(ROOT)}: {name}" for path in paths for name in _imports(path)
+             if name.startswith(forbidden)}
+    assert not found
