@@ -53,6 +53,17 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
         "WTF_CSRF_TIME_LIMIT": None,
+        # Flask-Compress, applied by fieldsvc.http to answers of GET and HEAD only. gzip is what
+        # every phone browser takes over plain HTTP too; small bodies are not worth it.
+        "COMPRESS_REGISTER": False,
+        "COMPRESS_ALGORITHM": ["gzip"],
+        "COMPRESS_STREAMS": False,  # exports stream as they are made; never hold them to compress
+        "COMPRESS_MIN_SIZE": 1024,
+        "COMPRESS_MIMETYPES": [
+            "text/html", "text/css", "text/plain", "text/csv", "text/javascript", "text/xml",
+            "application/javascript", "application/json", "application/geo+json",
+            "application/manifest+json", "application/xml", "image/svg+xml",
+        ],
     }
     if overrides:
         config.update(overrides)

@@ -9,7 +9,6 @@ from flask import (
     Blueprint,
     current_app,
     flash,
-    g,
     has_request_context,
     jsonify,
     redirect,
@@ -30,6 +29,7 @@ from fieldsvc.extensions import db
 from fieldsvc.security import ALL_ROLES, Principal, allow, current_principal
 from fieldsvc.web.forms import LoginForm, LogoutForm
 from fieldsvc.web.phone_routes import phone_blp
+from fieldsvc.web.services import languages, migration_state
 
 web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                     static_url_path="/static/web")
@@ -40,8 +40,6 @@ web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (ph
 @allow(*ALL_ROLES)
 def healthz():
     """Report whether the database is reachable and migrated to head."""
-    from fieldsvc.web.services import migration_state
-
     try:
         db.session.execute(text("SELECT 1"))
         database = "ok"
@@ -62,25 +60,11 @@ def healthz():
 
 # --- Pages -------------------------------------------------------------------------------------
 
-LANGUAGE_NAMES = {"fr": "Français", "ar": "العربية", "en": "English"}
-
-
-@web_blp.before_app_request
-def _fresh_request_state() -> None:
-    """Forget the locale and CSRF token a previous request cached in `g`.
-
-    `g` lives in the app context, which a request reuses when one is already pushed (tests,
-    CLI-driven requests); a cached locale or token from an earlier request would leak into this one.
-    """
-    g.pop("_flask_babel", None)
-    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
-
-
 @web_blp.before_request
 def _remember_language() -> None:
     """Keep the language chosen with ?lang= for the following pages."""
     chosen = request.args.get("lang")
-    if chosen in LANGUAGE_NAMES and session.get("lang") != chosen:
+    if chosen in current_app.config["LANGUAGES"] and session.get("lang") != chosen:
         session["lang"] = chosen
 
 
@@ -88,18 +72,19 @@ def _remember_language() -> None:
 def _page_context() -> dict[str, Any]:
     """What every page (ours and those extending base.html) needs: language, direction, caller."""
     locale = get_locale()
-    lang = locale.language if locale is not None else "fr"
+    lang = locale.language if locale is not None else current_app.config["BABEL_DEFAULT_LOCALE"]
+    direction = locale.text_direction if locale is not None else "ltr"
     if not has_request_context():  # a template rendered by a command: nobody is logged in
-        return {"page_lang": lang, "page_dir": "rtl" if lang == "ar" else "ltr",
-                "language_names": LANGUAGE_NAMES, "principal": Principal(), "logout_form": None}
+        return {"page_lang": lang, "page_dir": direction, "languages": languages(),
+                "principal": Principal(), "logout_form": None}
     try:
         principal = current_principal()
     except DomainError:  # a bad bearer token on a page: show it as logged out
         principal = Principal()
     return {
         "page_lang": lang,
-        "page_dir": locale.text_direction if locale is not None else "ltr",
-        "language_names": LANGUAGE_NAMES,
+        "page_dir": direction,
+        "languages": languages(),
         "lang_url": _lang_url,
         "principal": principal,
         "logout_form": LogoutForm() if principal.user is not None else None,
