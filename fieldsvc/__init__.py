@@ -16,8 +16,8 @@ from fieldsvc.extensions import api, babel, csrf, db, migrate
 from fieldsvc.http import init_http
 from fieldsvc.security import document_access, init_security
 
-# Each domain's routes module exposes `blp` (a flask-smorest Blueprint for the API) and/or
-# `web_blp` (a plain Flask blueprint for pages).
+# Each domain's routes module exposes `blp`, a flask-smorest Blueprint for its API; pages
+# (including the API docs page) are all web's `web_blp`.
 DOMAINS = ("catalog", "areas", "accounts", "caravans", "tallies", "insights", "exports", "web")
 
 
@@ -49,7 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if hasattr(module, "blp"):
             api.register_blueprint(module.blp)
             csrf.exempt(module.blp)  # the API authenticates with bearer tokens, not cookies
-        if hasattr(module, "web_blp"):
+        if name == "web":
             app.register_blueprint(module.web_blp)
 
     document_access(app, api.spec)

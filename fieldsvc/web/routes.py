@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     has_request_context,
@@ -14,6 +16,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_from_directory,
     session,
     url_for,
 )
@@ -21,10 +24,11 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select, text
+from werkzeug.exceptions import HTTPException
 
 from fieldsvc.accounts import services as accounts
 from fieldsvc.areas.models import Area
-from fieldsvc.errors import DomainError, TooManyRequests
+from fieldsvc.errors import DomainError, TooManyRequests, register_error_page
 from fieldsvc.extensions import db
 from fieldsvc.security import ALL_ROLES, Principal, allow, current_principal
 from fieldsvc.web.forms import LoginForm, LogoutForm
@@ -56,6 +60,33 @@ def healthz():
         "head": head,
     }
     return jsonify(body), 200 if migrated else 503
+
+
+# --- The interactive API docs (Swagger UI's files from swagger-ui-bundle: no CDN, no inline script)
+
+_DOCS_ASSETS = {"api-docs.js": os.path.join(os.path.dirname(__file__), "static")}
+_SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+
+
+@web_blp.route("/api/docs")
+@allow(*ALL_ROLES)
+def api_docs():
+    """Browse and try the API (Swagger UI served by fieldsvc itself)."""
+    return render_template("api_docs.html", spec_url=url_for("api-docs.openapi_json"))
+
+
+@web_blp.route("/api/docs/assets/<name>")
+@allow(*ALL_ROLES)
+def api_docs_asset(name: str):
+    """Serve the docs page's script and Swagger UI's files."""
+    folder = _DOCS_ASSETS.get(name)
+    if folder is None and name in _SWAGGER_ASSETS:
+        from swagger_ui_bundle import swagger_ui_path
+
+        folder = str(swagger_ui_path)
+    if folder is None:
+        abort(404)
+    return send_from_directory(folder, name, max_age=86400)
 
 
 # --- Pages -------------------------------------------------------------------------------------
@@ -167,7 +198,7 @@ def logout():
     """End the web session."""
     principal = current_principal()
     if principal.user is not None and session.get("user_id") is not None:
-        accounts.audit("logout", object_type="user", object_id=principal.user.id)
+        accounts.logout(principal.user)
         db.session.commit()
     language = session.get("lang")
     session.clear()
@@ -175,6 +206,16 @@ def logout():
         session["lang"] = language
     flash(_("You are logged out."))
     return redirect(url_for("web.home"))
+
+
+@web_blp.record_once
+def _register_error_page(state: Any) -> None:
+    register_error_page(state.app, _error_page)
+
+
+def _error_page(error: HTTPException) -> Any:
+    """A missing page or a wrong method, as a page a browser user can act on."""
+    return render_template("error.html", error=error), error.code
 
 
 @web_blp.errorhandler(CSRFError)
