@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from flask import Flask, g, has_request_context, request, session
+from flask_babel import gettext as _
 from sqlalchemy import bindparam, select
 
 from fieldsvc.errors import Forbidden, TooManyRequests, Unauthorized, problem
@@ -162,9 +163,9 @@ def allow(*roles: str) -> Callable[[F], F]:
             if principal.role not in roles:
                 if principal.role == ANONYMOUS:
                     raise Unauthorized(
-                        "Log in, or send a valid bearer token in the Authorization header."
+                        _("Log in, or send a valid bearer token in the Authorization header.")
                     )
-                raise Forbidden(f"The {principal.role} role may not do this.")
+                raise Forbidden(_("The %(role)s role may not do this.", role=principal.role))
             return view(*args, **kwargs)
 
         wrapper._allowed_roles = tuple(roles)  # type: ignore[attr-defined]
@@ -227,7 +228,7 @@ def init_security(app: Flask) -> None:
             roles = declared[key] = allowed_roles(view, request.method)
         if roles is None:
             app.logger.error("Endpoint %s declares no roles; refusing", endpoint)
-            return problem(403, "Forbidden", "This address is not open to anyone yet.")
+            return problem(403, "Forbidden", _("This address is not open to anyone yet."))
         return None
 
     @app.after_request

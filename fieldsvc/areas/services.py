@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import case, delete, func, insert, or_, select, update
 
 from fieldsvc.areas.facilities import recompute_distances
@@ -365,7 +366,7 @@ def get_area(code: str) -> dict[str, Any]:
     """An area with its population by sex and age band, indicators and point."""
     area = db.session.get(Area, code)
     if area is None:
-        raise NotFound(f"No area has the code {code!r}; codes look like 07.351.02.07.")
+        raise NotFound(_("No area has the code %(code)r; codes look like 07.351.02.07.", code=code))
     cells = db.session.execute(
         select(AreaPopulation.sex, AreaPopulation.age_band, AreaPopulation.people)
         .where(AreaPopulation.area_code == code)

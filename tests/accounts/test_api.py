@@ -183,10 +183,10 @@ def test_admin_creates_an_organization(client, db):
     assert response.json["kind"] == "commune_council"
     stored = db.session.get(Organization, response.json["id"])
     assert stored.name_ar == "المجلس الجماعي لزاكورة"
-    again = client.post("/api/v1/organizations", headers=headers,
+    again = client.post("/api/v1/organizations", headers={**headers, "Accept-Language": "ar"},
                         json={"name": "Conseil communal de Zagora"})
     assert again.status_code == 409
-    assert again.json["errors"] == {"name": ["already exists"]}
+    assert again.json["errors"] == {"name": ["موجود بالفعل"]}  # in the caller's language
 
 
 def test_organization_input_is_validated(client, db):
