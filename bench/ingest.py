@@ -29,11 +29,8 @@ import http.client
 import json
 import multiprocessing
 import os
-import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,7 +41,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.gunicorn import Gunicorn, free_port
+
 PATH = "/api/v1/submissions"
 VOLUNTEERS = 2000
 TARGET_RATIO = 0.35
@@ -117,55 +115,7 @@ def body_template(caravan_id: int, day: dt.date) -> str:
 
 # --- the server -------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """`gunicorn -c gunicorn.conf.py APP` in its own process group (stopped with the group)."""
-
-    def __init__(self, app: str, database_url: str, port: int, log: Path) -> None:
-        self.app, self.port, self.log = app, port, log
-        self.env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY="bench",
-                        FIELDSVC_ENV="development", GUNICORN_BIND=f"127.0.0.1:{port}")
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> Gunicorn:
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [str(gunicorn), "-c", "gunicorn.conf.py", self.app], cwd=ROOT, env=self.env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    connection.close()
-                    return self
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError(f"gunicorn {self.app} did not start:\n"
-                                   + self.log.read_text()[-3000:])
-            time.sleep(0.2)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-    def workers(self) -> str:
-        text = self.log.read_text(errors="replace")
-        return f"{len(re.findall(r'Booting worker', text))} worker processes"
+# The launcher is bench.gunicorn's, shared with tests/test_crash.py.
 
 
 # --- load with wrk ------------------------------------------------------------------------------

@@ -6,16 +6,18 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, has_request_context, request, session
 from werkzeug.routing import IntegerConverter
 
 from fieldsvc.config import load_config
+from fieldsvc.db import MAX_INT
 from fieldsvc.errors import register_error_handlers
 from fieldsvc.extensions import api, babel, csrf, db, migrate
+from fieldsvc.http import init_http
 from fieldsvc.security import document_access, init_security
 
-# Each domain's routes module exposes `blp` (a flask-smorest Blueprint for the API) and/or
-# `web_blp` (a plain Flask blueprint for pages).
+# Each domain's routes module exposes `blp`, a flask-smorest Blueprint for its API; pages
+# (including the API docs page) are all web's `web_blp`.
 DOMAINS = ("catalog", "areas", "accounts", "caravans", "tallies", "insights", "exports", "web")
 
 
@@ -31,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
     babel.init_app(app, locale_selector=_select_locale)
     csrf.init_app(app)
+    init_http(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
@@ -46,16 +49,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if hasattr(module, "blp"):
             api.register_blueprint(module.blp)
             csrf.exempt(module.blp)  # the API authenticates with bearer tokens, not cookies
-        if hasattr(module, "web_blp"):
+        if name == "web":
             app.register_blueprint(module.web_blp)
 
     document_access(app, api.spec)
     register_error_handlers(app)
 
-    @app.teardown_request
-    def _rollback_uncommitted(error: BaseException | None) -> None:
-        # A request commits once, on success; anything else is undone, never half-written.
-        db.session.rollback()
     init_security(app)
 
     from fieldsvc.cli import register_cli
@@ -66,32 +65,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 class BoundedIntegerConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's signature
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", MAX_INT)
         super().__init__(map, *args, **kwargs)
 
 
 def _select_locale() -> str | None:
-    from flask import has_request_context, session
-
+    """The language asked for with ?lang= or kept in the session, else the browser's best."""
     if not has_request_context():  # CLI commands (demo load) translate in the default locale
         return None
-    languages = _LANGUAGES
+    languages = current_app.config["LANGUAGES"]
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in languages:
         return chosen
     # Phones send the same few Accept-Language headers again and again: parse each once.
     header = request.headers.get("Accept-Language", "")
-    best = _BEST_LANGUAGE.get(header)
+    cache = current_app.extensions.setdefault("fieldsvc_best_language", {})
+    best = cache.get(header)
     if best is None:
-        best = request.accept_languages.best_match(languages) or "fr"
-        if len(_BEST_LANGUAGE) >= 512:
-            _BEST_LANGUAGE.clear()
-        _BEST_LANGUAGE[header] = best
+        best = (request.accept_languages.best_match(languages)
+                or current_app.config["BABEL_DEFAULT_LOCALE"])
+        if len(cache) >= 512:  # bounded: headers are client input
+            cache.clear()
+        cache[header] = best
     return best
-
-
-_LANGUAGES = ["fr", "ar", "en"]
-_BEST_LANGUAGE: dict[str, str] = {}  # Accept-Language header -> locale (bounded)
 
 
 def _migrations_dir() -> str:

@@ -45,6 +45,10 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),
         "GEOCODER_MIN_DELAY_SECONDS": float(env.get("GEOCODER_MIN_DELAY_SECONDS", "1.1")),
         "API_TOKEN_HOURS": int(env.get("API_TOKEN_HOURS", "12")),
+        # Failed logins allowed per username and per address within the window, then 429.
+        "LOGIN_MAX_FAILURES_PER_USER": 5,
+        "LOGIN_MAX_FAILURES_PER_IP": 20,
+        "LOGIN_THROTTLE_MINUTES": 15,
         "LATE_SYNC_DAYS": 30,
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],
@@ -55,6 +59,17 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
         "WTF_CSRF_TIME_LIMIT": None,
+        # Flask-Compress, applied by fieldsvc.http to answers of GET and HEAD only. gzip is what
+        # every phone browser takes over plain HTTP too; small bodies are not worth it.
+        "COMPRESS_REGISTER": False,
+        "COMPRESS_ALGORITHM": ["gzip"],
+        "COMPRESS_STREAMS": False,  # exports stream as they are made; never hold them to compress
+        "COMPRESS_MIN_SIZE": 1024,
+        "COMPRESS_MIMETYPES": [
+            "text/html", "text/css", "text/plain", "text/csv", "text/javascript", "text/xml",
+            "application/javascript", "application/json", "application/geo+json",
+            "application/manifest+json", "application/xml", "image/svg+xml",
+        ],
     }
     if overrides:
         config.update(overrides)

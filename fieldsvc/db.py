@@ -1,10 +1,12 @@
-"""Declarative base with a naming convention, and the engine settings of each database."""
+"""Declarative base with a naming convention, the engine settings of each database, and the
+integer limits every schema checks ids and offsets against (a larger number never reaches SQL)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from marshmallow import validate
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
@@ -30,6 +32,8 @@ class Model(DeclarativeBase):
 
 
 class TimestampMixin:
+    """When the row was made (UTC)."""
+
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -61,17 +65,22 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-MAX_OFFSET = 2**31 - 1
+# Ids, counts and offsets are 32-bit integers in every database we run on.
+MAX_INT = 2**31 - 1
+ID_RANGE = validate.Range(1, MAX_INT, error="Not a known id.")
+OFFSET_RANGE = validate.Range(0, MAX_INT, error="Use a whole number from 0 to 2147483647.")
 
 
 def page_offset(page: int, page_size: int) -> int:
     """The row offset of a page, refused when it is past what any database can address."""
+    from flask_babel import gettext as _
+
     from fieldsvc.errors import ValidationFailed
 
     offset = (page - 1) * page_size
-    if offset > MAX_OFFSET:
+    if offset > MAX_INT:
         raise ValidationFailed(
-            f"Page {page} is far past the last page; use a smaller page number.",
+            _("Page %(page)s is far past the last page; use a smaller page number.", page=page),
             errors={"page": ["too large"]},
         )
     return offset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, json, request
@@ -213,6 +214,14 @@ def refuse_unstorable_text() -> Response | None:
     )
 
 
+_ERROR_PAGE = "fieldsvc_error_page"
+
+
+def register_error_page(app: Flask, page: Callable[[HTTPException], Any]) -> None:
+    """Let a browser asking for a missing page get `page(error)` (the web domain's HTML)."""
+    app.extensions[_ERROR_PAGE] = page
+
+
 def register_error_handlers(app: Flask) -> None:
     """Make every error a problem document (HTML pages may render their own)."""
     app.before_request(refuse_unstorable_text)
@@ -230,13 +239,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
-        if _wants_html() and error.code in {404, 405}:
-            from flask import render_template
-
+        page = app.extensions.get(_ERROR_PAGE)
+        if page is not None and _wants_html() and error.code in {404, 405}:
             try:
-                return render_template("error.html", error=error), error.code
-            except Exception:  # noqa: BLE001 - fall back to problem+json if no template
-                pass
+                return page(error)
+            except Exception:  # noqa: BLE001 - a broken page must not hide the error itself
+                app.logger.exception("The error page failed; answering problem+json")
         return problem_from_http_exception(error)
 
     @app.errorhandler(Exception)

@@ -1,6 +1,7 @@
 """Flask extensions, created unbound and bound to the app by the factory."""
 
 from flask_babel import Babel
+from flask_compress import Compress
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -12,6 +13,7 @@ db = SQLAlchemy(model_class=Model)
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()
+compress = Compress()
 
 
 class ProblemApi(Api):

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_request_context, request, session
+from flask_babel import gettext as _
 from sqlalchemy import select
 
-from fieldsvc.errors import Forbidden, Unauthorized, problem
+from fieldsvc.errors import Forbidden, TooManyRequests, Unauthorized, problem
 
 ANONYMOUS = "anonymous"
 VOLUNTEER = "volunteer"
@@ -28,6 +30,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def refuse_when_throttled(
+    failures: int,
+    oldest: dt.datetime | None,
+    *,
+    limit: int,
+    window: dt.timedelta,
+    now: dt.datetime,
+    message: Callable[[int], str],
+) -> None:
+    """Answer 429 with Retry-After once `failures` within `window` reach `limit`.
+
+    Callers count their failures in the database (the audit log for logins, enrollment_failure
+    for join codes), so every gunicorn worker sees the same count; `oldest` is the earliest
+    failure still in the window, and `message` words the refusal from the seconds to wait.
+    """
+    if failures < limit:
+        return
+    if oldest is None:
+        retry = int(window.total_seconds())
+    else:
+        if oldest.tzinfo is None:  # SQLite gives back naive UTC
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        retry = max(1, math.ceil((oldest + window - now).total_seconds()))
+    raise TooManyRequests(message(retry), headers={"Retry-After": str(retry)}, retry_after=retry)
 
 
 @dataclass
@@ -104,9 +132,9 @@ def allow(*roles: str) -> Callable[[F], F]:
             if principal.role not in roles:
                 if principal.role == ANONYMOUS:
                     raise Unauthorized(
-                        "Log in, or send a valid bearer token in the Authorization header."
+                        _("Log in, or send a valid bearer token in the Authorization header.")
                     )
-                raise Forbidden(f"The {principal.role} role may not do this.")
+                raise Forbidden(_("The %(role)s role may not do this.", role=principal.role))
             return view(*args, **kwargs)
 
         wrapper._allowed_roles = tuple(roles)  # type: ignore[attr-defined]
@@ -115,15 +143,21 @@ def allow(*roles: str) -> Callable[[F], F]:
     return decorator
 
 
+def view_handler(view: Any, method: str | None = None) -> Any:
+    """The function that answers `method` on a view (a MethodView's method, or the view)."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None or method is None:
+        return view
+    handler = getattr(view_class, method.lower(), None)
+    if handler is None and method.upper() == "HEAD":
+        handler = getattr(view_class, "get", None)
+    return handler
+
+
 def allowed_roles(view: Any, method: str | None = None) -> tuple[str, ...] | None:
     """The roles a view function (or a MethodView's method) declared, if any."""
-    view_class = getattr(view, "view_class", None)
-    if view_class is not None and method is not None:
-        handler = getattr(view_class, method.lower(), None)
-        if handler is None and method.upper() == "HEAD":
-            handler = getattr(view_class, "get", None)
-        return _find_roles(handler) if handler is not None else None
-    return _find_roles(view)
+    handler = view_handler(view, method)
+    return _find_roles(handler) if handler is not None else None
 
 
 def _find_roles(func: Any) -> tuple[str, ...] | None:
@@ -149,8 +183,6 @@ def init_security(app: Flask) -> None:
 
     @app.before_request
     def _deny_undeclared() -> Any:
-        # Tests may run several requests in one app context; never reuse a caller.
-        g.pop("principal", None)
         endpoint = request.endpoint
         if endpoint is None or endpoint in PUBLIC_ENDPOINTS or endpoint.endswith(".static"):
             return None  # blueprints' static files are public like the app's
@@ -165,7 +197,7 @@ def init_security(app: Flask) -> None:
             roles = declared[key] = allowed_roles(view, request.method)
         if roles is None:
             app.logger.error("Endpoint %s declares no roles; refusing", endpoint)
-            return problem(403, "Forbidden", "This address is not open to anyone yet.")
+            return problem(403, "Forbidden", _("This address is not open to anyone yet."))
         return None
 
     @app.after_request

@@ -7,12 +7,15 @@ where a missing PostgreSQL or browser is a failure.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, has_app_context
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from fieldsvc import create_app
@@ -63,6 +66,24 @@ def postgres_database_url() -> Iterator[str]:
     yield from throwaway_postgres("fieldsvc_test")
 
 
+class RequestClient(FlaskClient):
+    """A test client whose every request runs in an application context of its own.
+
+    Tests keep an application context for their setup and checks, but a request never reuses
+    it, exactly as under gunicorn: nothing a request leaves in `g` or in its session reaches the
+    next one. What the test set up is committed first, so the request sees it, and the request's
+    session never waits on a transaction the test left open.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            _db.session.commit()
+        kwargs.setdefault("buffered", True)  # read file answers whole: no file left open
+        if self.preserve_context:  # `with client:` keeps the request's context for the test
+            return super().open(*args, **kwargs)
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 def _make_app(url: str, instance: str) -> Flask:
     app = create_app(
         {
@@ -74,6 +95,7 @@ def _make_app(url: str, instance: str) -> Flask:
         }
     )
     app.instance_path = instance
+    app.test_client_class = RequestClient
     with app.app_context():
         from flask_migrate import upgrade
 
@@ -86,7 +108,8 @@ def _reset(app: Flask) -> None:
     """Empty every table, then put the catalogs back."""
     from fieldsvc.catalog.services import ensure_catalog
 
-    app.extensions.pop("tallies_catalog", None)  # the per-process cache of catalog codes
+    app.extensions.pop("fieldsvc_catalog", None)  # the per-process cache of catalog codes
+    app.extensions.pop("tallies_catalog", None)
     with app.app_context():
         _db.session.remove()
         tables = [t.name for t in reversed(_db.metadata.sorted_tables)]
@@ -139,7 +162,11 @@ def _use(app: Flask) -> Iterator[Flask]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app(request: pytest.FixtureRequest) -> Iterator[Flask]:
-    """The app on each database in turn, inside an app context, emptied after the test."""
+    """The app on each database in turn, emptied after the test.
+
+    The test body runs in an app context for its setup and checks; requests get their own
+    (see RequestClient).
+    """
     yield from _use(request.getfixturevalue(f"{request.param}_app"))
 
 

@@ -15,14 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,12 +24,12 @@ from typing import Any
 
 import pytest
 
+from bench.gunicorn import Gunicorn, free_port
 from tests.conftest import throwaway_postgres
 
 SUBMISSIONS = 240
 SENDERS = 8
 KILL_AFTER_ACKS = 60
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -70,60 +64,10 @@ def _prepare(url: str) -> tuple[int, dict[str, str], dt.date]:
     return caravan_id, header, day
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """gunicorn in its own process group, so that one SIGKILL takes the master and workers."""
-
-    def __init__(self, url: str, port: int, log: Path) -> None:
-        self.url, self.port, self.log = url, port, log
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        env = dict(os.environ, DATABASE_URL=self.url, SECRET_KEY="crash",
-                   FIELDSVC_ENV="development", GUNICORN_BIND=f"127.0.0.1:{self.port}",
-                   WEB_CONCURRENCY="2", GUNICORN_THREADS="4", GUNICORN_TIMEOUT="30")
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        with open(self.log, "ab") as out:
-            # `timeout` ends the server even if this test dies before its finally block.
-            self.process = subprocess.Popen(
-                ["timeout", "120", str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                status, _ = self.request("GET", "/healthz", None, {}, timeout=2)
-                if status < 500:
-                    return
-            except OSError:
-                pass
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, self.log.read_text()[-3000:]
-            time.sleep(0.2)
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no graceful shutdown, no finished requests."""
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=10)
-
-    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
-                timeout: float = 10) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
+def _server(url: str, log: Path) -> Gunicorn:
+    """gunicorn with two workers as in production; `timeout` ends it should this test die."""
+    return Gunicorn("wsgi:app", url, free_port(), log, lifetime=120, SECRET_KEY="crash",
+                    WEB_CONCURRENCY="2", GUNICORN_THREADS="4", GUNICORN_TIMEOUT="30")
 
 
 def _tally(rng: random.Random, caravan_id: int, day: dt.date) -> dict[str, Any]:
@@ -147,7 +91,7 @@ def test_nothing_acknowledged_is_lost_when_gunicorn_is_killed(
     rng = random.Random(20261128)
     tallies = [_tally(rng, caravan_id, day) for _ in range(SUBMISSIONS)]
     headers = {**header, "Content-Type": "application/json", "Accept-Language": "en"}
-    server = Server(crash_database, _free_port(), tmp_path / "gunicorn.log")
+    server = _server(crash_database, tmp_path / "gunicorn.log")
     acked: dict[str, tuple[int, dict[str, Any]]] = {}
     lock = threading.Lock()
     enough = threading.Event()

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from fieldsvc.db import Model, utcnow
+from fieldsvc.db import Model, TimestampMixin, utcnow
 
 ROLES = ("admin", "coordinator", "planner")
 ORGANIZATION_KINDS = ("association", "commune_council", "partner")
@@ -21,17 +21,16 @@ user_region = Table(
 )
 
 
-class Organization(Model):
+class Organization(TimestampMixin, Model):
     __tablename__ = "organization"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     name_ar: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20), default="association")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class User(Model):
+class User(TimestampMixin, Model):
     __tablename__ = "user_account"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,7 +40,6 @@ class User(Model):
     role: Mapped[str] = mapped_column(String(20))
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"))
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     organization: Mapped[Organization | None] = relationship()
     region_rows: Mapped[list[Any]] = relationship(
@@ -53,7 +51,7 @@ class User(Model):
         return sorted(area.code for area in self.region_rows)
 
 
-class ApiToken(Model):
+class ApiToken(TimestampMixin, Model):
     """A staff bearer token; only its SHA-256 is stored."""
 
     __tablename__ = "api_token"
@@ -61,7 +59,6 @@ class ApiToken(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
 
     user: Mapped[User] = relationship()

@@ -5,6 +5,7 @@ import datetime as dt
 from marshmallow import Schema, fields, validate
 
 from fieldsvc.accounts.models import ORGANIZATION_KINDS, ROLES
+from fieldsvc.pagination import PageArgs
 
 
 class TokenSchema(Schema):
@@ -51,7 +52,7 @@ class UserSchema(Schema):
     created_at = fields.DateTime()
 
 
-class AuditQuerySchema(Schema):
+class AuditQuerySchema(PageArgs):
     action = fields.String(validate=validate.Length(1, 40),
                            metadata={"example": "enrollment.create"})
     region = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08."),

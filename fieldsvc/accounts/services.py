@@ -8,15 +8,16 @@ import secrets
 from typing import Any
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import select
+from flask_babel import gettext as _
+from sqlalchemy import delete, func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from fieldsvc.accounts.models import ROLES, ApiToken, AuditEvent, Organization, User, user_region
 from fieldsvc.areas.models import Area
-from fieldsvc.db import page_offset
 from fieldsvc.errors import Conflict, ValidationFailed
 from fieldsvc.extensions import db
-from fieldsvc.security import Principal, current_principal, token_digest
+from fieldsvc.pagination import Page, paginate
+from fieldsvc.security import Principal, current_principal, refuse_when_throttled, token_digest
 
 USERNAME = re.compile(r"[^\s:]{1,80}")
 
@@ -46,27 +47,32 @@ def create_user(
     display_name: str | None = None,
 ) -> User:
     """Create a staff user with a hashed password."""
+    roles = ", ".join(ROLES)
     if role not in ROLES:
-        raise ValidationFailed(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.",
-                               errors={"role": [f"one of {', '.join(ROLES)}"]})
+        raise ValidationFailed(_("Unknown role %(role)r; use one of %(roles)s.", role=role,
+                                 roles=roles),
+                               errors={"role": [_("one of %(roles)s", roles=roles)]})
     if not USERNAME.fullmatch(username):
         # HTTP basic auth splits at the first colon: such a name could never get a token.
-        raise ValidationFailed("Usernames have 1 to 80 characters, without spaces or colons.",
-                               errors={"username": ["1 to 80 characters, no spaces or colons"]})
+        raise ValidationFailed(
+            _("Usernames have 1 to 80 characters, without spaces or colons."),
+            errors={"username": [_("1 to 80 characters, no spaces or colons")]})
     if db.session.scalar(select(User).where(User.username == username)) is not None:
-        raise Conflict(f"A user named {username!r} already exists.", errors={"username": ["taken"]})
+        raise Conflict(_("A user named %(name)r already exists.", name=username),
+                       errors={"username": [_("taken")]})
     if len(password) < 8:
-        raise ValidationFailed("Passwords need at least 8 characters.",
-                               errors={"password": ["at least 8 characters"]})
+        raise ValidationFailed(_("Passwords need at least 8 characters."),
+                               errors={"password": [_("at least 8 characters")]})
     regions = list(region_codes or [])
     if role == "coordinator" and not regions:
-        raise ValidationFailed("A coordinator needs at least one region.",
-                               errors={"regions": ["at least one region code"]})
+        raise ValidationFailed(_("A coordinator needs at least one region."),
+                               errors={"regions": [_("at least one region code")]})
     for code in regions:
         area = db.session.get(Area, code)
         if area is None or area.level != "region":
-            raise ValidationFailed(f"{code!r} is not a region code (e.g. 08 for Drâa-Tafilalet).",
-                                   errors={"regions": [f"unknown region {code}"]})
+            raise ValidationFailed(
+                _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
+                errors={"regions": [_("unknown region %(code)s", code=code)]})
     user = User(
         username=username,
         password_hash=generate_password_hash(password),
@@ -80,6 +86,7 @@ def create_user(
         db.session.execute(user_region.insert().values(user_id=user.id, region_code=code))
     db.session.flush()
     db.session.expire(user, ["region_rows"])
+    audit("user.create", object_type="user", object_id=user.id, role=role)
     return user
 
 
@@ -105,18 +112,17 @@ def issue_token(user: User) -> tuple[str, ApiToken]:
     )
     db.session.add(row)
     db.session.flush()
+    audit("token.create", object_type="user", object_id=user.id, principal=_as_principal(user))
     return token, row
 
 
 def revoke_token(authorization: str, principal: Principal) -> None:
     """Delete the caller's own bearer token (idempotent for the row; its next use gets 401)."""
-    from sqlalchemy import delete
-
     if authorization[:7].lower() != "bearer ":
         raise ValidationFailed(
-            "Send the token to revoke in the Authorization header (Bearer …); a web session "
-            "ends with the logout button.",
-            errors={"Authorization": ["a bearer token"]})
+            _("Send the token to revoke in the Authorization header (Bearer …); a web session "
+              "ends with the logout button."),
+            errors={"Authorization": [_("a bearer token")]})
     digest = token_digest(authorization[7:].strip())
     db.session.execute(delete(ApiToken).where(ApiToken.token_hash == digest,
                                               ApiToken.user_id == principal.user.id))
@@ -157,44 +163,43 @@ def audit(
     return event
 
 
-# Failed logins are throttled from the audit log itself, so every gunicorn worker sees them.
-LOGIN_FAILED = "login_failed"
+# Failed logins are counted in the audit log itself, so every gunicorn worker sees them.
+LOGIN_FAILED = "login.fail"
 
 
 def _login_limits() -> tuple[int, int, dt.timedelta]:
     config = current_app.config
     return (
-        int(config.get("LOGIN_MAX_FAILURES_PER_USER", 5)),
-        int(config.get("LOGIN_MAX_FAILURES_PER_IP", 20)),
-        dt.timedelta(minutes=int(config.get("LOGIN_THROTTLE_MINUTES", 15))),
+        int(config["LOGIN_MAX_FAILURES_PER_USER"]),
+        int(config["LOGIN_MAX_FAILURES_PER_IP"]),
+        dt.timedelta(minutes=int(config["LOGIN_THROTTLE_MINUTES"])),
     )
+
+
+def _too_many_logins(seconds: int) -> str:
+    return _("Too many failed logins; wait %(minutes)s minutes before trying again.",
+             minutes=max(1, -(-seconds // 60)))
 
 
 def check_login_throttle(username: str, ip: str | None) -> None:
     """Refuse a login attempt after too many recent failures for this username or address."""
-    from sqlalchemy import func, or_
-
-    from fieldsvc.errors import TooManyRequests
-
     per_user, per_ip, window = _login_limits()
-    since = dt.datetime.now(dt.UTC) - window
+    now = dt.datetime.now(dt.UTC)
     key = username[:64]
-    user_failures, ip_failures = db.session.execute(
+    by_user = AuditEvent.object_id == key
+    by_ip = AuditEvent.actor_id == ip
+    user_failures, user_oldest, ip_failures, ip_oldest = db.session.execute(
         select(
-            func.count().filter(AuditEvent.object_id == key),
-            func.count().filter(AuditEvent.actor_id == ip),
-        ).where(
-            AuditEvent.action == LOGIN_FAILED,
-            AuditEvent.at > since,
-            or_(AuditEvent.object_id == key, AuditEvent.actor_id == ip),
-        )
+            func.count().filter(by_user), func.min(AuditEvent.at).filter(by_user),
+            func.count().filter(by_ip), func.min(AuditEvent.at).filter(by_ip),
+        ).where(AuditEvent.action == LOGIN_FAILED, AuditEvent.at > now - window,
+                or_(by_user, by_ip))
     ).one()
-    if user_failures >= per_user or (ip is not None and ip_failures >= per_ip):
-        minutes = int(window.total_seconds() // 60)
-        raise TooManyRequests(
-            f"Too many failed logins; wait {minutes} minutes before trying again.",
-            retry_after=int(window.total_seconds()),
-        )
+    refuse_when_throttled(user_failures, user_oldest, limit=per_user, window=window, now=now,
+                          message=_too_many_logins)
+    if ip is not None:
+        refuse_when_throttled(ip_failures, ip_oldest, limit=per_ip, window=window, now=now,
+                              message=_too_many_logins)
 
 
 def record_login_failure(username: str, ip: str | None) -> None:
@@ -205,11 +210,15 @@ def record_login_failure(username: str, ip: str | None) -> None:
     ))
 
 
+def _as_principal(user: User) -> Principal:
+    return Principal(role=user.role, user=user, region_codes=list(user.region_codes),
+                     organization_id=user.organization_id)
+
+
 def record_login(user: User, method: str) -> AuditEvent:
     """Audit a successful login by password (API token or web session)."""
-    principal = Principal(role=user.role, user=user, region_codes=list(user.region_codes),
-                          organization_id=user.organization_id)
-    return audit("login", object_type="user", object_id=user.id, principal=principal, method=method)
+    return audit("login.success", object_type="user", object_id=user.id,
+                 principal=_as_principal(user), method=method)
 
 
 def login(username: str, password: str, method: str) -> User | None:
@@ -224,15 +233,21 @@ def login(username: str, password: str, method: str) -> User | None:
     return user
 
 
+def logout(user: User) -> AuditEvent:
+    """Audit the end of a web session."""
+    return audit("logout", object_type="user", object_id=user.id)
+
+
 def create_organization(name: str, kind: str, name_ar: str | None = None) -> Organization:
     """Add an organization; names are unique."""
     existing = db.session.scalar(select(Organization).where(Organization.name == name))
     if existing is not None:
-        raise Conflict(f"An organization named {name!r} already exists.",
-                       errors={"name": ["already exists"]}, id=existing.id)
+        raise Conflict(_("An organization named %(name)r already exists.", name=name),
+                       errors={"name": [_("already exists")]}, id=existing.id)
     organization = Organization(name=name, kind=kind, name_ar=name_ar)
     db.session.add(organization)
     db.session.flush()
+    audit("organization.create", object_type="organization", object_id=organization.id)
     return organization
 
 
@@ -247,11 +262,9 @@ def list_users() -> list[User]:
 
 
 def list_audit_events(
-    filters: dict[str, Any], principal: Principal, page: int, page_size: int
-) -> tuple[list[AuditEvent], int]:
+    filters: dict[str, Any], principal: Principal, limit: int, offset: int
+) -> Page[AuditEvent]:
     """Audit events, newest first: all for admins, a coordinator's regions for coordinators."""
-    from sqlalchemy import func
-
     query = select(AuditEvent)
     if principal.role != "admin":
         query = query.where(AuditEvent.region_code.in_(principal.region_codes))
@@ -263,9 +276,4 @@ def list_audit_events(
         query = query.where(AuditEvent.at >= filters["from_"])
     if "to" in filters:
         query = query.where(AuditEvent.at <= filters["to"])
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db.session.scalars(
-        query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(page_size).offset(page_offset(page, page_size))
-    )
-    return list(rows), total
+    return paginate(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()), limit, offset)

@@ -1,10 +1,8 @@
 """Health facilities from the Ministry of Health lists, and each commune's nearest able facility.
 
-The lists are published on data.gov.ma as spreadsheets exported to CSV (columns Région,
-Délégation, Commune, name, Catégorie), with a title line before the header, with or without a
-BOM, with `;` or `,`, and with names a spreadsheet turned into dates. A facility is placed in the
-commune of its row, found by its folded HCP name within the province (the délégation), and takes
-that commune's point.
+The published CSVs are untidy (a title line before the header, a BOM or not, `;` or `,`, names a
+spreadsheet turned into dates), so the reader tolerates all of it. A facility takes the point of
+its row's commune, found by folded name within its province: the lists carry no coordinates.
 """
 
 from __future__ import annotations

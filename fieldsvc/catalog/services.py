@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Literal
+
+from flask import current_app, g, has_request_context
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from fieldsvc.catalog.codes import MEASURES, SPECIALTIES
@@ -36,30 +41,77 @@ def list_measures() -> list[Measure]:
 
 
 def specialty_codes() -> set[str]:
+    """Every specialty code, read from the database (to check a code, use `is_known`)."""
     return set(db.session.scalars(select(Specialty.code)))
 
 
 def measure_codes() -> set[str]:
+    """Every measure code, read from the database (to check a code, use `is_known`)."""
     return set(db.session.scalars(select(Measure.code)))
+
+
+Kind = Literal["specialties", "measures"]
+_CACHE = "fieldsvc_catalog"  # app.extensions key: {kind: frozenset of codes}
+
+
+def known_codes(kind: Kind) -> frozenset[str]:
+    """The codes of `kind` this process knows, read once (may lag behind: see `is_known`)."""
+    cache = current_app.extensions.setdefault(_CACHE, {})
+    codes = cache.get(kind)
+    if codes is None:
+        codes = cache[kind] = _read(kind)
+    return codes
+
+
+def is_known(kind: Kind, code: str) -> bool:
+    """Whether `code` is a specialty or measure of the catalog, without a query per code.
+
+    Codes are only ever added (never renamed or removed), so a cached code is known; a code not
+    cached is looked up again, once per request, before it is refused: that also picks up a code
+    an admin added through another worker.
+    """
+    if code in known_codes(kind):
+        return True
+    reread: set[str] = g.setdefault("catalog_reread", set()) if has_request_context() else set()
+    if kind in reread:
+        return False
+    reread.add(kind)
+    codes = current_app.extensions[_CACHE][kind] = _read(kind)
+    return code in codes
+
+
+def unknown_codes(kind: Kind, codes: Iterable[str]) -> list[str]:
+    """The given codes that are not in the catalog, in their order."""
+    return [code for code in codes if not is_known(kind, code)]
+
+
+def _read(kind: Kind) -> frozenset[str]:
+    return frozenset(specialty_codes() if kind == "specialties" else measure_codes())
+
+
+def _forget(kind: Kind) -> None:
+    current_app.extensions.get(_CACHE, {}).pop(kind, None)
 
 
 def add_specialty(data: dict) -> Specialty:
     """Add a specialty; its code can never be reused."""
     if db.session.get(Specialty, data["code"]) is not None:
-        raise Conflict(f"Specialty {data['code']} already exists; codes are stable.",
-                       errors={"code": ["already exists"]})
+        raise Conflict(_("Specialty %(code)s already exists; codes are stable.", code=data["code"]),
+                       errors={"code": [_("already exists")]})
     specialty = Specialty(**data)
     db.session.add(specialty)
     db.session.flush()
+    _forget("specialties")
     return specialty
 
 
 def add_measure(data: dict) -> Measure:
     """Add a measure; its code can never be reused."""
     if db.session.get(Measure, data["code"]) is not None:
-        raise Conflict(f"Measure {data['code']} already exists; codes are stable.",
-                       errors={"code": ["already exists"]})
+        raise Conflict(_("Measure %(code)s already exists; codes are stable.", code=data["code"]),
+                       errors={"code": [_("already exists")]})
     measure = Measure(**data)
     db.session.add(measure)
     db.session.flush()
+    _forget("measures")
     return measure

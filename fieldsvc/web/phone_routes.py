@@ -1,26 +1,34 @@
-"""The phone form: app shell, service worker, manifest, translations and compression.
+"""The phone form: app shell, service worker, manifest and translations.
 
 Everything the phone needs is served from this origin; its strings come from the same
 Flask-Babel catalogs as the server's pages (see PHONE_STRINGS and /app/i18n/<lang>.json).
+Compression and conditional answers are Flask-Compress's and werkzeug's (fieldsvc.http).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 from functools import lru_cache
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
-from flask_babel import force_locale, get_locale, gettext, refresh
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
+from flask_babel import force_locale, get_locale, gettext
 
 from fieldsvc.security import ALL_ROLES, allow
+from fieldsvc.web.services import languages
 
 phone_blp = Blueprint("phone", __name__, template_folder="templates")
 
-LANGUAGES = ("fr", "ar", "en")
-RTL_LANGUAGES = {"ar"}
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static", "phone")
 STATIC_TYPES = {
     ".js": "text/javascript",
@@ -28,8 +36,6 @@ STATIC_TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
-COMPRESSIBLE = ("text/", "application/json", "application/problem+json", "application/javascript",
-                "application/manifest+json", "image/svg+xml", "application/xml")
 
 
 def N_(message: str) -> str:
@@ -105,25 +111,21 @@ def phone_strings(lang: str) -> dict[str, str]:
         return {key: gettext(message) for key, message in PHONE_STRINGS.items()}
 
 
-def _lang() -> str:
-    refresh()  # choose afresh for every request (tests reuse one app context across requests)
-    locale = str(get_locale() or "fr")
-    return locale if locale in LANGUAGES else "fr"
+def _language() -> tuple[str, str]:
+    """The request's language and its text direction (Flask-Babel chose it for this request)."""
+    chosen = str(get_locale() or "")
+    offered = {language.code: language for language in languages()}
+    language = offered.get(chosen) or next(iter(offered.values()))
+    return language.code, language.dir
 
 
-@lru_cache(maxsize=64)
-def _static_file(name: str, mtime: float) -> bytes:
-    with open(os.path.join(STATIC_DIR, name), "rb") as handle:
-        return handle.read()
-
-
-def _read_static(name: str) -> bytes | None:
+def _static_path(name: str) -> str | None:
     if "/" in name or "\\" in name or name.startswith("."):
         return None
     path = os.path.join(STATIC_DIR, name)
     if os.path.splitext(name)[1] not in STATIC_TYPES or not os.path.isfile(path):
         return None
-    return _static_file(name, os.path.getmtime(path))
+    return path
 
 
 def shell_version() -> str:
@@ -132,27 +134,27 @@ def shell_version() -> str:
         (name, os.path.getmtime(os.path.join(STATIC_DIR, name)))
         for name in sorted(os.listdir(STATIC_DIR))
     )
-    return _shell_version(stamps)
+    return _shell_version(stamps, tuple(language.code for language in languages()))
 
 
 @lru_cache(maxsize=8)
-def _shell_version(stamps: tuple[tuple[str, float], ...]) -> str:
+def _shell_version(stamps: tuple[tuple[str, float], ...], codes: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(STATIC_DIR)):
-        data = _read_static(name)
-        if data is not None:
-            digest.update(name.encode() + data)
-    for lang in LANGUAGES:
-        digest.update(json.dumps(phone_strings(lang), sort_keys=True).encode())
+    for name, _stamp in stamps:
+        path = _static_path(name)
+        if path is not None:
+            with open(path, "rb") as handle:
+                digest.update(name.encode() + handle.read())
+    for code in codes:
+        digest.update(json.dumps(phone_strings(code), sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
 def _shell(join_code: str = "") -> str:
-    lang = _lang()
-    strings = phone_strings(lang)
+    lang, direction = _language()
     return render_template(
-        "phone/app.html", lang=lang, dir="rtl" if lang in RTL_LANGUAGES else "ltr",
-        t=strings, join_code=join_code, version=shell_version(), languages=LANGUAGES,
+        "phone/app.html", lang=lang, dir=direction, t=phone_strings(lang), join_code=join_code,
+        version=shell_version(), languages=languages(),
     )
 
 
@@ -175,41 +177,36 @@ def join(code: str = "") -> str:
 @allow(*ALL_ROLES)
 def phone_i18n(lang: str) -> Response:
     """Give the phone's strings in one language, from the Flask-Babel catalogs."""
-    if lang not in LANGUAGES:
+    language = next((known for known in languages() if known.code == lang), None)
+    if language is None:
         abort(404)
     response = current_app.json.response(
-        {"lang": lang, "dir": "rtl" if lang in RTL_LANGUAGES else "ltr",
-         "strings": phone_strings(lang)}
-    )
+        {"lang": lang, "dir": language.dir, "strings": phone_strings(lang)})
     response.headers["Cache-Control"] = "no-cache"
-    return _conditional(response)
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @phone_blp.route("/app/static/<name>")
 @allow(*ALL_ROLES)
 def phone_static(name: str) -> Response:
     """Serve the phone's JavaScript, CSS and icons."""
-    data = _read_static(name)
-    if data is None or name == "sw.js":
+    if _static_path(name) is None or name == "sw.js":
         abort(404)
-    response = Response(data, mimetype=STATIC_TYPES[os.path.splitext(name)[1]])
+    response = send_from_directory(STATIC_DIR, name,
+                                   mimetype=STATIC_TYPES[os.path.splitext(name)[1]])
+    # These files are a few KB: read them whole so that Flask-Compress compresses them like any
+    # answer (it leaves the file of a streamed answer open).
+    response.direct_passthrough = False
+    response.make_sequence()
     # URLs carry ?v=<shell version>: a versioned file never changes.
     if request.args.get("v"):
-        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        response.cache_control.public = True
+        response.cache_control.max_age = 31536000
+        response.cache_control.immutable = True
+        response.cache_control.no_cache = None
     else:
-        response.headers["Cache-Control"] = "no-cache"
-    return _conditional(response)
-
-
-def _conditional(response: Response) -> Response:
-    """Answer 304 when the client holds this body, compressed (ETag "…-gz") or not."""
-    etag = hashlib.sha256(response.get_data()).hexdigest()[:16]
-    if request.if_none_match.contains(etag) or request.if_none_match.contains(etag + "-gz"):
-        not_modified = Response(status=304)
-        not_modified.set_etag(etag)
-        not_modified.headers["Cache-Control"] = response.headers.get("Cache-Control", "no-cache")
-        return not_modified
-    response.set_etag(etag)
+        response.cache_control.no_cache = True
     return response
 
 
@@ -217,8 +214,9 @@ def _conditional(response: Response) -> Response:
 @allow(*ALL_ROLES)
 def service_worker() -> Response:
     """Serve the service worker from the root scope, stamped with the shell version."""
-    data = _read_static("sw.js") or b""
-    body = data.decode("utf-8").replace("__VERSION__", shell_version())
+    with open(os.path.join(STATIC_DIR, "sw.js"), encoding="utf-8") as handle:
+        body = (handle.read().replace("__VERSION__", shell_version())
+                .replace("__LANGUAGES__", " ".join(lang.code for lang in languages())))
     response = Response(body, mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"
     response.headers["Cache-Control"] = "no-cache"
@@ -229,13 +227,13 @@ def service_worker() -> Response:
 @allow(*ALL_ROLES)
 def manifest() -> Response:
     """Describe the installable web app."""
-    lang = _lang()
+    lang, direction = _language()
     strings = phone_strings(lang)
     body = {
         "name": strings["app.title"],
         "short_name": "fieldsvc",
         "lang": lang,
-        "dir": "rtl" if lang in RTL_LANGUAGES else "ltr",
+        "dir": direction,
         "start_url": "/app",
         "scope": "/",
         "display": "standalone",
@@ -251,41 +249,3 @@ def manifest() -> Response:
         ],
     }
     return Response(json.dumps(body, ensure_ascii=False), mimetype="application/manifest+json")
-
-
-@phone_blp.after_app_request
-def _compress(response: Response) -> Response:
-    """Gzip text and JSON answers to GET requests when the client accepts it."""
-    if (
-        request.method not in ("GET", "HEAD")
-        or response.direct_passthrough
-        or response.is_streamed
-        or response.status_code < 200
-        or response.status_code in (204, 206, 304)
-        or "Content-Encoding" in response.headers
-        or not (response.mimetype or "").startswith(COMPRESSIBLE)
-    ):
-        return response
-    response.vary.add("Accept-Encoding")
-    data = response.get_data()
-    if len(data) < 1024 or "gzip" not in request.headers.get("Accept-Encoding", "").lower():
-        return response
-    response.set_data(_gzip(data))
-    response.headers["Content-Encoding"] = "gzip"
-    if response.headers.get("ETag"):
-        # A strong ETag names one representation; the compressed one is another.
-        etag, weak = response.get_etag()
-        if etag and not weak:
-            response.set_etag(etag + "-gz")
-    return response
-
-
-def _gzip(data: bytes) -> bytes:
-    if (request.endpoint or "").startswith("web.phone."):
-        return _gzip_shell(data)  # the shell's few files: compress each once
-    return gzip.compress(data, compresslevel=6, mtime=0)
-
-
-@lru_cache(maxsize=32)
-def _gzip_shell(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=9, mtime=0)

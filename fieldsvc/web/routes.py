@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
-    g,
     has_request_context,
     jsonify,
     redirect,
     render_template,
     request,
+    send_from_directory,
     session,
     url_for,
 )
@@ -22,14 +24,16 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select, text
+from werkzeug.exceptions import HTTPException
 
 from fieldsvc.accounts import services as accounts
 from fieldsvc.areas.models import Area
-from fieldsvc.errors import DomainError, TooManyRequests
+from fieldsvc.errors import DomainError, TooManyRequests, register_error_page
 from fieldsvc.extensions import db
 from fieldsvc.security import ALL_ROLES, Principal, allow, current_principal
 from fieldsvc.web.forms import LoginForm, LogoutForm
 from fieldsvc.web.phone_routes import phone_blp
+from fieldsvc.web.services import languages, migration_state
 
 web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                     static_url_path="/static/web")
@@ -40,8 +44,6 @@ web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (ph
 @allow(*ALL_ROLES)
 def healthz():
     """Report whether the database is reachable and migrated to head."""
-    from fieldsvc.web.services import migration_state
-
     try:
         db.session.execute(text("SELECT 1"))
         database = "ok"
@@ -60,27 +62,40 @@ def healthz():
     return jsonify(body), 200 if migrated else 503
 
 
+# --- The interactive API docs (Swagger UI's files from swagger-ui-bundle: no CDN, no inline script)
+
+_DOCS_ASSETS = {"api-docs.js": os.path.join(os.path.dirname(__file__), "static")}
+_SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+
+
+@web_blp.route("/api/docs")
+@allow(*ALL_ROLES)
+def api_docs():
+    """Browse and try the API (Swagger UI served by fieldsvc itself)."""
+    return render_template("api_docs.html", spec_url=url_for("api-docs.openapi_json"))
+
+
+@web_blp.route("/api/docs/assets/<name>")
+@allow(*ALL_ROLES)
+def api_docs_asset(name: str):
+    """Serve the docs page's script and Swagger UI's files."""
+    folder = _DOCS_ASSETS.get(name)
+    if folder is None and name in _SWAGGER_ASSETS:
+        from swagger_ui_bundle import swagger_ui_path
+
+        folder = str(swagger_ui_path)
+    if folder is None:
+        abort(404)
+    return send_from_directory(folder, name, max_age=86400)
+
+
 # --- Pages -------------------------------------------------------------------------------------
-
-LANGUAGE_NAMES = {"fr": "Français", "ar": "العربية", "en": "English"}
-
-
-@web_blp.before_app_request
-def _fresh_request_state() -> None:
-    """Forget the locale and CSRF token a previous request cached in `g`.
-
-    `g` lives in the app context, which a request reuses when one is already pushed (tests,
-    CLI-driven requests); a cached locale or token from an earlier request would leak into this one.
-    """
-    g.pop("_flask_babel", None)
-    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
-
 
 @web_blp.before_request
 def _remember_language() -> None:
     """Keep the language chosen with ?lang= for the following pages."""
     chosen = request.args.get("lang")
-    if chosen in LANGUAGE_NAMES and session.get("lang") != chosen:
+    if chosen in current_app.config["LANGUAGES"] and session.get("lang") != chosen:
         session["lang"] = chosen
 
 
@@ -88,18 +103,19 @@ def _remember_language() -> None:
 def _page_context() -> dict[str, Any]:
     """What every page (ours and those extending base.html) needs: language, direction, caller."""
     locale = get_locale()
-    lang = locale.language if locale is not None else "fr"
+    lang = locale.language if locale is not None else current_app.config["BABEL_DEFAULT_LOCALE"]
+    direction = locale.text_direction if locale is not None else "ltr"
     if not has_request_context():  # a template rendered by a command: nobody is logged in
-        return {"page_lang": lang, "page_dir": "rtl" if lang == "ar" else "ltr",
-                "language_names": LANGUAGE_NAMES, "principal": Principal(), "logout_form": None}
+        return {"page_lang": lang, "page_dir": direction, "languages": languages(),
+                "principal": Principal(), "logout_form": None}
     try:
         principal = current_principal()
     except DomainError:  # a bad bearer token on a page: show it as logged out
         principal = Principal()
     return {
         "page_lang": lang,
-        "page_dir": locale.text_direction if locale is not None else "ltr",
-        "language_names": LANGUAGE_NAMES,
+        "page_dir": direction,
+        "languages": languages(),
         "lang_url": _lang_url,
         "principal": principal,
         "logout_form": LogoutForm() if principal.user is not None else None,
@@ -182,7 +198,7 @@ def logout():
     """End the web session."""
     principal = current_principal()
     if principal.user is not None and session.get("user_id") is not None:
-        accounts.audit("logout", object_type="user", object_id=principal.user.id)
+        accounts.logout(principal.user)
         db.session.commit()
     language = session.get("lang")
     session.clear()
@@ -190,6 +206,16 @@ def logout():
         session["lang"] = language
     flash(_("You are logged out."))
     return redirect(url_for("web.home"))
+
+
+@web_blp.record_once
+def _register_error_page(state: Any) -> None:
+    register_error_page(state.app, _error_page)
+
+
+def _error_page(error: HTTPException) -> Any:
+    """A missing page or a wrong method, as a page a browser user can act on."""
+    return render_template("error.html", error=error), error.code
 
 
 @web_blp.errorhandler(CSRFError)

@@ -67,10 +67,10 @@ def test_unknown_region_is_a_clear_error(runner, db):
     result = runner.invoke(args=["users", "create", "amina", "--role", "coordinator",
                                  "--region", "99", "--password", "zagora-2026"])
     assert result.exit_code == 1
-    assert "'99' is not a region code" in result.output
+    assert "'99' n'est pas un code de région" in result.output  # the default locale, fr
     province = runner.invoke(args=["users", "create", "amina", "--role", "coordinator",
                                    "--region", "08.587", "--password", "zagora-2026"])
-    assert "'08.587' is not a region code" in province.output
+    assert "'08.587' n'est pas un code de région" in province.output
     assert user(db, "amina") is None
 
 
@@ -92,7 +92,7 @@ def test_role_rules(runner, db):
     db.session.commit()
     no_region = runner.invoke(args=["users", "create", "a", "--role", "coordinator",
                                     "--password", "zagora-2026"])
-    assert "A coordinator needs at least one region." in no_region.output
+    assert "Un coordinateur doit avoir au moins une région." in no_region.output
     no_org = runner.invoke(args=["users", "create", "p", "--role", "planner",
                                  "--password", "zagora-2026"])
     assert no_org.exit_code == 2
@@ -108,12 +108,12 @@ def test_short_password_and_taken_name(runner, db):
     short = runner.invoke(args=["users", "create", "root", "--role", "admin",
                                 "--password", "short"])
     assert short.exit_code == 1
-    assert "at least 8 characters" in short.output
+    assert "au moins 8 caractères" in short.output
     runner.invoke(args=["users", "create", "root", "--role", "admin", "--password", "long-enough"])
     taken = runner.invoke(args=["users", "create", "root", "--role", "admin",
                                 "--password", "long-enough"])
     assert taken.exit_code == 1
-    assert "already exists" in taken.output
+    assert "existe déjà" in taken.output
 
 
 def test_users_list(runner, db):
@@ -136,5 +136,5 @@ def test_username_that_basic_auth_could_not_carry_is_refused(runner, db):
     result = runner.invoke(args=["users", "create", "dr:amina", "--role", "admin",
                                  "--password", "long-enough"])
     assert result.exit_code == 1
-    assert "without spaces or colons" in result.output
+    assert "sans espaces ni deux-points" in result.output
     assert db.session.scalars(select(User)).all() == []

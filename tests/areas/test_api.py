@@ -41,8 +41,8 @@ def test_search_by_level_and_parent_paginates(client, areas):
     assert [i["code"] for i in response.json["items"]] == ["01", "07", "08"]
     response = client.get("/api/v1/areas", query_string={"parent": "08.587"})
     assert [i["code"] for i in response.json["items"]] == ["08.587.01.13", "08.587.09.23"]
-    first = client.get("/api/v1/areas", query_string={"per_page": 5}).json
-    second = client.get("/api/v1/areas", query_string={"per_page": 5, "page": 2}).json
+    first = client.get("/api/v1/areas", query_string={"limit": 5}).json
+    second = client.get("/api/v1/areas", query_string={"limit": 5, "offset": 5}).json
     assert first["total"] == second["total"] == 12
     assert len(first["items"]) == 5
     assert not {i["code"] for i in first["items"]} & {i["code"] for i in second["items"]}
@@ -55,10 +55,10 @@ def test_search_by_level_and_parent_paginates(client, areas):
 
 
 def test_search_refuses_bad_parameters(client, areas):
-    response = client.get("/api/v1/areas", query_string={"level": "village", "per_page": 0})
+    response = client.get("/api/v1/areas", query_string={"level": "village", "limit": 0})
     assert response.status_code == 422
     assert response.content_type == "application/problem+json"
-    assert set(response.json["errors"]) == {"level", "per_page"}
+    assert set(response.json["errors"]) == {"level", "limit"}
 
 
 def test_search_treats_like_wildcards_as_text(client, areas):

@@ -58,3 +58,13 @@ def test_geonames_towns_match_the_right_commune(communes, polygons):
     assert towns["07.351.01.0"].name in {"Marrakesh", "Marrakech"}
     # A town is given to one commune only.
     assert len({id(t) for t in towns.values()}) == len(towns)
+
+
+def test_a_point_reads_the_same_as_decimal_or_spaced_dms():
+    from fieldsvc.areas.points import in_morocco, parse_point
+
+    # Without care geopy reads the spaced DMS as 50°N 24°W (in the Atlantic, silently).
+    assert parse_point("30 19 48 N, 5 50 24 W") == parse_point("30.33, -5.84") == (30.33, -5.84)
+    assert parse_point("30°19'48\"N 5°50'24\"W") == (30.33, -5.84)
+    assert parse_point("somewhere near Zagora") is None
+    assert in_morocco(30.33, -5.84) and not in_morocco(50.33, -24.0)

@@ -27,17 +27,17 @@ def test_admin_reads_all_coordinator_their_regions(app, client, db):
 
     everything = client.get("/api/v1/audit", headers=auth(admin))
     assert everything.status_code == 200
-    actions = {event["action"] for event in everything.json}
+    actions = {event["action"] for event in everything.json["items"]}
     assert {"caravan.create", "enrollment.create", "device.revoke"} <= actions
 
-    mine = client.get("/api/v1/audit", headers=auth(draa)).json
+    mine = client.get("/api/v1/audit", headers=auth(draa)).json["items"]
     assert {e["action"] for e in mine} == {"enrollment.create", "device.revoke"}
     assert {e["region_code"] for e in mine} == {"08"}
     revoke = next(e for e in mine if e["action"] == "device.revoke")
     assert revoke["actor_kind"] == "user" and revoke["actor_id"] == str(draa.id)
     assert revoke["detail"]["caravan_id"] == zagora.id
 
-    theirs = client.get("/api/v1/audit", headers=auth(marrakech)).json
+    theirs = client.get("/api/v1/audit", headers=auth(marrakech)).json["items"]
     assert [e["action"] for e in theirs] == ["caravan.create"]
 
     assert client.get("/api/v1/audit", headers=auth(planner)).status_code == 403
@@ -56,12 +56,12 @@ def test_filters_and_pagination(app, client, db):
     db.session.add(AuditEvent(actor_kind="system", action="caravan.create", region_code="08",
                               at=dt.datetime(2026, 11, 22, tzinfo=dt.UTC)))
     db.session.commit()
-    only = client.get("/api/v1/audit?action=caravan.create", headers=headers).json
+    only = client.get("/api/v1/audit?action=caravan.create", headers=headers).json["items"]
     assert len(only) == 1
     window = client.get("/api/v1/audit?action=enrollment.create&from=2026-11-21T00:00:00Z"
-                        "&to=2026-11-23T12:00:00Z", headers=headers).json
+                        "&to=2026-11-23T12:00:00Z", headers=headers).json["items"]
     assert [e["at"][:10] for e in window] == ["2026-11-23", "2026-11-22", "2026-11-21"]
-    page = client.get("/api/v1/audit?page=2&page_size=2", headers=headers)
-    assert page.status_code == 200 and len(page.json) == 2
-    assert '"total": 6' in page.headers["X-Pagination"]
+    page = client.get("/api/v1/audit?action=enrollment.create&limit=2&offset=2", headers=headers)
+    assert page.status_code == 200 and len(page.json["items"]) == 2
+    assert (page.json["total"], page.json["limit"], page.json["offset"]) == (5, 2, 2)
     assert client.get("/api/v1/audit?from=yesterday", headers=headers).status_code == 422

@@ -45,7 +45,8 @@ def test_a_never_closed_caravans_tokens_expire_with_its_window(app, client, db):
     assert client.get(f"/api/v1/caravans/{caravan.id}", headers=header).status_code == 401
     assert _submit(client, caravan, header).status_code == 401
     joined = client.post("/api/v1/enrollments", json={
-        "join_code": caravan.join_code, "display_name": "Dr Amina"})
+        "join_code": caravan.join_code, "display_name": "Dr Amina"},
+        headers={"Accept-Language": "en"})
     assert joined.status_code == 410
     assert "ended more than 30 days ago" in joined.json["detail"]
     assert "closed" not in joined.json["detail"]

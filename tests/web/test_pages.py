@@ -80,7 +80,7 @@ def test_login_shows_who_you_are_and_is_audited(client, db):
     assert "amina" in home
     assert "Drâa-Tafilalet (08)" in home and "Marrakech-Safi (07)" in home
     assert 'href="/login"' not in home
-    events = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "login")).all()
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "login.success")).all()
     assert [(e.actor_id, e.detail["method"]) for e in events] == [(str(user.id), "web")]
     # The web session also opens the API.
     assert client.get("/api/v1/me").json["username"] == "amina"
@@ -115,7 +115,7 @@ def test_wrong_password_stays_on_the_form_and_is_audited(client, db):
     assert "Wrong username or password." in response.get_data(as_text=True)
     assert client.get("/api/v1/me").status_code == 401
     failed = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "login_failed")).all()
+        select(AuditEvent).where(AuditEvent.action == "login.fail")).all()
     assert [f.object_id for f in failed] == ["root"]
 
 
@@ -132,7 +132,7 @@ def test_web_logins_are_throttled_too(client, db):
         assert log_in(client, "root", "guess").status_code == 200
     response = log_in(client, "root")
     assert response.status_code == 429
-    assert response.headers["Retry-After"] == "900"
+    assert 895 <= int(response.headers["Retry-After"]) <= 900
     assert "Too many failed logins" in response.get_data(as_text=True)
     assert client.get("/api/v1/me").status_code == 401
 
@@ -185,7 +185,7 @@ def test_logout_needs_a_post_with_the_token(client, db):
     assert client.get("/api/v1/me").status_code == 401
     assert "You are logged out." in client.get("/", headers=HTML).get_data(as_text=True)
     actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
-    assert actions == ["login", "logout"]
+    assert actions == ["user.create", "login.success", "logout"]
 
 
 def test_language_is_chosen_with_lang_and_remembered(client):

@@ -2,7 +2,9 @@
    No framework; same-origin only; strings come from /app/i18n/<lang>.json (Flask-Babel catalogs). */
 'use strict';
 (function () {
-  var LANGS = ['fr', 'ar', 'en'];
+  // The languages the server offers (config LANGUAGES), as the shell's language menu lists them.
+  var LANGS = Array.prototype.map.call(document.querySelectorAll('#lang option'),
+    function (option) { return option.value; });
   var SEX_ORDER = ['F', 'M'];
   var MAX_DAY_CONSULTATIONS = 150;
   var RETRY_EVERY_MS = 5000;

@@ -4,8 +4,10 @@
 var VERSION = '__VERSION__';
 var CACHE = 'fieldsvc-shell-' + VERSION;
 var Q = '?v=' + VERSION;
+var LANGUAGES = '__LANGUAGES__'.split(' ');
 var SHELL = ['/app', '/app/static/app.js' + Q, '/app/static/app.css' + Q, '/app/static/icon.svg' + Q,
-  '/manifest.webmanifest', '/app/i18n/fr.json', '/app/i18n/ar.json', '/app/i18n/en.json', '/api/v1/catalog'];
+  '/manifest.webmanifest', '/api/v1/catalog'].concat(
+  LANGUAGES.map(function (lang) { return '/app/i18n/' + lang + '.json'; }));
 var NETWORK_TIMEOUT_MS = 4000;
 
 self.addEventListener('install', function (event) {

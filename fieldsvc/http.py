@@ -1,0 +1,73 @@
+"""HTTP concerns every route shares, in one place: JSON-only bodies and compression.
+
+Problem documents live in errors.py, roles in security.py, pagination in pagination.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from fieldsvc.errors import DomainError
+from fieldsvc.extensions import compress
+from fieldsvc.security import allowed_roles, current_principal, view_handler
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    title = "Unsupported media type"
+    type_slug = "unsupported-media-type"
+
+
+def init_http(app: Flask) -> None:
+    """Refuse non-JSON bodies on JSON routes; compress answers to reads with Flask-Compress."""
+    compress.init_app(app)
+    declared: dict[tuple[str, str], bool] = {}
+
+    @app.before_request
+    def _json_bodies_only() -> None:
+        if request.method not in {"POST", "PUT", "PATCH"} or request.endpoint is None:
+            return
+        key = (request.endpoint, request.method)
+        takes_json = declared.get(key)
+        if takes_json is None:
+            view = app.view_functions.get(request.endpoint)
+            takes_json = declared[key] = view is not None and _reads_json(view, request.method)
+        if takes_json:
+            refuse_non_json_body()
+
+    @app.after_request
+    def _compress(response: Response) -> Response:
+        # Writes answer small bodies to phones on the ingest path: never spend time on them.
+        if request.method not in {"GET", "HEAD"}:
+            return response
+        return compress.after_request(response)
+
+
+def _reads_json(view: Any, method: str) -> bool:
+    handler = view_handler(view, method)
+    apidoc = getattr(handler, "_apidoc", None) or {}
+    parameters = apidoc.get("arguments", {}).get("parameters", [])
+    return any(parameter.get("in") == "json" for parameter in parameters)
+
+
+def refuse_non_json_body() -> None:
+    """Answer 415 to a body that is not JSON, and 413 to a chunked body past the size limit.
+
+    Callers the route does not allow get their 401 or 403 from the route itself first.
+    """
+    if not request.is_json:
+        roles = allowed_roles(current_app.view_functions[request.endpoint], request.method)
+        if roles is None or current_principal().role not in roles:
+            return
+        message = _("Send the body as JSON with Content-Type: application/json.")
+        raise UnsupportedMediaType(message, errors={"Content-Type": [message]})
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit:
+        # werkzeug silently cuts a chunked body at the limit (it then reads as broken JSON):
+        # say 413 as for a declared length.
+        if len(request.get_data(cache=True)) >= limit:
+            raise RequestEntityTooLarge()
