@@ -239,7 +239,7 @@ def test_a_measure_added_by_an_admin_is_accepted_at_once(client, app):
 
 def test_the_answer_is_marshmallows_dump_of_the_stored_submission(client, app):
     caravan, _, header = field_setup()
-    header = {**header, "Accept-Language": "en"}  # the dump below renders flags in English
+    header = {**header, "Accept-Language": "fr"}  # the dump below renders flags in French
     body = payload(caravan, specialty="DER", note="Électricité coupée",
                    lines=[{"measure": "consultations", "sex": "F", "age_band": "50-64",
                            "count": 151},
