@@ -395,14 +395,18 @@ _cache: dict[tuple[str, int], LoadedRelease] = {}
 _cache_lock = threading.Lock()
 
 
-def current_release() -> LoadedRelease | None:
-    """The newest release, parsed once per process."""
+def current_release() -> LoadedRelease:
+    """The newest release, parsed once per process (an empty one before the first build)."""
     newest = db.session.execute(
         select(Release.id, Release.data_digest, Release.built_at)
         .order_by(Release.id.desc()).limit(1)
     ).first()
     if newest is None:
-        return None
+        # Nothing released yet (a new install before its first build): an empty release, the
+        # same answer whatever is stored, never an error.
+        quarters = window_quarters(dt.date.today())
+        return LoadedRelease(0, dt.datetime.now(dt.UTC), suppression.suppression_k(),
+                             quarter_bounds(quarters[0])[0], quarter_bounds(quarters[-1])[1], {})
     row = newest.id
     # Keyed by content as well as id: two databases (tests, a restored backup) may share ids.
     cache_key = (str(db.engine.url), row, newest.data_digest, str(newest.built_at))
