@@ -39,9 +39,11 @@ def main() -> None:
     sw = client.get("/sw.js", headers=headers)
     sw_text = gzip.decompress(sw.data).decode()
     version = re.search(r"var VERSION = '([0-9a-f]+)'", sw_text).group(1)
-    cached = re.search(r"var SHELL = \[(.*?)\];", sw_text, re.S).group(1)
+    cached = re.search(r"var SHELL = \[(.*?)\]", sw_text, re.S).group(1)
     shell = [p.replace("' + Q", f"?v={version}").rstrip("'")
              for p in re.findall(r"'(/[^']*'(?: \+ Q)?)", cached)]
+    languages = re.search(r"var LANGUAGES = '([^']*)'", sw_text).group(1).split()
+    shell += [f"/app/i18n/{lang}.json" for lang in languages]
     rows = [("/join/K7QX-4MZP", len(page.data)), ("/sw.js", len(sw.data))]
     for path in paths + ["/app/i18n/fr.json", "/api/v1/catalog"] + shell:
         rows.append((path, len(client.get(path, headers=headers).data)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, TypeVar
 
 from flask import current_app, g, has_request_context
 from flask_babel import gettext as _
@@ -51,6 +51,7 @@ def measure_codes() -> set[str]:
 
 
 Kind = Literal["specialties", "measures"]
+T = TypeVar("T", Specialty, Measure)
 _CACHE = "fieldsvc_catalog"  # app.extensions key: {kind: frozenset of codes}
 
 
@@ -98,11 +99,7 @@ def add_specialty(data: dict) -> Specialty:
     if db.session.get(Specialty, data["code"]) is not None:
         raise Conflict(_("Specialty %(code)s already exists; codes are stable.", code=data["code"]),
                        errors={"code": [_("already exists")]})
-    specialty = Specialty(**data)
-    db.session.add(specialty)
-    db.session.flush()
-    _forget("specialties")
-    return specialty
+    return _add(Specialty(**data), "specialties")
 
 
 def add_measure(data: dict) -> Measure:
@@ -110,8 +107,11 @@ def add_measure(data: dict) -> Measure:
     if db.session.get(Measure, data["code"]) is not None:
         raise Conflict(_("Measure %(code)s already exists; codes are stable.", code=data["code"]),
                        errors={"code": [_("already exists")]})
-    measure = Measure(**data)
-    db.session.add(measure)
+    return _add(Measure(**data), "measures")
+
+
+def _add(entry: T, kind: Kind) -> T:
+    db.session.add(entry)
     db.session.flush()
-    _forget("measures")
-    return measure
+    _forget(kind)  # this process learns the code at once; other workers on their first miss
+    return entry

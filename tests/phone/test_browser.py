@@ -56,9 +56,14 @@ class LiveServer:
 
         with self._lock:
             self.paths.append(environ.get("PATH_INFO", ""))
-        for chunk in self.app.wsgi_app(environ, counted_start):
-            self._add(len(chunk))
-            yield chunk
+        body = self.app.wsgi_app(environ, counted_start)
+        try:
+            for chunk in body:
+                self._add(len(chunk))
+                yield chunk
+        finally:  # as any WSGI server does: a file answer closes its file here
+            if hasattr(body, "close"):
+                body.close()
 
     def _add(self, n: int) -> None:
         with self._lock:
