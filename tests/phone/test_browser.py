@@ -314,7 +314,7 @@ def test_offline_in_arabic_three_tallies_arrive_once(browser, live, caravan, pg_
     # The coordinator's summary counts that ophthalmology morning once.
     header = auth(make_user("coordinator", regions=["08"]))
     summary = pg_app.test_client().get(
-        "/api/v1/summary?by=specialty&measure=consultations", headers=header)
+        "/api/v1/summary?by=specialty&measure=consultations&region=08", headers=header)
     assert summary.status_code == 200, summary.json
     assert summary.json["total"] == 34
     assert [(r["specialty"], r["count"]) for r in summary.json["rows"]] == [("OPH", 34)]
