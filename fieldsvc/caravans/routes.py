@@ -1,15 +1,10 @@
-"""Caravans API: caravans, join codes and QR codes, device enrollments, volunteer profiles.
-
-Also serves the interactive API docs page (/api/docs), with Swagger UI's files from the
-swagger-ui-bundle package: no CDN, no inline script.
-"""
+"""Caravans API: caravans, join codes and QR codes, device enrollments, volunteer profiles."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint as WebBlueprint
-from flask import Response, abort, render_template, request, send_from_directory, url_for
+from flask import Response, request
 from flask_smorest import Blueprint
 
 from fieldsvc.caravans import services
@@ -28,7 +23,6 @@ from fieldsvc.caravans.schemas import (
     VolunteerProfileSchema,
 )
 from fieldsvc.extensions import db
-from fieldsvc.jsonbody import json_only
 from fieldsvc.security import (
     ALL_ROLES,
     STAFF_ROLES,
@@ -69,7 +63,6 @@ EXAMPLE_ENROLLMENT = {"id": 41, "caravan_id": 12, "display_name": "Dr Amina Benn
 
 @blp.route("/caravans", methods=["POST"])
 @allow("admin", "coordinator")
-@json_only
 @blp.arguments(CaravanCreateSchema, example=EXAMPLE_CREATE)
 @blp.response(201, CaravanSchema, example=EXAMPLE_CARAVAN)
 @blp.alt_response(422, description="Invalid input; a refused point shows what was understood",
@@ -115,7 +108,6 @@ def get_caravan(caravan_id: int):
 
 @blp.route("/caravans/<int:caravan_id>", methods=["PATCH"])
 @allow("admin", "coordinator")
-@json_only
 @blp.arguments(CaravanPatchSchema, example={"status": "active", "sites": [
     {"name": "Douar Tissergate", "location": "30 17 30 N, 5 52 10 W"}]})
 @blp.response(200, CaravanSchema, example=EXAMPLE_CARAVAN)
@@ -176,7 +168,6 @@ def list_enrollments(caravan_id: int):
 
 @blp.route("/enrollments", methods=["POST"])
 @allow(*ALL_ROLES)
-@json_only
 @blp.arguments(EnrollmentCreateSchema, example={
     "join_code": "K7QX-4MZP", "display_name": "Dr Amina Bennani", "specialty": "OPH",
     "create_profile": True})
@@ -228,7 +219,6 @@ def get_my_profile():
 
 @blp.route("/volunteers/me", methods=["POST"])
 @allow("volunteer")
-@json_only
 @blp.arguments(VolunteerCreateSchema, example={"public_consent": True})
 @blp.response(201, VolunteerProfileSchema, example={**EXAMPLE_PROFILE, "profile_key": "pk_9V0b2…"})
 def create_my_profile(data: services.ProfileChanges):
@@ -240,7 +230,6 @@ def create_my_profile(data: services.ProfileChanges):
 
 @blp.route("/volunteers/me", methods=["PATCH"])
 @allow("volunteer")
-@json_only
 @blp.arguments(VolunteerPatchSchema, example={"public_consent": True})
 @blp.response(200, VolunteerProfileSchema, example=EXAMPLE_PROFILE)
 def update_my_profile(data: services.ProfileChanges):
@@ -248,35 +237,3 @@ def update_my_profile(data: services.ProfileChanges):
     profile = services.update_my_profile(data, current_principal())
     db.session.commit()
     return profile
-
-
-# --- the interactive API docs page ----------------------------------------------------------
-
-web_blp = WebBlueprint("apidocs", __name__, template_folder="templates")
-
-_OWN_ASSETS = {"api-docs.js"}
-_SWAGGER_ASSETS = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"}
-
-
-@web_blp.route("/api/docs")
-@allow(*ALL_ROLES)
-def api_docs():
-    """Browse and try the API (Swagger UI served by fieldsvc itself)."""
-    return render_template("api_docs.html", spec_url=url_for("api-docs.openapi_json"))
-
-
-@web_blp.route("/api/docs/assets/<name>")
-@allow(*ALL_ROLES)
-def api_docs_asset(name: str):
-    """Serve the docs page's script and Swagger UI's files."""
-    import os
-
-    if name in _OWN_ASSETS:
-        folder = os.path.join(os.path.dirname(__file__), "static")
-    elif name in _SWAGGER_ASSETS:
-        from swagger_ui_bundle import swagger_ui_path
-
-        folder = str(swagger_ui_path)
-    else:
-        abort(404)
-    return send_from_directory(folder, name, max_age=86400)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import secrets
 from collections.abc import Callable
@@ -13,12 +12,12 @@ from typing import Any
 from flask import Flask, current_app
 from flask_babel import gettext as _
 from geopy.distance import geodesic
-from geopy.point import Point
 from sqlalchemy import bindparam, delete, func, select
 
 from fieldsvc.accounts.models import Organization
 from fieldsvc.accounts.services import audit
 from fieldsvc.areas.models import Area
+from fieldsvc.areas.points import MOROCCO_LAT, MOROCCO_LON, in_morocco, parse_point
 from fieldsvc.caravans.models import (
     MAX_CARAVAN_DAYS,
     Caravan,
@@ -44,8 +43,6 @@ from fieldsvc.security import VOLUNTEER, Principal, token_digest
 
 # Morocco's bounding box, Western Sahara included (HCP's 12 regions reach down to Lagouira, 20.8°N);
 # deliberately a little generous so that a border village is never refused.
-MOROCCO_LAT = (20.5, 36.1)
-MOROCCO_LON = (-17.3, -0.9)
 MAX_KM_FROM_COMMUNE = 50.0
 
 # No 0/O, 1/I/L: a code read aloud over a bad line or copied from a poster stays unambiguous.
@@ -268,44 +265,6 @@ def device_principal(digest: str) -> DevicePrincipal | None:
         raise Unauthorized(
             "This device token was revoked or has expired; join the caravan again with its code.")
     return DevicePrincipal(enrollment_id, caravan)
-
-
-# --- points ---------------------------------------------------------------------------------
-
-# "30 19 48 N, 5 50 24 W" (or without seconds): geopy reads this as 50°N 24°W without a word, so
-# rewrite it with explicit degree, minute and second marks before geopy sees it.
-_SPACED_DMS = re.compile(
-    r"^\s*(\d{1,2})\s+(\d{1,2}(?:\.\d+)?)(?:\s+(\d{1,2}(?:\.\d+)?))?\s*([NS])\s*[,;]?\s*"
-    r"(\d{1,3})\s+(\d{1,2}(?:\.\d+)?)(?:\s+(\d{1,2}(?:\.\d+)?))?\s*([EW])\s*$",
-    re.IGNORECASE,
-)
-
-
-def _marked_dms(text: str) -> str:
-    match = _SPACED_DMS.match(text)
-    if match is None:
-        return text
-    lat_d, lat_m, lat_s, ns, lon_d, lon_m, lon_s, ew = match.groups()
-
-    def part(d: str, m: str, s: str | None, hemisphere: str) -> str:
-        return f"{d}°{m}'{s or 0}\"{hemisphere.upper()}"
-
-    return f"{part(lat_d, lat_m, lat_s, ns)} {part(lon_d, lon_m, lon_s, ew)}"
-
-
-def parse_point(text: str) -> tuple[float, float] | None:
-    """Read "lat, lon" or degrees-minutes-seconds text with geopy; None if unreadable."""
-    try:
-        point = Point(_marked_dms(text))
-    except Exception:  # noqa: BLE001 - geopy raises ValueError, TypeError or warns: all unreadable
-        return None
-    if not (math.isfinite(point.latitude) and math.isfinite(point.longitude)):
-        return None
-    return round(point.latitude, 6), round(point.longitude, 6)
-
-
-def in_morocco(lat: float, lon: float) -> bool:
-    return MOROCCO_LAT[0] <= lat <= MOROCCO_LAT[1] and MOROCCO_LON[0] <= lon <= MOROCCO_LON[1]
 
 
 @dataclass

@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from geopy.distance import geodesic, great_circle
-from geopy.point import Point
 
 from fieldsvc.areas.models import Area
+from fieldsvc.areas.points import in_morocco, parse_point
 from fieldsvc.errors import ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.insights import needs as needs_module
@@ -54,21 +54,20 @@ def parse_base(base: str) -> tuple[Coordinate, dict[str, Any]]:
             )
         return (area.lat, area.lon), {"code": area.code, "name_fr": area.name_fr,
                                       "name_ar": area.name_ar}
-    try:
-        point = Point(text)
-    except (ValueError, TypeError) as error:
+    point = parse_point(text)
+    if point is None:
         raise ValidationFailed(
             f"Could not read the base {text!r}: give a commune code like 08.587.01.13 or "
             "'30.33, -5.84'.",
             errors={"base": ["a commune code or 'lat, lon'"]},
-        ) from error
-    if not (20.5 <= point.latitude <= 36.1 and -17.3 <= point.longitude <= -0.9):
-        raise ValidationFailed(
-            f"The base was read as {point.latitude:.5f}, {point.longitude:.5f}, outside Morocco.",
-            errors={"base": [f"understood as {point.latitude:.5f}, {point.longitude:.5f}, "
-                             "outside Morocco"]},
         )
-    return (point.latitude, point.longitude), {"code": None, "name_fr": None, "name_ar": None}
+    lat, lon = point
+    if not in_morocco(lat, lon):
+        raise ValidationFailed(
+            f"The base was read as {lat:.5f}, {lon:.5f}, outside Morocco.",
+            errors={"base": [f"understood as {lat:.5f}, {lon:.5f}, outside Morocco"]},
+        )
+    return (lat, lon), {"code": None, "name_fr": None, "name_ar": None}
 
 
 def km(a: Coordinate, b: Coordinate) -> float:

@@ -12,7 +12,6 @@ from flask_smorest import Blueprint
 from fieldsvc.caravans.services import register_day_guard
 from fieldsvc.errors import NotFound
 from fieldsvc.extensions import db
-from fieldsvc.jsonbody import json_only
 from fieldsvc.security import allow, current_principal
 from fieldsvc.tallies import services
 from fieldsvc.tallies.schemas import (
@@ -179,7 +178,6 @@ def _submission_id(text: str) -> str:
 
 @blp.route("/submissions", methods=["POST"])
 @allow("volunteer", *STAFF_WRITERS)
-@json_only
 @blp.arguments(SubmissionCreateSchema(), example=EXAMPLE_REQUEST)  # one instance, not one per request
 @blp.response(201, SubmissionSchema, example=EXAMPLE_SUBMISSION)
 @blp.alt_response(200, schema=SubmissionSchema, description="The same id and content again",
@@ -214,7 +212,6 @@ def get_submission(submission_id: str) -> Any:
 
 @blp.route("/submissions/<string:submission_id>", methods=["PUT"])
 @allow("volunteer", *STAFF_WRITERS)
-@json_only
 @blp.arguments(SubmissionAmendSchema, example=EXAMPLE_AMEND_REQUEST)
 @blp.response(200, SubmissionSchema, example=EXAMPLE_AMENDED)
 def amend_submission(data: services.SubmissionInput, submission_id: str) -> Any:
@@ -226,7 +223,6 @@ def amend_submission(data: services.SubmissionInput, submission_id: str) -> Any:
 
 @blp.route("/submissions/<string:submission_id>/review", methods=["POST"])
 @allow(*STAFF_WRITERS)
-@json_only
 @blp.arguments(ReviewSchema, example={"status": "flagged", "reason": "Counts look doubled."})
 @blp.response(200, SubmissionSchema, example=EXAMPLE_REVIEWED)
 def review_submission(decision: services.ReviewDecision, submission_id: str) -> Any:

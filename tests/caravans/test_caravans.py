@@ -120,7 +120,7 @@ def test_dms_sites_are_read_right(app, client, db):
 def test_geopy_misreads_spaced_dms_which_is_why_it_is_rewritten():
     from geopy.point import Point
 
-    from fieldsvc.caravans.services import parse_point
+    from fieldsvc.areas.points import parse_point
 
     assert tuple(Point("30 19 48 N, 5 50 24 W"))[:2] == (50.0, -24.0)
     assert parse_point("30 19 48 N, 5 50 24 W") == (30.33, -5.84)
@@ -295,7 +295,7 @@ def test_point_reader_never_raises():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from fieldsvc.caravans.services import parse_point
+    from fieldsvc.areas.points import parse_point
 
     @settings(max_examples=300, deadline=None)
     @given(st.text(max_size=40) | st.from_regex(

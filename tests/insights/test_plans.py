@@ -84,3 +84,11 @@ def test_plan_refuses_a_base_outside_morocco(client, db):
     response = _plan(client, auth(admin), base="50 24 N, 24 0 W")
     assert response.status_code == 422
     assert "base" in response.json["errors"]
+
+
+def test_plan_base_in_dms_is_read_as_a_site_is(client, db):
+    """A base written 30 19 48 N, 5 50 24 W was refused as 50°N 24°W; sites read it right."""
+    admin = make_user("admin")
+    response = _plan(client, auth(admin), base="30 19 48 N, 5 50 24 W")
+    assert response.status_code == 200, response.json
+    assert (response.json["base"]["lat"], response.json["base"]["lon"]) == (30.33, -5.84)
