@@ -1,4 +1,10 @@
 # fieldsvc web service: gunicorn on PostgreSQL (see docker-compose.yml).
+# Front-end libraries (Leaflet, Chart.js, axe-core) come from the npm registry at build time.
+FROM node:20-slim AS vendor
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,6 +20,9 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+COPY --from=vendor /build/node_modules/leaflet/dist/leaflet.js /build/node_modules/leaflet/dist/leaflet.css fieldsvc/web/static/vendor/leaflet/
+COPY --from=vendor /build/node_modules/leaflet/dist/images fieldsvc/web/static/vendor/leaflet/images
+COPY --from=vendor /build/node_modules/chart.js/dist/chart.umd.min.js /build/node_modules/axe-core/axe.min.js fieldsvc/web/static/vendor/
 # Compile the fr/ar/en message catalogs (pybabel comes with Flask-Babel's Babel).
 RUN pybabel compile -f -d fieldsvc/translations \
     && useradd --system --create-home --home-dir /home/fieldsvc fieldsvc \

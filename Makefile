@@ -14,7 +14,21 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(BIN)/activate
 
-install: $(BIN)/activate
+# Front-end libraries come from the npm registry at install time and are served by fieldsvc.
+VENDOR := fieldsvc/web/static/vendor
+$(VENDOR)/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/leaflet
+	cp -r node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css \
+		node_modules/leaflet/dist/images $(VENDOR)/leaflet/
+	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
+	cp node_modules/axe-core/axe.min.js $(VENDOR)/axe.min.js
+	cp node_modules/leaflet/LICENSE $(VENDOR)/LICENSE.leaflet
+	cp node_modules/chart.js/LICENSE.md $(VENDOR)/LICENSE.chart.js
+	cp node_modules/axe-core/LICENSE $(VENDOR)/LICENSE.axe-core
+	touch $@
+
+install: $(BIN)/activate $(VENDOR)/.stamp
 	$(BIN)/pybabel -q compile -d fieldsvc/translations
 
 # Join links and the printed login address follow where `make run` serves.
