@@ -10,12 +10,6 @@ from fieldsvc.security import ALL_ROLES, allow
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Codes tallies use")
 
-
-@blp.before_app_request
-def _fresh_catalog_lookup() -> None:
-    """Let each request look an unknown code up once more (see `services.is_known`)."""
-    services.forget_reread()
-
 EXAMPLE_SPECIALTY = {"code": "OPH", "label_fr": "Ophtalmologie", "label_ar": "طب العيون",
                      "label_en": "Ophthalmology", "needs_hospital": True}
 EXAMPLE_CATALOG = {  # abridged: the answer lists every specialty, measure and chapter

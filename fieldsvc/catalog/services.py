@@ -86,12 +86,6 @@ def unknown_codes(kind: Kind, codes: Iterable[str]) -> list[str]:
     return [code for code in codes if not is_known(kind, code)]
 
 
-def forget_reread() -> None:
-    """Start a request's lookups afresh (an app context, and its `g`, may outlive one request)."""
-    if has_request_context():
-        g.pop("catalog_reread", None)
-
-
 def _read(kind: Kind) -> frozenset[str]:
     return frozenset(specialty_codes() if kind == "specialties" else measure_codes())
 
