@@ -1,10 +1,12 @@
-"""HTTP concerns every route shares, in one place: JSON-only bodies and compression.
+"""HTTP concerns every route shares, in one place: JSON-only bodies (and their depth and number
+limits), compression, and the caching of authenticated answers.
 
 Problem documents live in errors.py, roles in security.py, pagination in pagination.py.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -14,6 +16,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from fieldsvc.errors import DomainError
 from fieldsvc.extensions import compress
 from fieldsvc.security import allowed_roles, current_principal, view_handler
+
+
+# No request of ours nests deeper than a submission's lines (3) or carries a number longer than a
+# few digits: anything past these is refused before Python's json module sees it (it recurses per
+# level and converts digits in quadratic time).
+MAX_JSON_DEPTH = 20
+MAX_JSON_NUMBER_CHARS = 40
+# A string, or an unterminated one up to the end: possessive, so no input makes it backtrack.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+_JSON_LONG_NUMBER = re.compile(rb"[-+0-9.eE]{%d,}" % (MAX_JSON_NUMBER_CHARS + 1))
 
 
 class UnsupportedMediaType(DomainError):
@@ -38,6 +51,11 @@ def init_http(app: Flask) -> None:
             takes_json = declared[key] = view is not None and _reads_json(view, request.method)
         if takes_json:
             refuse_non_json_body()
+
+    @app.before_request
+    def _bounded_json() -> None:
+        if request.method in {"POST", "PUT", "PATCH", "DELETE"} and request.is_json:
+            refuse_hostile_json(request.get_data(cache=True))
 
     @app.after_request
     def _compress(response: Response) -> Response:
@@ -71,3 +89,25 @@ def refuse_non_json_body() -> None:
         # say 413 as for a declared length.
         if len(request.get_data(cache=True)) >= limit:
             raise RequestEntityTooLarge()
+
+
+def refuse_hostile_json(raw: bytes) -> None:
+    """Answer 400 to a JSON body nested past MAX_JSON_DEPTH or with a number past
+    MAX_JSON_NUMBER_CHARS characters, in one linear pass over the bytes (strings skipped)."""
+    if not raw:
+        return
+    outside_strings = _JSON_STRING.sub(b'""', raw) if b'"' in raw else raw
+    if _JSON_LONG_NUMBER.search(outside_strings):
+        message = _("Numbers may have at most %(count)s characters.",
+                    count=MAX_JSON_NUMBER_CHARS)
+        raise DomainError(message, errors={"_schema": [message]})
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(outside_strings):
+        if bracket.group() in b"[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                message = _("JSON may nest at most %(count)s levels of arrays and objects.",
+                            count=MAX_JSON_DEPTH)
+                raise DomainError(message, errors={"_schema": [message]})
+        else:
+            depth -= 1

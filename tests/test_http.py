@@ -54,3 +54,42 @@ def test_reads_are_compressed_and_writes_are_not(client, db):
     created = client.post("/api/v1/caravans", json=CARAVAN,
                           headers={**coordinator, "Accept-Encoding": "gzip"})
     assert created.status_code == 201 and "Content-Encoding" not in created.headers
+
+
+HOSTILE_BODIES = {
+    "100,000 nested arrays": "[" * 100_000,
+    "objects nested 5,000 deep": '{"a":' * 5000 + "1" + "}" * 5000,
+    "an integer of 5,000 digits": '{"join_code": ' + "9" * 5000 + "}",
+    "a float of 5,000 digits": '{"count": 1.' + "5" * 5000 + "}",
+}
+
+
+def _json_routes(app):
+    """(method, url) of every route that reads a JSON body, with 1 for each path parameter."""
+    import re
+
+    from fieldsvc.http import _reads_json
+
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods & {"POST", "PUT", "PATCH"}):
+            if _reads_json(app.view_functions[rule.endpoint], method):
+                yield method, re.sub(r"<(?:int:)?[^>]+>", "1", rule.rule)
+
+
+def test_hostile_json_bodies_are_refused_before_parsing_on_every_json_route(app, client, db):
+    routes = list(_json_routes(app))
+    assert ("POST", "/api/v1/enrollments") in routes and len(routes) >= 10, routes
+    for method, url in routes:
+        for name, body in HOSTILE_BODIES.items():
+            response = client.open(url, method=method, data=body,
+                                   content_type="application/json")
+            assert response.status_code == 400, (method, url, name, response.status_code)
+            assert response.content_type == "application/problem+json"
+            assert response.json["errors"]["_schema"], (url, name)
+
+
+def test_json_within_the_limits_is_still_read(client, db):
+    # Strings may hold brackets and long digit runs: only the structure is limited.
+    response = client.post("/api/v1/enrollments", content_type="application/json",
+                           data='{"join_code": "[[[[[[[[[[[[[[[[[[[[[[[[' + "9" * 300 + '\\""}')
+    assert response.status_code in {404, 422}, response.get_data(as_text=True)
