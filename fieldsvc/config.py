@@ -13,6 +13,9 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+MIN_SECRET_KEY_BYTES = 32
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot run safely (for example production without a secret key)."""
 
@@ -77,6 +80,12 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         if config["FIELDSVC_ENV"] == "production":
             raise ConfigError("SECRET_KEY must be set in production (FIELDSVC_ENV=production).")
         config["SECRET_KEY"] = _development_secret(instance_path)
+    secret = config["SECRET_KEY"]
+    secret_bytes = len(secret.encode("utf-8") if isinstance(secret, str) else secret)
+    if config["FIELDSVC_ENV"] == "production" and secret_bytes < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production; generate "
+            "one with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
     return config
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request, session
 from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from fieldsvc.errors import DomainError
 from fieldsvc.extensions import compress
-from fieldsvc.security import allowed_roles, current_principal, view_handler
-
+from fieldsvc.security import ANONYMOUS, allowed_roles, current_principal, view_handler
 
 # No request of ours nests deeper than a submission's lines (3) or carries a number longer than a
 # few digits: anything past these is refused before Python's json module sees it (it recurses per
@@ -58,11 +57,25 @@ def init_http(app: Flask) -> None:
             refuse_hostile_json(request.get_data(cache=True))
 
     @app.after_request
+    def _no_store_when_authenticated(response: Response) -> Response:
+        # What a caller sees with their token or session is theirs: no browser or proxy keeps it.
+        if (response.is_json or request.path.startswith("/api/")) and _authenticated():
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.after_request
     def _compress(response: Response) -> Response:
         # Writes answer small bodies to phones on the ingest path: never spend time on them.
         if request.method not in {"GET", "HEAD"}:
             return response
         return compress.after_request(response)
+
+
+def _authenticated() -> bool:
+    principal = g.get("principal")
+    if principal is not None and principal.role != ANONYMOUS:
+        return True
+    return "Authorization" in request.headers or session.get("user_id") is not None
 
 
 def _reads_json(view: Any, method: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 
 from tests.factories import auth, make_areas, make_user
+from tests.web.test_pages import log_in
 
 CARAVAN = {"title": "Caravane de Zagora", "commune": "08.587.01.13", "first_day": "2026-11-27",
            "last_day": "2026-11-28", "specialties": ["OPH"]}
@@ -93,3 +94,19 @@ def test_json_within_the_limits_is_still_read(client, db):
     response = client.post("/api/v1/enrollments", content_type="application/json",
                            data='{"join_code": "[[[[[[[[[[[[[[[[[[[[[[[[' + "9" * 300 + '\\""}')
     assert response.status_code in {404, 422}, response.get_data(as_text=True)
+
+
+def test_authenticated_json_answers_are_never_stored(client, db):
+    make_areas()
+    coordinator = auth(make_user("coordinator", regions=["08"]))
+    for url in ("/api/v1/me", "/api/v1/caravans", "/api/v1/summary?region=08",
+                "/api/v1/caravans/999999"):
+        response = client.get(url, headers=coordinator)
+        assert response.headers.get("Cache-Control") == "no-store", url
+    created = client.post("/api/v1/caravans", json=CARAVAN, headers=coordinator)
+    assert created.status_code == 201 and created.headers["Cache-Control"] == "no-store"
+    # A logged-in browser session too.
+    make_user("admin", username="root", password="correct horse battery")
+    db.session.commit()
+    assert log_in(client, "root").status_code == 302
+    assert client.get("/api/v1/me").headers["Cache-Control"] == "no-store"

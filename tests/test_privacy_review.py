@@ -140,7 +140,7 @@ def test_full_detail_callers_still_filter_freely(app, client, db):
 
 def test_disabled_user_token_and_session_stop_working(app, client, db):
     make_areas()
-    planner = make_user("planner", organization="Autre association", password="planner-pass")
+    planner = make_user("planner", organization="Autre association", password="planner-passphrase")
     header = auth(planner)
     db.session.commit()
     assert client.get("/api/v1/me", headers=header).status_code == 200
@@ -151,7 +151,7 @@ def test_disabled_user_token_and_session_stop_working(app, client, db):
     db.session.commit()
     assert client.get("/api/v1/me", headers=header).status_code == 401
     assert client.get("/api/v1/organizations").status_code == 401
-    refused = client.post("/api/v1/tokens", auth=(planner.username, "planner-pass"))
+    refused = client.post("/api/v1/tokens", auth=(planner.username, "planner-passphrase"))
     assert refused.status_code == 401
 
 

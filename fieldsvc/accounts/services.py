@@ -37,6 +37,35 @@ def get_or_create_organization(
     return organization
 
 
+MIN_PASSWORD_LENGTH = 12
+# Common passwords long enough to pass the length rule; guessers try them first.
+COMMON_PASSWORDS = frozenset({
+    "123456789012", "1234567890123", "12345678901234", "123456789abc", "000000000000",
+    "111111111111", "123123123123", "azertyuiop12", "azertyuiop123", "azertyuiopqs",
+    "qwertyuiop12", "qwertyuiop123", "qwerty123456", "1q2w3e4r5t6y", "password1234",
+    "password12345", "passwordpassword", "motdepasse12", "motdepasse123", "motdepasse2024",
+    "motdepasse2025", "motdepasse2026", "administrator", "administrateur", "iloveyou1234",
+    "welcome12345", "bienvenue123", "changeme1234", "letmein12345", "morocco12345",
+    "maroc1234567", "marrakech123", "casablanca123", "fieldsvc1234", "caravane2026",
+})
+
+
+def check_password_policy(password: str, username: str) -> None:
+    """Refuse a password shorter than 12 characters, equal to or containing the username, or common."""
+    folded = password.casefold()
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problem = _("at least %(count)s characters", count=MIN_PASSWORD_LENGTH)
+    elif username and (folded == username.casefold()
+                       or (len(username) >= 4 and username.casefold() in folded)):
+        problem = _("must not be or contain the username")
+    elif folded in COMMON_PASSWORDS or len(set(folded)) < 4:
+        problem = _("too common; choose a phrase of several words")
+    else:
+        return
+    raise ValidationFailed(_("Choose another password: %(problem)s.", problem=problem),
+                           errors={"password": [problem]})
+
+
 def create_user(
     username: str,
     password: str,
@@ -60,9 +89,7 @@ def create_user(
     if db.session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(_("A user named %(name)r already exists.", name=username),
                        errors={"username": [_("taken")]})
-    if len(password) < 8:
-        raise ValidationFailed(_("Passwords need at least 8 characters."),
-                               errors={"password": [_("at least 8 characters")]})
+    check_password_policy(password, username)
     regions = list(region_codes or [])
     if role == "coordinator" and not regions:
         raise ValidationFailed(_("A coordinator needs at least one region."),

@@ -133,9 +133,13 @@ def _lang_url(code: str) -> str:
     return "?lang=" + code
 
 
+def _has_control_characters(text: str | None) -> bool:
+    return bool(text) and any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text)
+
+
 def _safe_next(target: str | None) -> str:
-    """Only follow a `next` that stays on this site (no //host or scheme)."""
-    if target:
+    """Only follow a `next` that stays on this site (no //host or scheme, no control characters)."""
+    if target and not _has_control_characters(target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") \
                 and not target.startswith("//") and "\\" not in target:
@@ -167,6 +171,10 @@ def login():
     error = None
     status = 200
     headers: dict[str, str] = {}
+    if _has_control_characters(request.args.get("next")):
+        # A header injection attempt (next=/x%0d%0aSet-Cookie:…): refused before any login.
+        error = _("This login link is damaged; open the login page again.")
+        return render_template("login.html", form=form, error=error), 400
     if form.validate_on_submit():
         try:
             user = accounts.login(form.username.data.strip(), form.password.data, method="web")

@@ -187,7 +187,7 @@ def _world(db) -> World:
     today = dt.date.today()
     organizer = get_or_create_organization("Wahat Al-Khair")
     admin = make_user("admin")
-    inside = make_user("coordinator", regions=["08"], password="coordinator-password")
+    inside = make_user("coordinator", regions=["08"], password="coordinator-pass-phrase")
     outside = make_user("coordinator", regions=["07"])
     planner = make_user("planner", organization="Union de l'Action Féminine")
     a = make_caravan(first_day=today - dt.timedelta(days=1), last_day=today,
@@ -205,7 +205,7 @@ def _world(db) -> World:
                           "code": "08.587.01.13"}, basic={})
     import base64
 
-    secret = base64.b64encode(f"{inside.username}:coordinator-password".encode()).decode()
+    secret = base64.b64encode(f"{inside.username}:coordinator-pass-phrase".encode()).decode()
     world.basic = {"Authorization": f"Basic {secret}"}
     return world
 
