@@ -1,10 +1,10 @@
 """Shapes of tokens, the caller, organizations and users."""
 
-import datetime as dt
 
 from marshmallow import Schema, fields, validate
 
 from fieldsvc.accounts.models import ORGANIZATION_KINDS, ROLES
+from fieldsvc.fields import Moment, VisibleText
 from fieldsvc.pagination import PageArgs
 
 
@@ -15,9 +15,8 @@ class TokenSchema(Schema):
 
 class OrganizationSchema(Schema):
     id = fields.Integer(dump_only=True)
-    name = fields.String(required=True, validate=[
-        validate.Length(1, 200), validate.Regexp(r".*\S", error="The name cannot be blank.")])
-    name_ar = fields.String(load_default=None, allow_none=True, validate=validate.Length(0, 200))
+    name = VisibleText(required=True, validate=validate.Length(1, 200))
+    name_ar = VisibleText(load_default=None, allow_none=True, validate=validate.Length(1, 200))
     kind = fields.String(load_default="association", validate=validate.OneOf(ORGANIZATION_KINDS))
 
 
@@ -57,9 +56,8 @@ class AuditQuerySchema(PageArgs):
                            metadata={"example": "enrollment.create"})
     region = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08."),
                            metadata={"example": "08"})
-    from_ = fields.AwareDateTime(data_key="from", default_timezone=dt.UTC,
-                                 metadata={"example": "2026-11-01T00:00:00Z"})
-    to = fields.AwareDateTime(default_timezone=dt.UTC, metadata={"example": "2026-11-30T23:59:59Z"})
+    from_ = Moment(data_key="from", metadata={"example": "2026-11-01T00:00:00Z"})
+    to = Moment(metadata={"example": "2026-11-30T23:59:59Z"})
 
 
 class AuditEventSchema(Schema):

@@ -20,6 +20,7 @@ from marshmallow import (
 )
 
 from fieldsvc.catalog.codes import AGE_BANDS, ICD10_CHAPTERS, SEXES
+from fieldsvc.fields import Day, KnownUUID, day_in_range, visible_text
 from fieldsvc.tallies.models import REVIEW_STATUSES
 from fieldsvc.tallies.services import (
     Line,
@@ -109,7 +110,7 @@ class SubmissionContentSchema(Schema):
 
     caravan_id = fields.Integer(required=True, strict=True, validate=ID_RANGE)
     site_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ID_RANGE)
-    day = fields.Date(required=True, metadata={"example": "2026-11-28"})
+    day = Day(required=True, metadata={"example": "2026-11-28"})
     specialty = _str(required=True, validate=validate.Length(1, 8),
                      metadata={"description": "A specialty code of the catalog, e.g. OPH."})
     lines = fields.List(fields.Nested(LineSchema), required=True, validate=validate.Length(
@@ -149,7 +150,7 @@ class SubmissionContentSchema(Schema):
 
 
 class SubmissionCreateSchema(SubmissionContentSchema):
-    id = fields.UUID(required=True, metadata={"description": "A UUID made by the phone."})
+    id = KnownUUID(required=True, metadata={"description": "A UUID made by the phone."})
 
     class Meta:
         unknown = RAISE
@@ -233,6 +234,9 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
             submission_id = uuid.UUID(submission_id)
         except (ValueError, AttributeError, TypeError):
             errors["id"] = None
+        else:
+            if submission_id.int == 0:
+                errors["id"] = None
     else:
         errors["id"] = None
     caravan_id = get("caravan_id")
@@ -250,6 +254,9 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
             day = dt.date.fromisoformat(day)
         except (TypeError, AttributeError, ValueError):
             errors["day"] = None
+        else:
+            if not day_in_range(day):
+                errors["day"] = None
     else:
         errors["day"] = None
     specialty = get("specialty")
@@ -295,7 +302,7 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
 
 
 class SubmissionAmendSchema(SubmissionContentSchema):
-    id = fields.UUID(load_default=None, metadata={"description": "Optional; must match the URL."})
+    id = KnownUUID(load_default=None, metadata={"description": "Optional; must match the URL."})
 
     class Meta:
         unknown = RAISE
@@ -428,7 +435,7 @@ class SubmissionListArgs(Schema):
         unknown = EXCLUDE
 
     caravan_id = fields.Integer(validate=ID_RANGE)
-    day = fields.Date()
+    day = Day()
     status = _str(validate=validate.OneOf(list(REVIEW_STATUSES)))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_ID))
@@ -455,7 +462,8 @@ class ReviewSchema(Schema):
 
     @validates_schema
     def _reason_when_not_approved(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data.get("status") in {"flagged", "rejected"} and not (data.get("reason") or "").strip():
+        if data.get("status") in {"flagged", "rejected"} \
+                and not visible_text(data.get("reason") or ""):
             raise ValidationError(
                 {"reason": [str(_l("Say why: the volunteer sees this reason."))]})
 
