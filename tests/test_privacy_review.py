@@ -230,7 +230,8 @@ def test_out_of_scope_coordinator_cannot_touch_submissions(app, client, db):
     assert listed["total"] == 0 and "Électricité" not in str(listed)
     assert client.get(f"/api/v1/submissions?caravan_id={caravan.id}",
                       headers=outside).status_code == 403
-    review = client.post(f"/api/v1/submissions/{sid}/review", json={"status": "rejected", "reason": "x"},
+    review = client.post(f"/api/v1/submissions/{sid}/review", json={"status": "rejected", "reason": "x",
+                                                                "version": 1},
                          headers=outside)
     assert review.status_code == 403
     amend = client.put(f"/api/v1/submissions/{sid}", headers=outside, json={

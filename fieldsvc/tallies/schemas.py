@@ -459,6 +459,10 @@ class ReviewSchema(Schema):
     status = _str(required=True, validate=validate.OneOf(
         ["approved", "flagged", "rejected"], error="Use approved, flagged or rejected."))
     reason = _str(load_default=None, allow_none=True, validate=[validate.Length(max=500), NO_NUL])
+    version = fields.Integer(
+        required=True, strict=True, validate=ID_RANGE,
+        metadata={"description": "The version you judged (`version` of the submission); 409 "
+                                 "if the volunteer has amended it since.", "example": 2})
 
     @validates_schema
     def _reason_when_not_approved(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -67,6 +67,7 @@ class SubmissionInput:
 @dataclass
 class ReviewDecision:
     status: str
+    version: int
     reason: str | None = None
 
 
@@ -828,6 +829,16 @@ def review(submission_id: str, decision: ReviewDecision,
         raise NotFound(str(_l("No submission has this id.")))
     caravan = db.session.get(Caravan, submission.caravan_id)
     _check_write_scope(principal, caravan)
+    current = db.session.get(SubmissionVersion, submission.current_version_id)
+    if current is None or current.number != decision.version:
+        # The volunteer amended it since the reviewer looked: judge what is there now.
+        raise Conflict(
+            str(_l("You reviewed version %(judged)s, but version %(current)s is current now; "
+                   "look at it and review again.", judged=decision.version,
+                   current=current.number if current else 0)),
+            errors={"version": [str(_l("not the current version (%(current)s)",
+                                       current=current.number if current else 0))]},
+            current_version=current.number if current else None)
     submission.review_status = decision.status
     submission.review_reason = (decision.reason or "").strip() or None
     submission.reviewed_by_id = principal.user.id
@@ -835,7 +846,7 @@ def review(submission_id: str, decision: ReviewDecision,
     db.session.flush()
     audit("submission.review", object_type="submission", object_id=submission.id,
           region_code=caravan.region_code, principal=principal, status=decision.status,
-          reason=submission.review_reason)
+          reason=submission.review_reason, version=decision.version)
     return stored_submission(submission)
 
 

@@ -152,7 +152,7 @@ CASES: list[Case] = [
     Case("PUT", "/api/v1/submissions/<string:submission_id>", IN_SCOPE_AND_VOLUNTEER,
          body=lambda w, r: {k: v for k, v in w.tally().items() if k != "id"}),
     Case("POST", "/api/v1/submissions/<string:submission_id>/review", IN_SCOPE,
-         body=lambda w, r: {"status": "approved", "reason": "Looks right."}),
+         body=lambda w, r: {"status": "approved", "reason": "Looks right.", "version": 1}),
     Case("GET", "/api/v1/caravans/<int:caravan_id>/completeness", IN_SCOPE_AND_VOLUNTEER,
          why="the planner's organization did not organize caravan A"),
     # insights
