@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +49,10 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),
         "GEOCODER_MIN_DELAY_SECONDS": float(env.get("GEOCODER_MIN_DELAY_SECONDS", "1.1")),
         "API_TOKEN_HOURS": int(env.get("API_TOKEN_HOURS", "12")),
+        # Addresses or networks of the reverse proxies whose X-Forwarded-For and
+        # X-Forwarded-Proto are believed (e.g. "127.0.0.1, 10.0.0.0/8"); none by default.
+        "TRUSTED_PROXIES": [part.strip() for part in env.get("TRUSTED_PROXIES", "").split(",")
+                            if part.strip()],
         # Failed logins allowed per username and per address within the window, then 429.
         "LOGIN_MAX_FAILURES_PER_USER": 5,
         "LOGIN_MAX_FAILURES_PER_IP": 20,
@@ -86,6 +91,12 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         raise ConfigError(
             f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production; generate "
             "one with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+    for entry in config.get("TRUSTED_PROXIES") or ():
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {entry!r} is not an address or a network "
+                              "(e.g. 127.0.0.1 or 10.0.0.0/8).") from None
     return config
 
 

@@ -6,7 +6,9 @@ Problem documents live in errors.py, roles in security.py, pagination in paginat
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request, session
@@ -36,6 +38,7 @@ class UnsupportedMediaType(DomainError):
 
 def init_http(app: Flask) -> None:
     """Refuse non-JSON bodies on JSON routes; compress answers to reads with Flask-Compress."""
+    app.wsgi_app = TrustedProxies(app.wsgi_app, app.config)  # type: ignore[method-assign]
     compress.init_app(app)
     declared: dict[tuple[str, str], bool] = {}
 
@@ -124,3 +127,64 @@ def refuse_hostile_json(raw: bytes) -> None:
                 raise DomainError(message, errors={"_schema": [message]})
         else:
             depth -= 1
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """Networks from addresses or CIDR blocks ("127.0.0.1", "10.0.0.0/8"); ValueError if bad."""
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
+
+
+class TrustedProxies:
+    """Take the caller's address from X-Forwarded-For, believing only the proxies we trust.
+
+    Like werkzeug's ProxyFix, but by address (the TRUSTED_PROXIES setting) rather than by a
+    count of hops: walking X-Forwarded-For from the right, every hop a trusted proxy added is
+    skipped, and the first address no trusted proxy vouches for is the caller. A request that
+    does not come from a trusted proxy keeps its own address, whatever headers it sends, so
+    throttles and the audit log see each phone of a caravan's hotspot as the hotspot, and every
+    caller behind the proxy as themself.
+    """
+
+    def __init__(self, wsgi_app: Callable[..., Any], config: Any) -> None:
+        self.wsgi_app = wsgi_app
+        self.config = config
+        self._parsed: dict[tuple[str, ...], tuple[Network, ...]] = {}
+
+    def _networks(self) -> tuple[Network, ...]:
+        entries = tuple(self.config.get("TRUSTED_PROXIES") or ())
+        networks = self._parsed.get(entries)
+        if networks is None:
+            networks = self._parsed[entries] = parse_networks(entries)
+        return networks
+
+    @staticmethod
+    def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        networks = self._networks()
+        peer = environ.get("REMOTE_ADDR") or ""
+        if networks and self._trusted(peer, networks):
+            client = peer
+            hops = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            for hop in reversed([hop.strip() for hop in hops if hop.strip()]):
+                try:
+                    ipaddress.ip_address(hop)
+                except ValueError:
+                    break  # garbage from the caller: keep the last address a proxy vouched for
+                client = hop
+                if not self._trusted(hop, networks):
+                    break
+            environ["fieldsvc.proxy_addr"] = peer
+            environ["REMOTE_ADDR"] = client
+            proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
+            if proto in {"http", "https"}:
+                environ["wsgi.url_scheme"] = proto
+        return self.wsgi_app(environ, start_response)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
+from sqlalchemy import select
+
 from tests.factories import auth, make_areas, make_user
 from tests.web.test_pages import log_in
 
@@ -110,3 +113,61 @@ def test_authenticated_json_answers_are_never_stored(client, db):
     db.session.commit()
     assert log_in(client, "root").status_code == 302
     assert client.get("/api/v1/me").headers["Cache-Control"] == "no-store"
+
+
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(app, client, db, monkeypatch):
+    from fieldsvc.caravans.models import EnrollmentFailure
+
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", ["10.0.0.0/8", "127.0.0.1"])
+    behind_proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    bad_code = {"join_code": "ZZZZ-ZZZZ", "display_name": "Dr Amina"}
+    # Through the proxy (which appends the caller), with a forged first hop.
+    client.post("/api/v1/enrollments", json=bad_code, environ_base=behind_proxy,
+                headers={"X-Forwarded-For": "1.2.3.4, 196.200.1.7, 10.2.3.4"})
+    # A caller reaching fieldsvc directly cannot pick the address it is counted under.
+    client.post("/api/v1/enrollments", json=bad_code, environ_base={"REMOTE_ADDR": "41.248.3.9"},
+                headers={"X-Forwarded-For": "196.200.1.99"})
+    # Garbage in the header never becomes an address.
+    client.post("/api/v1/enrollments", json=bad_code, environ_base=behind_proxy,
+                headers={"X-Forwarded-For": "not-an-ip"})
+    clients = db.session.scalars(
+        select(EnrollmentFailure.client).order_by(EnrollmentFailure.id)).all()
+    assert clients == ["196.200.1.7", "41.248.3.9", "127.0.0.1"]
+
+
+def test_a_hotspot_behind_the_proxy_is_one_caller_and_others_are_not_held_up(app, client, db,
+                                                                             monkeypatch):
+    from fieldsvc.caravans.services import MAX_FAILED_ENROLLMENTS
+    from tests.factories import make_caravan
+
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", ["127.0.0.1"])
+    make_areas()
+    make_caravan(join_code="K7QX4MZP")
+    db.session.commit()
+
+    def join(code: str, hotspot: str, name: str = "Dr Amina"):
+        return client.post("/api/v1/enrollments", json={"join_code": code, "display_name": name},
+                           environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                           headers={"X-Forwarded-For": hotspot, "X-Forwarded-Proto": "https"})
+
+    # A team of twenty on one phone's hotspot joins within a minute, typos included.
+    team = "105.66.12.7"
+    assert join("K7QX-4MZB", team).status_code == 404
+    assert join("K7QX-4MPZ", team).status_code == 404
+    for number in range(20):
+        response = join("K7QX-4MZP", team, f"Dr {number}")
+        assert response.status_code == 201, (number, response.json)
+    # A guesser behind the same proxy is throttled alone.
+    for _ in range(MAX_FAILED_ENROLLMENTS):
+        assert join("ZZZZ-ZZZZ", "160.177.4.4").status_code == 404
+    assert join("K7QX-4MZP", "160.177.4.4").status_code == 429
+    assert join("K7QX-4MZP", team, "Dr late").status_code == 201
+
+
+def test_a_bad_trusted_proxies_setting_stops_the_start(tmp_path):
+    from fieldsvc import create_app
+    from fieldsvc.config import ConfigError
+
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        create_app({"SECRET_KEY": "test", "TRUSTED_PROXIES": ["10.0.0.0/40"],
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'unused.sqlite3'}"})
