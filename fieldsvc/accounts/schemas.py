@@ -1,9 +1,13 @@
 """Shapes of tokens, the caller, organizations and users."""
 
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, fields, post_load, validate
 
 from fieldsvc.accounts.models import ORGANIZATION_KINDS, ROLES
+from fieldsvc.accounts.services import UserChanges
+from fieldsvc.db import ID_RANGE
 from fieldsvc.fields import Moment, VisibleText
 from fieldsvc.pagination import PageArgs
 
@@ -49,6 +53,32 @@ class UserSchema(Schema):
     regions = fields.List(fields.String(), attribute="region_codes")
     organization = fields.Nested(OrganizationRefSchema, allow_none=True)
     created_at = fields.DateTime()
+
+
+class UserPatchSchema(Schema):
+    role = fields.String(validate=validate.OneOf(ROLES), metadata={"example": "coordinator"})
+    regions = fields.List(
+        fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08.")),
+        validate=validate.Length(max=12),
+        metadata={"description": "Replaces a coordinator's regions.", "example": ["08"]})
+    organization = fields.Integer(allow_none=True, strict=True, validate=ID_RANGE,
+                                  metadata={"description": "Organization id, or null.",
+                                            "example": 1})
+    active = fields.Boolean(metadata={"description": "false deactivates the account.",
+                                      "example": False})
+    display_name = VisibleText(validate=validate.Length(1, 200),
+                               metadata={"example": "Saïd Aït Ali"})
+
+    @post_load
+    def _changes(self, data: dict[str, Any], **kwargs: Any) -> UserChanges:
+        return UserChanges(sent=frozenset(data), **data)
+
+
+class PasswordResetSchema(Schema):
+    password = fields.String(required=True, validate=validate.Length(1, 200),
+                             metadata={"description": "At least 12 characters, not the username "
+                                                      "and not a common password.",
+                                       "example": "palmiers-de-skoura-au-matin"})
 
 
 class AuditQuerySchema(PageArgs):

@@ -5,15 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from fieldsvc.accounts.models import ROLES, ApiToken, AuditEvent, Organization, User, user_region
+from fieldsvc.accounts.models import (
+    ROLES,
+    ApiToken,
+    AuditEvent,
+    Organization,
+    User,
+    WebSession,
+    user_region,
+)
 from fieldsvc.areas.models import Area
+from fieldsvc.db import utcnow
 from fieldsvc.errors import Conflict, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.pagination import Page, paginate
@@ -260,9 +270,122 @@ def login(username: str, password: str, method: str) -> User | None:
     return user
 
 
-def logout(user: User) -> AuditEvent:
-    """Audit the end of a web session."""
+def start_web_session(user: User) -> str:
+    """Open a server-side session for a browser; the cookie keeps the returned id."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(WebSession(token_hash=token_digest(token), user_id=user.id))
+    db.session.flush()
+    return token
+
+
+def web_session_user(token: str | None, user_id: Any) -> User | None:
+    """The active user of a session that is still open, or None (ended, forged, another user)."""
+    if not token or not isinstance(token, str) or not isinstance(user_id, int):
+        return None
+    row = db.session.scalar(select(WebSession).where(
+        WebSession.token_hash == token_digest(token), WebSession.ended_at.is_(None)))
+    if row is None or row.user_id != user_id:
+        return None
+    user = db.session.get(User, user_id)
+    return user if user is not None and user.active else None
+
+
+def logout(user: User, session_token: str | None) -> AuditEvent:
+    """End this web session on the server (a replayed cookie then gets 401) and audit it."""
+    if session_token:
+        db.session.execute(
+            update(WebSession).where(WebSession.token_hash == token_digest(session_token),
+                                     WebSession.ended_at.is_(None))
+            .values(ended_at=utcnow()))
     return audit("logout", object_type="user", object_id=user.id)
+
+
+def end_access(user: User) -> int:
+    """End every web session and delete every bearer token of a user; how many ended."""
+    sessions = db.session.execute(
+        update(WebSession).where(WebSession.user_id == user.id, WebSession.ended_at.is_(None))
+        .values(ended_at=utcnow())).rowcount or 0
+    tokens = db.session.execute(delete(ApiToken).where(ApiToken.user_id == user.id)).rowcount or 0
+    return sessions + tokens
+
+
+@dataclass
+class UserChanges:
+    """What an admin changes about a staff account; `sent` says which fields were given."""
+
+    sent: frozenset[str] = field(default_factory=frozenset)
+    role: str | None = None
+    regions: list[str] = field(default_factory=list)
+    organization: int | None = None
+    active: bool = True
+    display_name: str | None = None
+
+
+def find_user(user_id: int) -> User:
+    from fieldsvc.errors import NotFound
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("No user has id %(id)s.", id=user_id))
+    return user
+
+
+def update_user(user: User, changes: UserChanges) -> User:
+    """Change a user's role, regions, organization, name or activity; a change of rights or a
+    deactivation ends their sessions and tokens at once."""
+    role = changes.role if "role" in changes.sent else user.role
+    if role not in ROLES:
+        raise ValidationFailed(_("Unknown role %(role)r; use one of %(roles)s.", role=role,
+                                 roles=", ".join(ROLES)), errors={"role": [", ".join(ROLES)]})
+    regions = list(changes.regions) if "regions" in changes.sent else user.region_codes
+    if role != "coordinator" and "regions" in changes.sent and regions:
+        raise ValidationFailed(_("Only coordinators have regions."),
+                               errors={"regions": [_("only for coordinators")]})
+    if role != "coordinator":
+        regions = []
+    if role == "coordinator" and not regions:
+        raise ValidationFailed(_("A coordinator needs at least one region."),
+                               errors={"regions": [_("at least one region code")]})
+    for code in regions:
+        area = db.session.get(Area, code)
+        if area is None or area.level != "region":
+            raise ValidationFailed(
+                _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
+                errors={"regions": [_("unknown region %(code)s", code=code)]})
+    organization_id = changes.organization if "organization" in changes.sent \
+        else user.organization_id
+    if organization_id is not None and db.session.get(Organization, organization_id) is None:
+        raise ValidationFailed(_("No organization has id %(id)s.", id=organization_id),
+                               errors={"organization": [_("unknown organization")]})
+    active = changes.active if "active" in changes.sent else user.active
+    before = {"role": user.role, "regions": user.region_codes,
+              "organization": user.organization_id, "active": user.active}
+    after = {"role": role, "regions": sorted(set(regions)), "organization": organization_id,
+             "active": active}
+    user.role, user.organization_id, user.active = role, organization_id, active
+    if "display_name" in changes.sent and changes.display_name:
+        user.display_name = changes.display_name
+    if before["regions"] != after["regions"]:
+        db.session.execute(delete(user_region).where(user_region.c.user_id == user.id))
+        for code in after["regions"]:
+            db.session.execute(user_region.insert().values(user_id=user.id, region_code=code))
+    db.session.flush()
+    db.session.expire(user, ["region_rows", "organization"])
+    changed = sorted(key for key in before if before[key] != after[key])
+    ended = end_access(user) if changed else 0
+    audit("user.update", object_type="user", object_id=user.id, changed=changed,
+          role=role, regions=after["regions"], active=active, access_ended=ended)
+    return user
+
+
+def reset_password(user: User, password: str) -> User:
+    """Set a new password (under the policy) and end every session and token of the user."""
+    check_password_policy(password, user.username)
+    user.password_hash = generate_password_hash(password)
+    ended = end_access(user)
+    db.session.flush()
+    audit("user.password_reset", object_type="user", object_id=user.id, access_ended=ended)
+    return user
 
 
 def create_organization(name: str, kind: str, name_ar: str | None = None) -> Organization:

@@ -295,11 +295,16 @@ def _check_write_scope(principal: Principal, caravan: Caravan) -> None:
 
 
 def _volunteer_enrollment_ids(principal: Principal) -> Any:
-    """The enrollments that are the same person as this device: itself, or its profile's."""
+    """The enrollments that are the same person as this device: itself, or its profile's.
+
+    A revoked enrollment's tallies are no longer anyone's to amend through a profile: a device
+    the coordinator revoked must not come back through its saved profile key.
+    """
     enrollment = principal.enrollment
     if enrollment.volunteer_id is None:
         return select(Enrollment.id).where(Enrollment.id == enrollment.id)
-    return select(Enrollment.id).where(Enrollment.volunteer_id == enrollment.volunteer_id)
+    return select(Enrollment.id).where(Enrollment.volunteer_id == enrollment.volunteer_id,
+                                       Enrollment.revoked_at.is_(None))
 
 
 def _owns(principal: Principal, submission: Submission) -> bool:

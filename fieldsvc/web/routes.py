@@ -193,6 +193,7 @@ def login():
             if language:
                 session["lang"] = language
             session["user_id"] = user.id
+            session["sid"] = accounts.start_web_session(user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
@@ -206,7 +207,7 @@ def logout():
     """End the web session."""
     principal = current_principal()
     if principal.user is not None and session.get("user_id") is not None:
-        accounts.logout(principal.user)
+        accounts.logout(principal.user, session.get("sid"))
         db.session.commit()
     language = session.get("lang")
     session.clear()

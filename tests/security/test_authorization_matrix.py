@@ -122,6 +122,10 @@ CASES: list[Case] = [
     Case("POST", "/api/v1/organizations", ADMIN,
          body=lambda w, r: {"name": f"Association {r}", "kind": "association"}),
     Case("GET", "/api/v1/users", ADMIN),
+    Case("PATCH", "/api/v1/users/<int:user_id>", ADMIN,
+         body=lambda w, r: {"display_name": f"Planificatrice ({r})"}),
+    Case("POST", "/api/v1/users/<int:user_id>/password", ADMIN,
+         body=lambda w, r: {"password": "palmiers-de-skoura-au-matin"}),
     Case("GET", "/api/v1/audit", COORDINATORS, why="coordinators read their regions' events"),
     # caravans
     Case("POST", "/api/v1/caravans", IN_SCOPE, body=_caravan_body),
@@ -139,6 +143,7 @@ CASES: list[Case] = [
     Case("POST", "/api/v1/enrollments", EVERYONE,
          body=lambda w, r: {"join_code": w.join_code(), "display_name": f"Dr {r}"}),
     Case("DELETE", "/api/v1/enrollments/<int:enrollment_id>", IN_SCOPE),
+    Case("POST", "/api/v1/enrollments/<int:enrollment_id>/token", IN_SCOPE),
     Case("GET", "/api/v1/volunteers/me", VOLUNTEER),
     Case("POST", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {}),
     Case("PATCH", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {"public_consent": True}),
@@ -190,6 +195,7 @@ def _world(db) -> World:
     inside = make_user("coordinator", regions=["08"], password="coordinator-pass-phrase")
     outside = make_user("coordinator", regions=["07"])
     planner = make_user("planner", organization="Union de l'Action Féminine")
+    spare = make_user("planner", organization="Union de l'Action Féminine")  # an admin's target
     a = make_caravan(first_day=today - dt.timedelta(days=1), last_day=today,
                      organizers=(organizer.name,))
     b = make_caravan("08.577.01.11", title="Caravane de Tinghir", sites=(),
@@ -202,7 +208,7 @@ def _world(db) -> World:
                "volunteer": volunteer, "anonymous": {}}
     world = World(headers=headers, caravan_a=a.id, caravan_b=b.id, submission="",
                   params={"caravan_id": str(a.id), "enrollment_id": str(target.id),
-                          "code": "08.587.01.13"}, basic={})
+                          "code": "08.587.01.13", "user_id": str(spare.id)}, basic={})
     import base64
 
     secret = base64.b64encode(f"{inside.username}:coordinator-pass-phrase".encode()).decode()
