@@ -53,10 +53,15 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         # X-Forwarded-Proto are believed (e.g. "127.0.0.1, 10.0.0.0/8"); none by default.
         "TRUSTED_PROXIES": [part.strip() for part in env.get("TRUSTED_PROXIES", "").split(",")
                             if part.strip()],
-        # Failed logins allowed per username and per address within the window, then 429.
-        "LOGIN_MAX_FAILURES_PER_USER": 5,
+        # Failed logins (accounts.services.LoginPolicy, README "Logging in"): per username and
+        # caller, 5 free tries then waits of 1 minute doubling up to an hour; 20 failures per
+        # address in 15 minutes; 50 per username from unknown callers; counted over 24 hours.
+        "LOGIN_FREE_FAILURES": 5,
+        "LOGIN_FIRST_DELAY_SECONDS": 60,
+        "LOGIN_MAX_DELAY_SECONDS": 3600,
         "LOGIN_MAX_FAILURES_PER_IP": 20,
-        "LOGIN_THROTTLE_MINUTES": 15,
+        "LOGIN_MAX_FAILURES_PER_USER": 50,
+        "LOGIN_WINDOW_HOURS": 24,
         "LATE_SYNC_DAYS": 30,
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],

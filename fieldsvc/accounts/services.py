@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from fieldsvc.accounts.models import (
 )
 from fieldsvc.areas.models import Area
 from fieldsvc.db import utcnow
-from fieldsvc.errors import Conflict, ValidationFailed
+from fieldsvc.errors import Conflict, TooManyRequests, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.pagination import Page, paginate
 from fieldsvc.security import Principal, current_principal, refuse_when_throttled, token_digest
@@ -204,45 +205,145 @@ def audit(
 LOGIN_FAILED = "login.fail"
 
 
-def _login_limits() -> tuple[int, int, dt.timedelta]:
+DEVICE_COOKIE = "fieldsvc_device"
+_DEVICE_SALT = "fieldsvc-known-device"
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """Failed logins, counted in the audit log so every worker sees them (see the README).
+
+    Guessing is slowed per username *and* caller (an address, or a known device): after
+    `free` failures each further try waits `first_delay`, doubling up to `max_delay`. A
+    stranger's failures therefore never slow the real user on their own device; an address
+    trying many usernames waits after `per_address` failures; and once a username has
+    `per_user` failures from unknown callers (a guess spread over many addresses), only
+    unknown callers wait: a device that logged in before still logs in.
+    """
+
+    free: int
+    first_delay: dt.timedelta
+    max_delay: dt.timedelta
+    per_address: int
+    per_user: int
+    window: dt.timedelta
+
+    def delay(self, failures: int) -> dt.timedelta:
+        if failures < self.free:
+            return dt.timedelta(0)
+        return min(self.first_delay * 2 ** (failures - self.free), self.max_delay)
+
+
+def _login_policy() -> LoginPolicy:
     config = current_app.config
-    return (
-        int(config["LOGIN_MAX_FAILURES_PER_USER"]),
-        int(config["LOGIN_MAX_FAILURES_PER_IP"]),
-        dt.timedelta(minutes=int(config["LOGIN_THROTTLE_MINUTES"])),
+    return LoginPolicy(
+        free=int(config["LOGIN_FREE_FAILURES"]),
+        first_delay=dt.timedelta(seconds=int(config["LOGIN_FIRST_DELAY_SECONDS"])),
+        max_delay=dt.timedelta(seconds=int(config["LOGIN_MAX_DELAY_SECONDS"])),
+        per_address=int(config["LOGIN_MAX_FAILURES_PER_IP"]),
+        per_user=int(config["LOGIN_MAX_FAILURES_PER_USER"]),
+        window=dt.timedelta(hours=int(config["LOGIN_WINDOW_HOURS"])),
     )
 
 
 def _too_many_logins(seconds: int) -> str:
+    if seconds < 120:
+        return _("Too many failed logins; wait %(seconds)s seconds before trying again.",
+                 seconds=seconds)
     return _("Too many failed logins; wait %(minutes)s minutes before trying again.",
              minutes=max(1, -(-seconds // 60)))
 
 
-def check_login_throttle(username: str, ip: str | None) -> None:
-    """Refuse a login attempt after too many recent failures for this username or address."""
-    per_user, per_ip, window = _login_limits()
+def _device_serializer() -> Any:
+    from itsdangerous import URLSafeSerializer
+
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_DEVICE_SALT)
+
+
+def known_device(username: str) -> str | None:
+    """The id of this browser or client if it logged in as `username` before, else None."""
+    if not has_request_context():
+        return None
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        user_id, nonce = _device_serializer().loads(raw)
+    except Exception:  # noqa: BLE001 - a forged or stale cookie is simply not a known device
+        return None
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or user.username != username or not isinstance(nonce, str):
+        return None
+    return f"device:{nonce[:40]}"
+
+
+def _remember_device(user: User) -> None:
+    """After a successful login, let this browser or client prove it is a known device."""
+    from flask import after_this_request
+
+    if not has_request_context():
+        return
+    value = _device_serializer().dumps([user.id, secrets.token_urlsafe(16)])
+    secure = bool(current_app.config.get("SESSION_COOKIE_SECURE"))
+
+    @after_this_request
+    def _set(response: Any) -> Any:
+        response.set_cookie(DEVICE_COOKIE, value, max_age=365 * 24 * 3600, httponly=True,
+                            secure=secure, samesite="Lax")
+        return response
+
+
+def _wait(failures: int, last: dt.datetime | None, delay: dt.timedelta,
+          now: dt.datetime) -> None:
+    if not failures or last is None or delay <= dt.timedelta(0):
+        return
+    if last.tzinfo is None:  # SQLite gives back naive UTC
+        last = last.replace(tzinfo=dt.UTC)
+    remaining = math.ceil((last + delay - now).total_seconds())
+    if remaining > 0:
+        raise TooManyRequests(_too_many_logins(remaining), headers={"Retry-After": str(remaining)},
+                              retry_after=remaining)
+
+
+def check_login_throttle(username: str, ip: str | None, device: str | None = None) -> None:
+    """Refuse a login attempt that must still wait (429 with Retry-After) under LoginPolicy."""
+    policy = _login_policy()
     now = dt.datetime.now(dt.UTC)
     key = username[:64]
-    by_user = AuditEvent.object_id == key
+    caller = device or ip
+    by_pair = (AuditEvent.object_id == key) & (AuditEvent.actor_id == caller)
     by_ip = AuditEvent.actor_id == ip
-    user_failures, user_oldest, ip_failures, ip_oldest = db.session.execute(
+    by_user_unknown = (AuditEvent.object_id == key) & ~AuditEvent.actor_id.like("device:%")
+    (pair, pair_last, address, address_oldest, anywhere,
+     anywhere_last) = db.session.execute(
         select(
-            func.count().filter(by_user), func.min(AuditEvent.at).filter(by_user),
+            func.count().filter(by_pair), func.max(AuditEvent.at).filter(by_pair),
             func.count().filter(by_ip), func.min(AuditEvent.at).filter(by_ip),
-        ).where(AuditEvent.action == LOGIN_FAILED, AuditEvent.at > now - window,
-                or_(by_user, by_ip))
+            func.count().filter(by_user_unknown), func.max(AuditEvent.at).filter(by_user_unknown),
+        ).where(AuditEvent.action == LOGIN_FAILED, AuditEvent.at > now - policy.window,
+                or_(AuditEvent.object_id == key, by_ip))
     ).one()
-    refuse_when_throttled(user_failures, user_oldest, limit=per_user, window=window, now=now,
-                          message=_too_many_logins)
-    if ip is not None:
-        refuse_when_throttled(ip_failures, ip_oldest, limit=per_ip, window=window, now=now,
-                              message=_too_many_logins)
+    _wait(pair, pair_last, policy.delay(pair), now)
+    if device is not None:
+        return  # a known device answers only for its own failures
+    if ip is not None and address >= policy.per_address:
+        # Guessing many usernames from one address: wait until the oldest failure leaves
+        # the last 15 minutes' count.
+        window = dt.timedelta(minutes=15)
+        recent = db.session.execute(
+            select(func.count(), func.min(AuditEvent.at)).where(
+                AuditEvent.action == LOGIN_FAILED, by_ip, AuditEvent.at > now - window)).one()
+        refuse_when_throttled(recent[0], recent[1], limit=policy.per_address, window=window,
+                              now=now, message=_too_many_logins)
+    if anywhere >= policy.per_user:
+        _wait(anywhere, anywhere_last,
+              policy.delay(policy.free + (anywhere - policy.per_user) // policy.free), now)
 
 
-def record_login_failure(username: str, ip: str | None) -> None:
-    """Remember a failed login (username and address) for the audit log and the throttle."""
+def record_login_failure(username: str, ip: str | None, device: str | None = None) -> None:
+    """Remember a failed login (username and caller) for the audit log and the throttle."""
     db.session.add(AuditEvent(
-        actor_kind="anonymous", actor_id=ip, action=LOGIN_FAILED,
+        actor_kind="anonymous", actor_id=device or ip, action=LOGIN_FAILED,
         object_type="login", object_id=username[:64], detail={"ip": ip},
     ))
 
@@ -261,12 +362,14 @@ def record_login(user: User, method: str) -> AuditEvent:
 def login(username: str, password: str, method: str) -> User | None:
     """Check credentials under the throttle; audit the outcome. None means wrong credentials."""
     ip = request.remote_addr if has_request_context() else None
-    check_login_throttle(username, ip)
+    device = known_device(username)
+    check_login_throttle(username, ip, device)
     user = authenticate(username, password)
     if user is None:
-        record_login_failure(username, ip)
+        record_login_failure(username, ip, device)
         return None
     record_login(user, method)
+    _remember_device(user)
     return user
 
 

@@ -180,7 +180,7 @@ def login():
             user = accounts.login(form.username.data.strip(), form.password.data, method="web")
         except TooManyRequests as refused:
             user = None
-            error = _("Too many failed logins. Wait 15 minutes, then try again.")
+            error = refused.detail
             status = 429
             headers["Retry-After"] = str(refused.extra["retry_after"])
         else:
