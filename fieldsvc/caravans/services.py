@@ -436,6 +436,21 @@ def _no_point_warning(commune: Area) -> list[str]:
     return []
 
 
+def _past_warning(last_day: dt.date) -> list[str]:
+    if last_day < morocco_today():
+        return [_("This caravan ended on %(last)s, in the past: check its days. Phones can only "
+                  "send tallies within %(days)s days of its last day.", last=last_day.isoformat(),
+                  days=current_app.config["LATE_SYNC_DAYS"])]
+    return []
+
+
+def _no_organizer_warning(organizers: list[Organization]) -> list[str]:
+    if not organizers:
+        return [_("This caravan has no organizer: no association's planner sees it in full "
+                  "detail. Add its organizers (organizers: organization ids).")]
+    return []
+
+
 def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
     """Create a planned caravan in a commune within the caller's regions; say what to check."""
     commune = _commune(data.commune)
@@ -467,7 +482,9 @@ def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
     audit("caravan.create", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal, title=caravan.title,
           commune=commune.code)
-    return caravan_view(caravan, principal, _no_point_warning(commune) if sites else [])
+    warnings = [*(_no_point_warning(commune) if sites else []), *_past_warning(caravan.last_day),
+                *_no_organizer_warning(organizers)]
+    return caravan_view(caravan, principal, warnings)
 
 
 # Other domains' rules about a caravan's days (tallies: no submission may fall outside them);
@@ -508,6 +525,7 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
         for guard in current_app.extensions.get(DAY_GUARDS, []):
             guard(caravan, first, last)
         caravan.first_day, caravan.last_day = first, last
+        warnings += _past_warning(last)
     if data.specialties is not None:
         wanted = _check_specialties(data.specialties)
         db.session.execute(
