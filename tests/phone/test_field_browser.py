@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from fieldsvc.tallies.models import Submission
 from tests.factories import auth, make_user
-from tests.phone.test_browser import (  # noqa: F401 - fixtures used by name
+from tests.phone import test_browser as phone
+from tests.phone.test_browser import (
     DAY_1,
     _assert_no_page_errors,
     _context,
@@ -20,9 +21,10 @@ from tests.phone.test_browser import (  # noqa: F401 - fixtures used by name
     _tally,
     _wait_for_service_worker,
     _wait_for_status,
-    caravan,
-    live,
 )
+
+# The phone suite's live server and caravan fixtures, shared by name.
+live, caravan = phone.live, phone.caravan
 
 pytestmark = pytest.mark.browser
 
