@@ -17,7 +17,13 @@ from fieldsvc.areas.models import Area
 from fieldsvc.errors import Conflict, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.pagination import Page, paginate
-from fieldsvc.security import Principal, current_principal, refuse_when_throttled, token_digest
+from fieldsvc.security import (
+    STAFF_TOKEN_PREFIX,
+    Principal,
+    current_principal,
+    refuse_when_throttled,
+    token_digest,
+)
 
 USERNAME = re.compile(r"[^\s:]{1,80}")
 
@@ -103,7 +109,7 @@ def authenticate(username: str, password: str) -> User | None:
 
 def issue_token(user: User) -> tuple[str, ApiToken]:
     """Make a bearer token for a user; only its digest is stored."""
-    token = secrets.token_urlsafe(32)
+    token = STAFF_TOKEN_PREFIX + secrets.token_urlsafe(32)
     hours = current_app.config["API_TOKEN_HOURS"]
     row = ApiToken(
         token_hash=token_digest(token),

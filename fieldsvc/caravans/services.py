@@ -374,15 +374,14 @@ def rotate_join_code(caravan: Caravan, principal: Principal) -> Caravan:
 def require_scope(caravan: Caravan, principal: Principal) -> None:
     """Refuse a write to a caravan outside the caller's regions."""
     if not principal.in_region(caravan.region_code):
-        raise Forbidden(
-            f"Caravan {caravan.id} is in region {caravan.region_code}, outside your regions."
-        )
+        raise Forbidden(_("Caravan %(id)s is in region %(region)s, outside your regions.",
+                          id=caravan.id, region=caravan.region_code))
 
 
 def get_caravan(caravan_id: int) -> Caravan:
     caravan = db.session.get(Caravan, caravan_id)
     if caravan is None:
-        raise NotFound(f"No caravan has id {caravan_id}.")
+        raise NotFound(_("No caravan has id %(id)s.", id=caravan_id))
     return caravan
 
 
@@ -397,8 +396,8 @@ def caravan_for_reader(caravan_id: int, principal: Principal) -> Caravan:
 def _commune(code: str) -> Area:
     area = db.session.get(Area, code)
     if area is None or area.level != "commune":
-        raise ValidationFailed(f"No commune has the HCP code {code}.",
-                               errors={"commune": [f"unknown commune {code}"]})
+        raise ValidationFailed(_("No commune has the HCP code %(code)s.", code=code),
+                               errors={"commune": [_("unknown commune %(code)s", code=code)]})
     return area
 
 
@@ -407,8 +406,9 @@ def _check_specialties(codes: list[str]) -> list[str]:
     unknown = [code for code in wanted if code not in specialty_codes()]
     if unknown:
         raise ValidationFailed(
-            f"Unknown specialties: {', '.join(unknown)}; see GET /api/v1/catalog.",
-            errors={"specialties": [f"unknown specialty {code}" for code in unknown]},
+            _("Unknown specialties: %(codes)s; see GET /api/v1/catalog.", codes=", ".join(unknown)),
+            errors={"specialties": [_("unknown specialty %(code)s", code=code)
+                                    for code in unknown]},
         )
     return wanted
 
@@ -421,18 +421,17 @@ def _organizations(ids: list[int], principal: Principal) -> list[Organization]:
     missing = sorted(set(wanted) - {org.id for org in found})
     if missing:
         raise ValidationFailed(
-            f"Unknown organizations: {', '.join(map(str, missing))}.",
-            errors={"organizers": [f"unknown organization {i}" for i in missing]},
+            _("Unknown organizations: %(ids)s.", ids=", ".join(map(str, missing))),
+            errors={"organizers": [_("unknown organization %(id)s", id=i) for i in missing]},
         )
     return found
 
 
 def _no_point_warning(commune: Area) -> list[str]:
     if commune.lat is None or commune.lon is None:
-        return [
-            f"The commune {commune.code} ({commune.name_fr}) has no known point yet, so sites were "
-            "checked against Morocco's borders only, not against the 50 km distance."
-        ]
+        return [_("The commune %(code)s (%(name)s) has no known point yet, so sites were "
+                  "checked against Morocco's borders only, not against the 50 km distance.",
+                  code=commune.code, name=commune.name_fr)]
     return []
 
 
@@ -455,9 +454,8 @@ def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
     """Create a planned caravan in a commune within the caller's regions; say what to check."""
     commune = _commune(data.commune)
     if not principal.in_region(commune.region_code):
-        raise Forbidden(
-            f"{commune.name_fr} is in region {commune.region_code}, outside your regions."
-        )
+        raise Forbidden(_("%(name)s is in region %(region)s, outside your regions.",
+                          name=commune.name_fr, region=commune.region_code))
     specialties = _check_specialties(data.specialties)
     organizers = _organizations(data.organizers, principal)
     sites = check_sites(data.sites, commune)

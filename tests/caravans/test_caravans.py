@@ -222,7 +222,8 @@ def test_commune_without_point_accepts_sites_and_says_so(app, client, db):
     db.session.commit()
     body = {**BODY, "commune": "08.587.09.23",
             "sites": [{"name": "Douar", "location": "29.82, -5.72"}]}
-    response = client.post("/api/v1/caravans", json=body, headers=headers)
+    response = client.post("/api/v1/caravans", json=body,
+                           headers={**headers, "Accept-Language": "en"})
     assert response.status_code == 201
     assert response.json["sites"][0]["km_from_commune"] is None
     assert "no known point" in response.json["warnings"][0]
