@@ -7,9 +7,32 @@ from typing import Any
 
 from flask import Flask, Response, json, request
 from flask_babel import lazy_gettext as _l
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_TYPE_BASE = "https://fieldsvc.org/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemSchema(Schema):
+    """What every error answer is (RFC 9457), as the OpenAPI document describes it."""
+
+    class Meta:
+        # Some problems add members: understood, accepted_until, retry_after, nearest…
+        unknown = INCLUDE
+
+    type = fields.String(metadata={"example": PROBLEM_TYPE_BASE + "validation",
+                                   "description": "A URI naming the kind of problem"})
+    title = fields.String(metadata={"example": "Validation failed",
+                                    "description": "Short, in the caller's language"})
+    status = fields.Integer(metadata={"example": 422})
+    detail = fields.String(metadata={
+        "example": "Some fields are invalid: commune: Use the commune's HCP code, e.g. "
+                   "08.587.01.13.",
+        "description": "What went wrong and what to fix, in the caller's language"})
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "For invalid input: each field's path and its messages",
+        "example": {"commune": ["Use the commune's HCP code, e.g. 08.587.01.13."]}})
 
 
 class DomainError(Exception):
@@ -97,7 +120,7 @@ def problem(
     response = Response(
         # "replace": a lone surrogate echoed from bad input must not turn a 4xx into a 500.
         json.dumps(body, ensure_ascii=False).encode("utf-8", "replace"),
-        status=status, mimetype="application/problem+json",
+        status=status, mimetype=PROBLEM_JSON,
     )
     for key, value in (headers or {}).items():
         response.headers[key] = value

@@ -107,14 +107,14 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
-def issue_token(user: User) -> tuple[str, ApiToken]:
-    """Make a bearer token for a user; only its digest is stored."""
+def issue_token(user: User, *, lifetime: dt.timedelta | None = None) -> tuple[str, ApiToken]:
+    """Make a bearer token for a user (API_TOKEN_HOURS, or a shorter lifetime); store its digest."""
     token = STAFF_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    hours = current_app.config["API_TOKEN_HOURS"]
+    lifetime = lifetime or dt.timedelta(hours=current_app.config["API_TOKEN_HOURS"])
     row = ApiToken(
         token_hash=token_digest(token),
         user_id=user.id,
-        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours),
+        expires_at=dt.datetime.now(dt.UTC) + lifetime,
     )
     db.session.add(row)
     db.session.flush()
