@@ -232,6 +232,7 @@ def users_list() -> None:
     """List staff accounts with their roles, regions and organizations."""
     from fieldsvc.accounts.services import list_users
 
+    click.echo(f"{'USERNAME':<20} {'ROLE':<12} {'REGIONS':<10} ORGANIZATION")
     for user in list_users():
         regions = ",".join(user.region_codes) or "-"
         organization = user.organization.name if user.organization else "-"
@@ -316,3 +317,25 @@ def setup_command(demo: bool | None) -> None:
         for username, password, role in DEMO_LOGINS:
             if username in demo_users:
                 click.echo(f"  {role:<12} user {username!r}  password {password!r}")
+    _echo_join_links()
+
+
+def _echo_join_links() -> None:
+    """Print where phones join the caravans still running, and what a phone needs for offline."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from fieldsvc.caravans.models import Caravan
+    from fieldsvc.caravans.services import join_url
+    from fieldsvc.extensions import db
+
+    caravans = db.session.scalars(select(Caravan).where(Caravan.status != "closed")
+                                  .order_by(Caravan.first_day).limit(3)).all()
+    base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    click.echo(f"Phones join at {base_url}/join with a caravan's code, or with its join link:")
+    for caravan in caravans:
+        click.echo(f"  {join_url(caravan)}  {caravan.title}")
+    host = base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    if base_url.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+        click.echo(f"Note: over plain http ({base_url}) phones work online but cannot keep the "
+                   "form for offline use; give them the HTTPS address (PUBLIC_BASE_URL).")

@@ -41,7 +41,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
-        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+        # Join links must open on phones: serving on every interface (0.0.0.0) means the LAN address.
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL")
+        or reachable_base_url(env.get("GUNICORN_BIND", "127.0.0.1:8000")),
         "SUPPRESSION_K": int(env.get("SUPPRESSION_K", "5")),
         "SUPPRESSED_EXPORT_MAX_CELLS": int(env.get("SUPPRESSED_EXPORT_MAX_CELLS", "50000")),
         # How often a served process checks whether the protected release needs rebuilding.
@@ -103,6 +105,39 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
             raise ConfigError(f"TRUSTED_PROXIES: {entry!r} is not an address or a network "
                               "(e.g. 127.0.0.1 or 10.0.0.0/8).") from None
     return config
+
+
+def lan_address() -> str:
+    """This machine's address on its local network, as other devices there reach it."""
+    import socket
+
+    try:
+        # Connecting a UDP socket sends nothing; it only picks the interface of the default route.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            address = probe.getsockname()[0]
+        if address and not address.startswith(("0.", "127.")):
+            return address
+    except OSError:
+        pass
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+        if not address.startswith("127."):
+            return address
+    except OSError:
+        pass
+    return "127.0.0.1"
+
+
+def reachable_base_url(bind: str) -> str:
+    """The http address of a server bound to ``bind`` (gunicorn's HOST:PORT) that phones can open."""
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = lan_address()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port or '8000'}"
 
 
 def _development_secret(instance_path: str) -> str:

@@ -28,6 +28,11 @@ ALL_ROLES = (*STAFF_ROLES, VOLUNTEER, ANONYMOUS)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Staff bearer tokens start with this, so that one no longer valid gets the staff's wording
+# (ask for a new one with a password) rather than the volunteers' (join again with a code).
+STAFF_TOKEN_PREFIX = "st_"
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -244,8 +249,13 @@ def _load_principal() -> Principal:
                 expires = expires.replace(tzinfo=dt.UTC)
             if expires > now and api_token.user.active:
                 return _staff(api_token.user)
-            raise Unauthorized("This token has expired; ask for a new one at /api/v1/tokens.")
-        raise Unauthorized("Unknown bearer token; join with a code or ask for a new token.")
+            raise Unauthorized(_("This token has expired; ask for a new one: POST /api/v1/tokens "
+                                 "with your username and password."))
+        if token.startswith(STAFF_TOKEN_PREFIX):
+            raise Unauthorized(_("This staff token is no longer valid (revoked or replaced); ask "
+                                 "for a new one: POST /api/v1/tokens with your username and "
+                                 "password."))
+        raise Unauthorized(_("Unknown device token; join the caravan again with its code."))
     user_id = session.get("user_id")
     # The API is exempt from CSRF tokens, so a session cookie may only read it; changes through
     # the API need a bearer token (pages post forms, which carry CSRF tokens).

@@ -28,7 +28,13 @@ from fieldsvc.db import utcnow
 from fieldsvc.errors import Conflict, TooManyRequests, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.pagination import Page, paginate
-from fieldsvc.security import Principal, current_principal, refuse_when_throttled, token_digest
+from fieldsvc.security import (
+    STAFF_TOKEN_PREFIX,
+    Principal,
+    current_principal,
+    refuse_when_throttled,
+    token_digest,
+)
 
 USERNAME = re.compile(r"[^\s:]{1,80}")
 
@@ -139,14 +145,14 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
-def issue_token(user: User) -> tuple[str, ApiToken]:
-    """Make a bearer token for a user; only its digest is stored."""
-    token = secrets.token_urlsafe(32)
-    hours = current_app.config["API_TOKEN_HOURS"]
+def issue_token(user: User, *, lifetime: dt.timedelta | None = None) -> tuple[str, ApiToken]:
+    """Make a bearer token for a user (API_TOKEN_HOURS, or a shorter lifetime); store its digest."""
+    token = STAFF_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    lifetime = lifetime or dt.timedelta(hours=current_app.config["API_TOKEN_HOURS"])
     row = ApiToken(
         token_hash=token_digest(token),
         user_id=user.id,
-        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours),
+        expires_at=dt.datetime.now(dt.UTC) + lifetime,
     )
     db.session.add(row)
     db.session.flush()

@@ -8,6 +8,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
+from fieldsvc.areas.schemas import COMMUNE_CODE
 from fieldsvc.caravans.models import CARAVAN_STATUSES, MAX_CARAVAN_DAYS
 from fieldsvc.caravans.services import (
     CaravanChanges,
@@ -21,9 +22,6 @@ from fieldsvc.fields import Day, VisibleText
 from fieldsvc.pagination import DEFAULT_LIMIT, PageArgs
 
 SPECIALTY_CODE = validate.Regexp(r"^[A-Z]{2,8}$", error="Use a specialty code such as OPH or GEN.")
-COMMUNE_CODE = validate.Regexp(
-    r"^\d{2}\.\d{3}\.\d{2}\.\d{2}$", error="Use the commune's HCP code, e.g. 08.587.01.13."
-)
 
 EXAMPLE_SITE = {"id": 1, "name": "École Al Amal", "commune": "08.587.01.13", "lat": 30.33,
                 "lon": -5.84, "km_from_commune": 0.0}

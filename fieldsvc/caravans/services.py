@@ -377,14 +377,14 @@ def rotate_join_code(caravan: Caravan, principal: Principal) -> Caravan:
 def require_scope(caravan: Caravan, principal: Principal) -> None:
     """Refuse a write to a caravan outside the caller's regions (the one scope check)."""
     if not principal.in_region(caravan.region_code):
-        raise Forbidden(_("This caravan is in region %(region)s, outside your regions.",
-                          region=caravan.region_code))
+        raise Forbidden(_("Caravan %(id)s is in region %(region)s, outside your regions.",
+                          id=caravan.id, region=caravan.region_code))
 
 
 def get_caravan(caravan_id: int) -> Caravan:
     caravan = db.session.get(Caravan, caravan_id)
     if caravan is None:
-        raise NotFound(f"No caravan has id {caravan_id}.")
+        raise NotFound(_("No caravan has id %(id)s.", id=caravan_id))
     return caravan
 
 
@@ -399,8 +399,8 @@ def caravan_for_reader(caravan_id: int, principal: Principal) -> Caravan:
 def _commune(code: str) -> Area:
     area = db.session.get(Area, code)
     if area is None or area.level != "commune":
-        raise ValidationFailed(f"No commune has the HCP code {code}.",
-                               errors={"commune": [f"unknown commune {code}"]})
+        raise ValidationFailed(_("No commune has the HCP code %(code)s.", code=code),
+                               errors={"commune": [_("unknown commune %(code)s", code=code)]})
     return area
 
 
@@ -409,8 +409,9 @@ def _check_specialties(codes: list[str]) -> list[str]:
     unknown = [code for code in wanted if code not in specialty_codes()]
     if unknown:
         raise ValidationFailed(
-            f"Unknown specialties: {', '.join(unknown)}; see GET /api/v1/catalog.",
-            errors={"specialties": [f"unknown specialty {code}" for code in unknown]},
+            _("Unknown specialties: %(codes)s; see GET /api/v1/catalog.", codes=", ".join(unknown)),
+            errors={"specialties": [_("unknown specialty %(code)s", code=code)
+                                    for code in unknown]},
         )
     return wanted
 
@@ -423,18 +424,32 @@ def _organizations(ids: list[int], principal: Principal) -> list[Organization]:
     missing = sorted(set(wanted) - {org.id for org in found})
     if missing:
         raise ValidationFailed(
-            f"Unknown organizations: {', '.join(map(str, missing))}.",
-            errors={"organizers": [f"unknown organization {i}" for i in missing]},
+            _("Unknown organizations: %(ids)s.", ids=", ".join(map(str, missing))),
+            errors={"organizers": [_("unknown organization %(id)s", id=i) for i in missing]},
         )
     return found
 
 
 def _no_point_warning(commune: Area) -> list[str]:
     if commune.lat is None or commune.lon is None:
-        return [
-            f"The commune {commune.code} ({commune.name_fr}) has no known point yet, so sites were "
-            "checked against Morocco's borders only, not against the 50 km distance."
-        ]
+        return [_("The commune %(code)s (%(name)s) has no known point yet, so sites were "
+                  "checked against Morocco's borders only, not against the 50 km distance.",
+                  code=commune.code, name=commune.name_fr)]
+    return []
+
+
+def _past_warning(last_day: dt.date) -> list[str]:
+    if last_day < morocco_today():
+        return [_("This caravan ended on %(last)s, in the past: check its days. Phones can only "
+                  "send tallies within %(days)s days of its last day.", last=last_day.isoformat(),
+                  days=current_app.config["LATE_SYNC_DAYS"])]
+    return []
+
+
+def _no_organizer_warning(organizers: list[Organization]) -> list[str]:
+    if not organizers:
+        return [_("This caravan has no organizer: no association's planner sees it in full "
+                  "detail. Add its organizers (organizers: organization ids).")]
     return []
 
 
@@ -442,9 +457,8 @@ def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
     """Create a planned caravan in a commune within the caller's regions; say what to check."""
     commune = _commune(data.commune)
     if not principal.in_region(commune.region_code):
-        raise Forbidden(
-            f"{commune.name_fr} is in region {commune.region_code}, outside your regions."
-        )
+        raise Forbidden(_("%(name)s is in region %(region)s, outside your regions.",
+                          name=commune.name_fr, region=commune.region_code))
     specialties = _check_specialties(data.specialties)
     organizers = _organizations(data.organizers, principal)
     sites = check_sites(data.sites, commune)
@@ -469,7 +483,9 @@ def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
     audit("caravan.create", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal, title=caravan.title,
           commune=commune.code)
-    return caravan_view(caravan, principal, _no_point_warning(commune) if sites else [])
+    warnings = [*(_no_point_warning(commune) if sites else []), *_past_warning(caravan.last_day),
+                *_no_organizer_warning(organizers)]
+    return caravan_view(caravan, principal, warnings)
 
 
 # Other domains' rules about a caravan's days (tallies: no submission may fall outside them);
@@ -510,6 +526,7 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
         for guard in current_app.extensions.get(DAY_GUARDS, []):
             guard(caravan, first, last)
         caravan.first_day, caravan.last_day = first, last
+        warnings += _past_warning(last)
     if data.specialties is not None:
         wanted = _check_specialties(data.specialties)
         db.session.execute(

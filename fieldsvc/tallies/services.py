@@ -211,8 +211,6 @@ def content_hash(content: SubmissionInput) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-# Phones may be a day ahead of the server around midnight; a day further on has not happened yet.
-FUTURE_GRACE_DAYS = 1
 
 FLAG_MESSAGES = {
     "over_150_consultations": _l(
@@ -332,7 +330,8 @@ def _check_content(principal: Principal, caravan: Caravan, content: SubmissionIn
             day=day.isoformat(), first=caravan.first_day.isoformat(),
             last=caravan.last_day.isoformat()))]
     today = today or morocco_today()
-    if "day" not in errors and day > today + dt.timedelta(days=FUTURE_GRACE_DAYS):
+    # Today in Morocco, where caravan days are counted: a later day has not happened yet.
+    if "day" not in errors and day > today:
         errors["day"] = [str(_l("%(day)s has not happened yet; send the tally on the day.",
                                 day=day.isoformat()))]
     site_id = content.site_id

@@ -139,7 +139,9 @@ def test_users_list(runner, db):
 
     result = runner.invoke(args=["users", "list"])
 
-    lines = result.output.splitlines()
+    header, *lines = result.output.splitlines()
+    assert header.split() == ["USERNAME", "ROLE", "REGIONS", "ORGANIZATION"]
+    assert header.index("ROLE") == lines[0].index("coordinator")  # columns line up
     assert lines[0].split() == ["amina", "coordinator", "08", "-"]
     assert lines[1].split()[:3] == ["fatima", "planner", "-"]
     assert "Wahat Al-Khair" in lines[1]
