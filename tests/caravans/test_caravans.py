@@ -67,7 +67,7 @@ def test_big_city_communes_from_the_areas_api_are_accepted(app, client, db):
     assert response.json["commune"] == "07.351.01.0"
     listed = client.get("/api/v1/caravans?commune=07.351.01.0", headers=headers)
     assert listed.status_code == 200
-    assert [c["commune"] for c in listed.json] == ["07.351.01.0"]
+    assert [c["commune"] for c in listed.json["items"]] == ["07.351.01.0"]
     # Every commune code the areas data holds (all 1,503, the six big cities included) passes.
     codes = [row["code"] for row in read_gz_csv("attributes", "communes.csv.gz")]
     refused = []
