@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, has_request_context, request
@@ -87,6 +88,59 @@ def create_user(
     db.session.flush()
     db.session.expire(user, ["region_rows"])
     audit("user.create", object_type="user", object_id=user.id, role=role)
+    return user
+
+
+@dataclass
+class UserChanges:
+    """What an admin changes on a staff account."""
+
+    active: bool
+    region_codes: list[str]
+    organization_id: int | None
+    password: str | None = None
+
+
+def change_user(user: User, changes: UserChanges) -> User:
+    """Deactivate or reactivate an account, set its regions or organization, reset its password."""
+    regions = sorted(set(changes.region_codes))
+    if user.role == "coordinator" and not regions:
+        raise ValidationFailed(_("A coordinator needs at least one region."),
+                               errors={"regions": [_("at least one region code")]})
+    for code in regions:
+        area = db.session.get(Area, code)
+        if area is None or area.level != "region":
+            raise ValidationFailed(
+                _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
+                errors={"regions": [_("unknown region %(code)s", code=code)]})
+    if changes.organization_id is not None and \
+            db.session.get(Organization, changes.organization_id) is None:
+        raise ValidationFailed(_("No organization has this id."),
+                               errors={"organization": [_("unknown organization")]})
+    if changes.password is not None and len(changes.password) < 8:
+        raise ValidationFailed(_("Passwords need at least 8 characters."),
+                               errors={"password": [_("at least 8 characters")]})
+    changed = []
+    if user.active != changes.active:
+        user.active = changes.active
+        changed.append("active")
+        if not changes.active:  # a deactivated account's bearer tokens stop at once
+            db.session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    if regions != user.region_codes:
+        db.session.execute(delete(user_region).where(user_region.c.user_id == user.id))
+        for code in regions:
+            db.session.execute(user_region.insert().values(user_id=user.id, region_code=code))
+        changed.append("regions")
+    if user.organization_id != changes.organization_id:
+        user.organization_id = changes.organization_id
+        changed.append("organization")
+    if changes.password is not None:
+        user.password_hash = generate_password_hash(changes.password)
+        changed.append("password")
+    db.session.flush()
+    db.session.expire(user, ["region_rows", "organization"])
+    audit("user.update", object_type="user", object_id=user.id, changed=changed,
+          active=user.active, regions=regions)
     return user
 
 
@@ -270,6 +324,8 @@ def list_audit_events(
         query = query.where(AuditEvent.region_code.in_(principal.region_codes))
     if "action" in filters:
         query = query.where(AuditEvent.action == filters["action"])
+    if "actor" in filters:
+        query = query.where(AuditEvent.actor_id == filters["actor"])
     if "region" in filters:
         query = query.where(AuditEvent.region_code == filters["region"])
     if "from_" in filters:
