@@ -12,6 +12,7 @@ from wtforms import (
     FormField,
     PasswordField,
     RadioField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -50,7 +51,7 @@ class CaravanForm(FlaskForm):
 class StatusForm(FlaskForm):
     """Start or close a caravan (planned → active → closed)."""
 
-    status = SelectField(choices=[("active", "active"), ("closed", "closed")])
+    status = SelectField(choices=[SelectChoice("active"), SelectChoice("closed")])
 
 
 class ConfirmForm(FlaskForm):
@@ -59,7 +60,8 @@ class ConfirmForm(FlaskForm):
 
 class ReviewForm(FlaskForm):
     status = RadioField(_l("Decision"), choices=[
-        ("approved", _l("Approve")), ("flagged", _l("Flag")), ("rejected", _l("Reject"))],
+        SelectChoice("approved", _l("Approve")), SelectChoice("flagged", _l("Flag")),
+        SelectChoice("rejected", _l("Reject"))],
         validators=[InputRequired()])
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=500)])
 
@@ -78,8 +80,9 @@ class StaffForm(FlaskForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=80)])
     display_name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
     role = SelectField(_l("Role"), choices=[
-        ("coordinator", _l("Regional coordinator")), ("planner", _l("Association planner")),
-        ("admin", _l("Administrator"))])
+        SelectChoice("coordinator", _l("Regional coordinator")),
+        SelectChoice("planner", _l("Association planner")),
+        SelectChoice("admin", _l("Administrator"))])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=8, max=200)])
     regions = CheckboxList(_l("Regions"))
     organization = SelectField(_l("Organization"), coerce=int)
