@@ -309,7 +309,7 @@ def check_sites(
                 errors[key] = [_(
                     "Read as latitude %(lat)s, longitude %(lon)s, which is %(km)s km from "
                     "%(commune)s (at most %(limit)s km).", lat=lat, lon=lon, km=km,
-                    commune=commune.name_fr, limit=f"{MAX_KM_FROM_COMMUNE:g}")]
+                    commune=commune.name_fr, limit=format(MAX_KM_FROM_COMMUNE, "g"))]
                 first_understood = first_understood or {**understood, "km_from_commune": km}
                 continue
         checked.append(CheckedSite(site.name.strip(), lat, lon, km))
