@@ -144,13 +144,13 @@ def index():
     """List the caravans of the caller's regions, upcoming, active and recently closed."""
     principal = current_principal()
     recent = caravans.morocco_today() - RECENTLY_CLOSED
-    groups: dict[str, list[Caravan]] = {"active": [], "planned": [], "closed": []}
+    groups: dict[str, list[Caravan]] = {"active": [], "planned": [], "closed": [], "older": []}
     for caravan in _caravans_in_scope(principal):
-        if caravan.status == "closed" and caravan.last_day < recent:
-            continue
-        groups[caravan.status].append(caravan)
+        older = caravan.status == "closed" and caravan.last_day < recent
+        groups["older" if older else caravan.status].append(caravan)
     groups["planned"].sort(key=lambda c: (c.first_day, c.id))
-    glances = {c.id: _glance(c) for group in groups.values() for c in group}
+    glances = {c.id: _glance(c) for status in ("active", "planned", "closed")
+               for c in groups[status]}
     return render_template("workspace/index.html", groups=groups, glances=glances,
                            regions=_regions_of(principal))
 
