@@ -420,8 +420,10 @@ def poster(caravan_id: int):
                           last=format_date(caravan.last_day, "long"))
                 if caravan.first_day != caravan.last_day else format_date(caravan.first_day,
                                                                           "long"),
-                "organizers": [organization_name(org, lang) for org in caravan.organizers],
-                "organized_by": _("Organized by"),
+                "organized_by": _("Organized by %(names)s", names=" · ".join(
+                    organization_name(org, lang)
+                    for org in sorted(caravan.organizers, key=lambda o: o.name)))
+                if caravan.organizers else "",
                 "specialties": [label(specialties[code], lang) for code in caravan.specialties
                                 if code in specialties],
                 "doctors": _("Volunteer doctors: scan the code with your phone, or open the "

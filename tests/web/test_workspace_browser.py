@@ -161,6 +161,13 @@ def test_a_coordinator_runs_a_caravan_without_curl(pg_app, page, artifacts):
     page.fill("#sites-0-name", "École Ibn Sina")
     page.fill("#sites-0-location", "31°42'00\"N 7°57'00\"W")
     assert page.is_visible("#site-map .leaflet-container, #site-map.leaflet-container")
+    # A click on the map fills the next empty point, near the commune's point.
+    box = page.locator("#site-map").bounding_box()
+    page.click("#site-map", position={"x": box["width"] / 2 + 40, "y": box["height"] / 2 - 20})
+    clicked = page.input_value("#sites-1-location")
+    lat, lon = (float(part) for part in clicked.split(","))
+    assert abs(lat - 31.70) < 0.2 and abs(lon + 7.95) < 0.2
+    page.fill("#sites-1-name", "Douar Lahbichat")
     page.click("button[name=check]")
     assert "31.70000" in page.inner_text("#understood-0")
     assert "-7.95000" in page.inner_text("#understood-0")
@@ -170,7 +177,8 @@ def test_a_coordinator_runs_a_caravan_without_curl(pg_app, page, artifacts):
     created = db.session.scalar(select(Caravan).where(Caravan.commune_code == "07.351.02.07"))
     assert sorted(org.name for org in created.organizers) == [
         "Association Amal Zagora", "Wahat Al-Khair"]
-    assert [(s.name, s.lat, s.lon) for s in created.sites] == [("École Ibn Sina", 31.7, -7.95)]
+    assert [(s.name, s.lat, s.lon) for s in created.sites][0] == ("École Ibn Sina", 31.7, -7.95)
+    assert [s.name for s in created.sites][1:] == ["Douar Lahbichat"]
     assert created.join_code[:4] in page.inner_text("main")
     check(page, artifacts, "caravan")
 
@@ -179,6 +187,8 @@ def test_a_coordinator_runs_a_caravan_without_curl(pg_app, page, artifacts):
     assert page.get_attribute("section[lang=ar]", "dir") == "rtl"
     assert "قافلة طبية" in page.inner_text("section[lang=ar]")
     assert "Caravane médicale" in page.inner_text("section[lang=fr]")
+    assert "Organisée par Association Amal Zagora · Wahat Al-Khair" in page.inner_text(
+        "section[lang=fr]")
     assert page.inner_text(".poster-join-code").replace("-", "") == created.join_code
     assert page.eval_on_selector(".poster-qr", "img => img.complete && img.naturalWidth > 0")
     page.emulate_media(media="print")
