@@ -195,11 +195,19 @@ def test_the_inbox_puts_flagged_tallies_first_and_filters(client, db):
     plain = make_tally(caravan, specialty="GEN", lines=[("consultations", "F", "5-14", None, 3)])
     flagged = make_tally(caravan, specialty="OPH", status="flagged",
                          lines=[("consultations", "F", "50-64", None, 8)])
+    approved = make_tally(caravan, specialty="GEN", status="approved",
+                          lines=[("consultations", "M", "5-14", None, 4)])
+    doubtful = make_tally(caravan, specialty="PED", lines=[
+        ("consultations", "F", "0-4", None, 2), ("referrals", "F", "0-4", None, 5)])
+    db.session.get(SubmissionVersion, doubtful.current_version_id).flags = [
+        {"code": "referrals_above_consultations", "referrals": 5, "consultations": 2}]
     db.session.commit()
     log_in(client, "amina")
-    page = client.get("/workspace/review", headers=HTML).get_data(as_text=True)
-    assert page.index(f"/workspace/submissions/{flagged.id}") < page.index(
-        f"/workspace/submissions/{plain.id}")
+    page = client.get("/workspace/review?lang=en", headers=HTML).get_data(as_text=True)
+    order = [page.index(f"/workspace/submissions/{s.id}\"")
+             for s in (flagged, doubtful, plain, approved)]
+    assert order == sorted(order)  # flagged, then received with flags, then received, then done
+    assert "5 referrals for 2 consultations." in page
     page = client.get("/workspace/review?specialty=GEN", headers=HTML).get_data(as_text=True)
     assert str(plain.id) in page and str(flagged.id) not in page
 

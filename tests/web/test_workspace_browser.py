@@ -19,6 +19,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from fieldsvc.accounts.models import User
 from fieldsvc.accounts.services import get_or_create_organization
 from fieldsvc.caravans.models import Caravan, Enrollment
 from fieldsvc.extensions import db
@@ -289,3 +290,38 @@ def test_pages_are_right_to_left_in_arabic_and_refuse_other_regions(pg_app, page
     assert "Hors de votre périmètre" in page.inner_text("h1")
     assert "M'Hamid" not in page.inner_text("main")
     assert all("403" in problem for problem in page.problems)  # the refused page itself
+
+
+def test_an_admin_manages_staff_and_reads_the_audit_log(pg_app, page, artifacts):
+    make_areas()
+    make_user("admin", username="root")
+    db.session.commit()
+    page.goto("/login?lang=en")
+    page.fill("#username", "root")
+    page.fill("#password", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url("**/workspace/")
+    page.click("header >> text=Staff")
+    page.fill("#username", "salma")
+    page.fill("#display_name", "Salma Benali")
+    page.select_option("#role", "coordinator")
+    page.fill("#password", "a long enough password")
+    page.check("input[name=regions][value='08']")
+    check(page, artifacts, "staff")
+    page.click("text=Create the account")
+    page.wait_for_selector(".notice")
+    assert "Salma Benali" in page.inner_text("#staff")
+    page.click("#staff >> text=salma")
+    page.uncheck("#active")
+    check(page, artifacts, "staff-member")
+    page.click("button[type=submit] >> text=Save")
+    page.wait_for_selector(".notice")
+    salma = db.session.scalar(select(User).where(User.username == "salma"))
+    db.session.refresh(salma)
+    assert not salma.active
+    page.click("header >> text=Audit log")
+    page.fill("#a-action", "user.update")
+    page.click("form.filters button")
+    assert "user.update" in page.inner_text("#audit")
+    assert "root" in page.inner_text("#audit")
+    check(page, artifacts, "audit")
