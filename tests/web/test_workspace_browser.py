@@ -193,6 +193,9 @@ def test_a_coordinator_runs_a_caravan_without_curl(pg_app, page, artifacts):
     assert page.inner_text(".poster-join-code").replace("-", "") == created.join_code
     assert page.eval_on_selector(".poster-qr", "img => img.complete && img.naturalWidth > 0")
     page.emulate_media(media="print")
+    pdf = page.pdf(format="A4", print_background=True)
+    (artifacts / "poster.pdf").write_bytes(pdf)
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1  # one A4 sheet for the wall
     check(page, artifacts, "poster")
     page.emulate_media(media="screen")
 
