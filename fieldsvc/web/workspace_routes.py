@@ -26,7 +26,15 @@ from fieldsvc.caravans.models import Caravan
 from fieldsvc.caravans.schemas import CaravanCreateSchema, CaravanPatchSchema
 from fieldsvc.catalog.codes import AGE_BANDS
 from fieldsvc.catalog.services import list_measures, list_specialties
-from fieldsvc.errors import DomainError, Forbidden, NotFound, Unauthorized, flatten_messages
+from fieldsvc.errors import (
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    flatten_messages,
+)
+from fieldsvc.errors import _unstorable_text as unstorable_text
 from fieldsvc.extensions import db
 from fieldsvc.security import allow, current_principal
 from fieldsvc.tallies import services as tallies
@@ -57,6 +65,17 @@ def _refused(error: DomainError) -> Any:
     if isinstance(error, Unauthorized):
         return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
     return render_template("workspace/refused.html", error=error), error.status
+
+
+@workspace_blp.before_request
+def _refuse_unstorable_form_text() -> Any:
+    """NUL characters and unpaired surrogates cannot be stored: refuse them before any form."""
+    for key, value in request.form.items(multi=True):
+        if unstorable_text(value, key):
+            error = ValidationFailed(_("Remove NUL characters and unpaired surrogates from the "
+                                       "form, then send it again."))
+            return render_template("workspace/refused.html", error=error), 422
+    return None
 
 
 # --- helpers -------------------------------------------------------------------------------------

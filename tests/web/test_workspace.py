@@ -256,3 +256,22 @@ def test_coordinators_see_only_their_regions_audit(client, db):
     log_in(client, "amina")
     page = client.get("/workspace/audit?action=caravan.update", headers=HTML).get_data(as_text=True)
     assert "caravan 1" in page and "caravan 2" not in page
+
+
+def test_text_a_database_cannot_store_is_refused_not_a_server_error(client, db):
+    make_areas()
+    make_user("admin", username="root")
+    db.session.commit()
+    log_in(client, "root")
+    for path, form in (
+        ("/workspace/caravans/new", {"title": "Bad\x00title", "commune": "Zagora (08.587.01.13)",
+                                     "first_day": "2026-12-05", "last_day": "2026-12-05",
+                                     "specialties": "GEN", "save": "1"}),
+        ("/workspace/staff", {"username": "a\x00b", "role": "planner",
+                              "password": "a long password", "organization": "0"}),
+    ):
+        response = post(client, path, form)
+        assert response.status_code == 422, path
+        assert "Remove NUL characters" in response.get_data(as_text=True)
+    assert db.session.scalar(select(Caravan)) is None
+    assert db.session.scalar(select(User).where(User.username != "root")) is None
