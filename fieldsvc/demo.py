@@ -241,10 +241,14 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
             continue
         first = today - dt.timedelta(days=round(plan.months_ago * 30.4))
         last = first + dt.timedelta(days=plan.days - 1)
+        # The latest caravan is still open: its coordinator closes it from its completeness page.
+        still_open = (today - last).days <= 45
         caravan = Caravan(
             title=plan.title, commune_code=area.code, region_code=area.region_code,
-            first_day=first, last_day=last, status="closed", join_code=_join_code(crng),
-            closed_at=dt.datetime.combine(last + dt.timedelta(days=2), dt.time(18), dt.UTC),
+            first_day=first, last_day=last, status="active" if still_open else "closed",
+            join_code=_join_code(crng),
+            closed_at=None if still_open else dt.datetime.combine(
+                last + dt.timedelta(days=2), dt.time(18), dt.UTC),
             created_at=dt.datetime.combine(first - dt.timedelta(days=30), dt.time(9), dt.UTC),
         )
         caravan.organizers = [organizations[i] for i in plan.organizers]

@@ -529,6 +529,8 @@ def list_audit_events(
         query = query.where(AuditEvent.region_code.in_(principal.region_codes))
     if "action" in filters:
         query = query.where(AuditEvent.action == filters["action"])
+    if "actor" in filters:
+        query = query.where(AuditEvent.actor_id == filters["actor"])
     if "region" in filters:
         query = query.where(AuditEvent.region_code == filters["region"])
     if "from_" in filters:

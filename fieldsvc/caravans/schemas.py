@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
@@ -105,9 +106,10 @@ def check_days(first: dt.date | None, last: dt.date | None) -> None:
     if first is None or last is None:
         return
     if last < first:
-        raise ValidationError("The last day cannot come before the first day.", "last_day")
+        raise ValidationError(_("The last day cannot come before the first day."), "last_day")
     if (last - first).days + 1 > MAX_CARAVAN_DAYS:
-        raise ValidationError(f"A caravan lasts at most {MAX_CARAVAN_DAYS} days.", "last_day")
+        raise ValidationError(_("A caravan lasts at most %(days)s days.", days=MAX_CARAVAN_DAYS),
+                              "last_day")
 
 
 class CaravanPatchSchema(Schema):

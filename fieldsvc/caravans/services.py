@@ -88,6 +88,7 @@ class CaravanChanges:
     specialties: list[str] | None = None
     sites: list[SiteInput] | None = None
     status: str | None = None
+    organizers: list[int] | None = None
 
 
 @dataclass
@@ -289,29 +290,29 @@ def check_sites(
         key = f"{field}[{index}].location"
         point = parse_point(site.location)
         if point is None:
-            errors[key] = [
-                f"Could not read {site.location!r} as a point; write \"30.33, -5.84\" "
-                "(latitude, longitude) or 30°19'48\"N 5°50'24\"W."
-            ]
+            errors[key] = [_(
+                "Could not read %(text)s as a point; write \"30.33, -5.84\" (latitude, "
+                "longitude) or 30°19'48\"N 5°50'24\"W.", text=repr(site.location))]
             continue
         lat, lon = point
         understood = {"site": index, "text": site.location, "lat": lat, "lon": lon}
         if not in_morocco(lat, lon):
-            errors[key] = [
-                f"Read as latitude {lat}, longitude {lon}, which is outside Morocco "
-                f"(latitude {MOROCCO_LAT[0]} to {MOROCCO_LAT[1]}, longitude {MOROCCO_LON[0]} "
-                f"to {MOROCCO_LON[1]}). Check the order (latitude first) and the N/S, E/W letters."
-            ]
+            errors[key] = [_(
+                "Read as latitude %(lat)s, longitude %(lon)s, which is outside Morocco "
+                "(latitude %(south)s to %(north)s, longitude %(west)s to %(east)s). Check the "
+                "order (latitude first) and the N/S, E/W letters.", lat=lat, lon=lon,
+                south=MOROCCO_LAT[0], north=MOROCCO_LAT[1], west=MOROCCO_LON[0],
+                east=MOROCCO_LON[1])]
             first_understood = first_understood or understood
             continue
         km = None
         if commune.lat is not None and commune.lon is not None:
             km = round(geodesic((lat, lon), (commune.lat, commune.lon)).km, 1)
             if km > MAX_KM_FROM_COMMUNE:
-                errors[key] = [
-                    f"Read as latitude {lat}, longitude {lon}, which is {km} km from "
-                    f"{commune.name_fr} (at most {MAX_KM_FROM_COMMUNE:g} km)."
-                ]
+                errors[key] = [_(
+                    "Read as latitude %(lat)s, longitude %(lon)s, which is %(km)s km from "
+                    "%(commune)s (at most %(limit)s km).", lat=lat, lon=lon, km=km,
+                    commune=commune.name_fr, limit=format(MAX_KM_FROM_COMMUNE, "g"))]
                 first_understood = first_understood or {**understood, "km_from_commune": km}
                 continue
         checked.append(CheckedSite(site.name.strip(), lat, lon, km))
@@ -533,6 +534,8 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
             delete(CaravanSpecialty).where(CaravanSpecialty.caravan_id == caravan.id))
         for code in wanted:
             db.session.add(CaravanSpecialty(caravan_id=caravan.id, specialty_code=code))
+    if data.organizers is not None:
+        caravan.organizers = _organizations(data.organizers, principal)
     if data.sites:
         _add_sites(caravan, check_sites(data.sites, caravan.commune))
         warnings += _no_point_warning(caravan.commune)

@@ -20,7 +20,20 @@ from typing import Any, NamedTuple, TypedDict
 
 from flask import request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Subquery, bindparam, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Subquery,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import lazyload
@@ -78,6 +91,8 @@ class SubmissionFilter:
     caravan_id: int | None = None
     day: dt.date | None = None
     status: str | None = None
+    specialty: str | None = None
+    flagged_first: bool = False  # the review inbox: flagged, then plausibility-flagged, first
     limit: int = 100
     offset: int = 0
 
@@ -110,10 +125,15 @@ class CompletenessCell:
     specialty: str
     planned: bool
     submissions: int
+    approved: int = 0  # of those submissions, how many a coordinator approved
 
     @property
     def status(self) -> str:
         return "received" if self.submissions else "missing"
+
+    @property
+    def all_approved(self) -> bool:
+        return bool(self.submissions) and self.approved == self.submissions
 
 
 @dataclass
@@ -875,8 +895,18 @@ def list_submissions(principal: Principal, wanted: SubmissionFilter) -> Page[Sto
         query = query.where(SubmissionVersion.day == day)
     if status is not None:
         query = query.where(Submission.review_status == status)
-    found = paginate(query.order_by(Submission.created_at.desc(), Submission.id),
-                     wanted.limit, wanted.offset)
+    if wanted.specialty is not None:
+        query = query.where(SubmissionVersion.specialty_code == wanted.specialty)
+    order: list[Any] = [Submission.created_at.desc(), Submission.id]
+    if wanted.flagged_first:
+        flags_text = cast(SubmissionVersion.flags, Text)
+        order.insert(0, case(
+            (Submission.review_status == "flagged", 0),
+            (and_(Submission.review_status == "received", flags_text.is_not(None),
+                  flags_text.not_in(["[]", "null"])), 1),
+            (Submission.review_status == "received", 2),
+            else_=3))
+    found = paginate(query.order_by(*order), wanted.limit, wanted.offset)
     page: list[Submission] = found.items
     ids = [submission.id for submission in page]
     counts = dict(db.session.execute(
@@ -929,14 +959,16 @@ def completeness(caravan_id: int, principal: Principal) -> Completeness:
     if not allowed:
         raise Forbidden(str(_l(
             "Only the caravan's coordinators, organizers and volunteers see its completeness.")))
-    received = {
-        (day, specialty): count
-        for day, specialty, count in db.session.execute(
-            select(SubmissionVersion.day, SubmissionVersion.specialty_code, func.count())
+    approved = Submission.review_status == "approved"
+    received, approvals = {}, {}
+    for day, specialty, count, approved_count in db.session.execute(
+            select(SubmissionVersion.day, SubmissionVersion.specialty_code, func.count(),
+                   func.count().filter(approved))
             .join(Submission, Submission.current_version_id == SubmissionVersion.id)
             .where(Submission.caravan_id == caravan.id, Submission.review_status != "rejected")
-            .group_by(SubmissionVersion.day, SubmissionVersion.specialty_code))
-    }
+            .group_by(SubmissionVersion.day, SubmissionVersion.specialty_code)):
+        received[(day, specialty)] = count
+        approvals[(day, specialty)] = approved_count
     days = [caravan.first_day + dt.timedelta(days=n)
             for n in range((caravan.last_day - caravan.first_day).days + 1)]
     planned = caravan.specialties
@@ -947,5 +979,15 @@ def completeness(caravan_id: int, principal: Principal) -> Completeness:
             count = received.get((day, specialty), 0)
             if specialty in extra and not count:
                 continue
-            cells.append(CompletenessCell(day, specialty, specialty in planned, count))
+            cells.append(CompletenessCell(day, specialty, specialty in planned, count,
+                                          approvals.get((day, specialty), 0)))
     return Completeness(caravan.id, days, planned, cells)
+
+
+def last_tally_times(caravan_id: int) -> dict[int, dt.datetime]:
+    """When each volunteer enrollment of a caravan last sent (or amended) a tally."""
+    return dict(db.session.execute(
+        select(Submission.enrollment_id, func.max(SubmissionVersion.created_at))
+        .join(SubmissionVersion, SubmissionVersion.submission_id == Submission.id)
+        .where(Submission.caravan_id == caravan_id, Submission.enrollment_id.is_not(None))
+        .group_by(Submission.enrollment_id)).all())

@@ -37,10 +37,12 @@ from fieldsvc.security import ALL_ROLES, STAFF_ROLES, Principal, allow, current_
 from fieldsvc.web.forms import LoginForm, LogoutForm
 from fieldsvc.web.phone_routes import phone_blp
 from fieldsvc.web.services import languages, migration_state
+from fieldsvc.web.workspace_routes import workspace_blp
 
 web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                     static_url_path="/static/web")
 web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (phone_routes.py)
+web_blp.register_blueprint(workspace_blp)  # the coordinator's workspace (workspace_routes.py)
 
 
 @web_blp.route("/healthz")
@@ -242,6 +244,8 @@ def login():
             session["user_id"] = user.id
             session["sid"] = accounts.start_web_session(user)
             db.session.commit()
+            if not request.args.get("next") and user.role in ("admin", "coordinator"):
+                return redirect(url_for("web.workspace.index"))  # their regions' caravans
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         error = _("Enter your username and password.")

@@ -191,7 +191,7 @@ def test_point_outside_morocco_refused_with_what_was_understood(app, client, db)
                                ("30.33, 5.84", 30.33, 5.84),    # forgot the minus: Algeria
                                ("50 24 N 5 50 W", 50.4, -5.833333)]:
         body = {**BODY, "sites": [{"name": "École", "location": location}]}
-        response = client.post("/api/v1/caravans", json=body, headers=headers)
+        response = client.post("/api/v1/caravans", json=body, headers={**headers, "Accept-Language": "en"})
         assert response.status_code == 422, location
         problem = response.json
         assert problem["understood"]["lat"] == lat and problem["understood"]["lon"] == lon
@@ -204,7 +204,7 @@ def test_point_far_from_commune_refused(app, client, db):
     # Tinghir is in Morocco, but ~130 km from Zagora.
     body = {**BODY, "sites": [{"name": "Ok", "location": "30.33, -5.84"},
                               {"name": "Far", "location": "31.51, -5.53"}]}
-    response = client.post("/api/v1/caravans", json=body, headers=headers)
+    response = client.post("/api/v1/caravans", json=body, headers={**headers, "Accept-Language": "en"})
     assert response.status_code == 422
     assert response.json["understood"]["lat"] == 31.51
     assert response.json["understood"]["km_from_commune"] > 50

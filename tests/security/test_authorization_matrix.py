@@ -255,3 +255,126 @@ def test_authorization_matrix(app, client, db):
                 if status != expected:
                     wrong.append(f"{case.method} {url} as {role}: {status}, expected {expected}")
     assert not wrong, "\n".join(wrong)
+
+
+# --- Pages of the coordinator's workspace (/workspace/...) -----------------------------------
+# The same table for pages: allowed callers get through, others get 403 (a page saying so);
+# anonymous visitors are sent to the login page. Forms post with a CSRF token.
+
+RUNNERS = COORDINATORS  # admins and coordinators open the workspace; their own regions' caravans
+
+
+@dataclass
+class PageCase:
+    method: str
+    rule: str
+    allowed: frozenset[str]
+    form: Callable[[World, str], dict[str, Any]] | None = None
+    url: Callable[[World], str] | None = None
+
+
+def _sheet_form(world: World, role: str) -> dict[str, Any]:
+    return {"day": (dt.date.today() - dt.timedelta(days=1)).isoformat(), "specialty": "OPH",
+            "site": "", "volunteer": "", "note": "", "n-consultations-F-50-64": "3"}
+
+
+PAGE_CASES: list[PageCase] = [
+    PageCase("GET", "/workspace/", RUNNERS),
+    PageCase("GET", "/workspace/caravans/new", RUNNERS),
+    PageCase("POST", "/workspace/caravans/new", RUNNERS, form=lambda w, r: {
+        "title": f"Caravane {r}", "commune": "Zagora (08.587.01.13)", "first_day": "2026-12-05",
+        "last_day": "2026-12-06", "specialties": "GEN", "save": "1"}),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>", IN_SCOPE),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/edit", IN_SCOPE),
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/edit", IN_SCOPE, form=lambda w, r: {
+        "title": f"Caravane de Zagora ({r})", "first_day": (dt.date.today() - dt.timedelta(days=1))
+        .isoformat(), "last_day": dt.date.today().isoformat(), "specialties": ["GEN", "OPH", "PED"]}),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/poster", IN_SCOPE),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/completeness", IN_SCOPE),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/volunteers", IN_SCOPE),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/sheet", IN_SCOPE),
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/sheet", IN_SCOPE, form=_sheet_form),
+    PageCase("GET", "/workspace/review", RUNNERS),
+    PageCase("GET", "/workspace/submissions/<string:submission_id>", IN_SCOPE),
+    PageCase("POST", "/workspace/submissions/<string:submission_id>", IN_SCOPE,
+             form=lambda w, r: {"status": "flagged", "reason": f"Vérifier ({r})"}),
+    PageCase("POST", "/workspace/submissions/<string:submission_id>/approve", IN_SCOPE,
+             form=lambda w, r: {}),
+    PageCase("GET", "/workspace/devices/<int:enrollment_id>/revoke", IN_SCOPE),
+    PageCase("POST", "/workspace/devices/<int:enrollment_id>/revoke", IN_SCOPE,
+             form=lambda w, r: {}),
+    PageCase("GET", "/workspace/audit", RUNNERS),
+    PageCase("GET", "/workspace/staff", ADMIN),
+    PageCase("POST", "/workspace/staff", ADMIN, form=lambda w, r: {
+        "username": f"new-{r}", "role": "planner", "password": "a long password",
+        "organization": "0"}),
+    PageCase("GET", "/workspace/staff/<int:user_id>", ADMIN),
+    PageCase("POST", "/workspace/staff/<int:user_id>", ADMIN, form=lambda w, r: {
+        "active": "y", "organization": "0", "regions": ["08"]}),
+    # Last: closing caravan A would change what the rows above see.
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/status", IN_SCOPE,
+             form=lambda w, r: {"status": "closed"}),
+]
+
+
+def _page_routes(app) -> set[tuple[str, str]]:
+    return {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules() if rule.rule.startswith("/workspace/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_every_workspace_page_is_in_the_matrix(app):
+    covered = {(case.method, case.rule) for case in PAGE_CASES}
+    missing = sorted(_page_routes(app) - covered)
+    assert not missing, f"add these pages to PAGE_CASES in {__file__}: {missing}"
+    assert not sorted(covered - _page_routes(app))
+
+
+def test_workspace_pages_matrix(app, client, db):
+    import re as _re
+
+    from fieldsvc.tallies.models import SubmissionVersion
+
+    world = _world(db)
+    sent = client.post("/api/v1/submissions", json=world.tally(),
+                       headers=world.headers["volunteer"])
+    assert sent.status_code == 201, sent.json
+    world.params["submission_id"] = sent.json["id"]
+    coordinator = make_user("coordinator", regions=["08"], username="target-coordinator")
+    db.session.commit()
+    world.params["user_id"] = str(coordinator.id)
+    login_page = client.get("/login").get_data(as_text=True)
+    token = _re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
+
+    wrong: list[str] = []
+    for case in PAGE_CASES:
+        for role in ROLES:
+            url = _url(case, world)  # type: ignore[arg-type]
+            headers = {**world.headers[role], "Accept": "text/html"}
+            kwargs: dict[str, Any] = {"headers": headers}
+            if case.form is not None:
+                kwargs["data"] = {**case.form(world, role), "csrf_token": token}
+            with client.open(url, method=case.method, **kwargs) as response:
+                status, location = response.status_code, response.headers.get("Location", "")
+            if status >= 500:
+                wrong.append(f"{case.method} {url} as {role}: {status} (a server error)")
+            elif role == "anonymous" and role not in case.allowed:
+                if not (status == 302 and location.startswith("/login")):
+                    wrong.append(f"{case.method} {url} as anonymous: {status} {location}, "
+                                 "expected a redirect to the login page")
+            elif role in case.allowed and status in (400, 401, 403):
+                wrong.append(f"{case.method} {url} as {role}: {status}, expected to get through")
+            elif role not in case.allowed and status != 403:
+                wrong.append(f"{case.method} {url} as {role}: {status}, expected 403")
+    assert not wrong, "\n".join(wrong)
+    # The paper sheets posted by the coordinators in scope were stored as theirs.
+    paper = db.session.scalars(select_versions(SubmissionVersion)).all()
+    assert len(paper) == 2
+
+
+def select_versions(version):
+    from sqlalchemy import select
+
+    return select(version).where(version.entered_by_id.is_not(None))

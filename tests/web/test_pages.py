@@ -75,7 +75,7 @@ def test_login_shows_who_you_are_and_is_audited(client, db):
     response = log_in(client, "amina")
 
     assert response.status_code == 302
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/workspace/"  # their regions' caravans
     home = client.get("/", headers=HTML).get_data(as_text=True)
     assert "amina" in home
     assert "Drâa-Tafilalet (08)" in home and "Marrakech-Safi (07)" in home
