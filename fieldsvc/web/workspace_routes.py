@@ -27,6 +27,7 @@ from fieldsvc.caravans.schemas import CaravanCreateSchema, CaravanPatchSchema
 from fieldsvc.catalog.codes import AGE_BANDS
 from fieldsvc.catalog.services import list_measures, list_specialties
 from fieldsvc.errors import (
+    Conflict,
     DomainError,
     Forbidden,
     NotFound,
@@ -692,10 +693,14 @@ def submission(submission_id: str):
         if form.validate():
             try:
                 decision = ReviewSchema().load({"status": form.status.data,
-                                                "reason": form.reason.data or None})
+                                                "reason": form.reason.data or None,
+                                                "version": _form_version()})
                 tallies.review(submission_id, decision, principal)
             except ValidationError as error:
                 errors = flatten_messages(error.normalized_messages())
+            except Conflict as error:  # amended since the page was opened
+                db.session.rollback()
+                errors = {"_form": [error.detail]}
             else:
                 db.session.commit()
                 flash({"approved": _("Tally approved."), "flagged": _("Tally flagged."),
@@ -721,10 +726,24 @@ def approve(submission_id: str):
     """Approve a tally from the inbox in one click."""
     if not ConfirmForm().validate():
         abort(400)
-    tallies.review(submission_id, ReviewSchema().load({"status": "approved"}), current_principal())
-    db.session.commit()
-    flash(_("Tally approved."))
+    try:
+        decision = ReviewSchema().load({"status": "approved", "version": _form_version()})
+        tallies.review(submission_id, decision, current_principal())
+    except ValidationError:
+        abort(400)
+    except Conflict as error:  # amended since the inbox was opened
+        db.session.rollback()
+        flash(error.detail)
+    else:
+        db.session.commit()
+        flash(_("Tally approved."))
     return redirect(request.referrer if _same_site(request.referrer) else url_for(".review_inbox"))
+
+
+def _form_version() -> int | str | None:
+    """The version number a review form was shown with (the API wants a JSON integer)."""
+    text = request.form.get("version", "")
+    return int(text) if text.isdigit() and len(text) < 10 else text or None
 
 
 def _same_site(target: str | None) -> bool:

@@ -180,11 +180,15 @@ def test_review_needs_a_reason_to_reject_and_shows_versions_side_by_side(client,
     assert "Version 1" in page and "Version 2" in page
     changed = re.findall(r'<td class="changed">(\d+)', page)
     assert changed == ["9"]  # only the consultations changed, from 7 to 9
-    response = post(client, path, {"status": "rejected", "reason": ""})
+    response = post(client, path, {"status": "rejected", "reason": "", "version": "2"})
     assert response.status_code == 422
     assert "Say why" in field_errors(response.get_data(as_text=True))["reason"]
     assert db.session.get(Submission, tally["id"]).review_status == "received"
-    assert post(client, path, {"status": "rejected", "reason": "Doublon"}).status_code == 302
+    stale = post(client, path, {"status": "approved", "version": "1"})
+    assert stale.status_code == 422  # the page showed version 1; the tally is at version 2
+    assert db.session.get(Submission, tally["id"]).review_status == "received"
+    assert post(client, path, {"status": "rejected", "reason": "Doublon",
+                               "version": "2"}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Submission, tally["id"]).review_reason == "Doublon"
 
