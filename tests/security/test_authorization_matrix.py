@@ -161,6 +161,14 @@ CASES: list[Case] = [
     Case("GET", "/api/v1/needs", STAFF, url=lambda w: "/api/v1/needs?specialty=OPH"),
     Case("POST", "/api/v1/plans", STAFF, body=lambda w, r: {
         "base": "08.587.01.13", "radius_km": 80, "days": 2, "team": {"OPH": 1, "GEN": 2}}),
+    # exports: the summary's audience; the detail of lines only for coordinators (their regions)
+    *(Case("GET", f"/api/v1/exports/summary.{extension}", STAFF,
+           url=lambda w, e=extension: f"/api/v1/exports/summary.{e}?by=region,specialty")
+      for extension in ("csv", "xlsx", "json", "geojson")),
+    Case("GET", "/api/v1/exports/detail.csv", COORDINATORS,
+         why="a coordinator outside region 08 gets their own regions' lines (none here)"),
+    Case("GET", "/api/v1/exports/detail.csv", IN_SCOPE, url=lambda w: "/api/v1/exports/detail.csv?region=08",
+         why="asking for another region's lines is refused"),
 ]
 
 

@@ -1,0 +1,35 @@
+"""Shapes of the exports' query parameters (the summary's own, plus a few of their own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import fields, post_load, validate
+
+from fieldsvc.db import ID_RANGE
+from fieldsvc.exports.services import DetailQuery
+from fieldsvc.fields import CommaList, each_one_of
+from fieldsvc.insights.schemas import CODE, SummaryArgs, _PeriodArgs
+from fieldsvc.tallies.models import REVIEW_STATUSES
+
+__all__ = ["DetailArgs", "SummaryArgs"]
+
+
+class DetailArgs(_PeriodArgs):
+    """Which tally lines a coordinator exports: their regions (or some), caravans, a period."""
+
+    region = CommaList(CODE, metadata={"description": "Region codes (default: all of yours)"})
+    caravan = CommaList(fields.Integer(validate=ID_RANGE),
+                        metadata={"description": "Caravan ids, comma-separated"})
+    status = CommaList(fields.String(), validate=each_one_of(REVIEW_STATUSES),
+                       metadata={"description": "Review statuses (default: all, rejected included)"})
+
+    @post_load
+    def _query(self, data: dict[str, Any], **_: Any) -> DetailQuery:
+        return DetailQuery(regions=data.get("region", []), caravans=data.get("caravan", []),
+                           statuses=data.get("status", []), start=data.get("from_"),
+                           end=data.get("to"))
+
+
+LANG = fields.String(validate=validate.OneOf(("fr", "ar", "en")),
+                     metadata={"description": "Language of the report (default fr)"})
