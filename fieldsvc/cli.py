@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -195,7 +197,7 @@ def setup_command(demo: bool | None) -> None:
     from sqlalchemy import func, select
 
     from fieldsvc.accounts.models import User
-    from fieldsvc.areas.models import Area
+    from fieldsvc.areas.models import Area, Facility
     from fieldsvc.catalog.services import ensure_catalog
     from fieldsvc.demo import DEMO_LOGINS, load_demo
     from fieldsvc.extensions import db
@@ -210,6 +212,16 @@ def setup_command(demo: bool | None) -> None:
 
         click.echo("Loading Morocco's regions, provinces and communes (HCP, RGPH 2024)…")
         load_areas(echo=click.echo)
+        db.session.commit()
+    if not db.session.scalar(select(func.count()).select_from(Facility)):
+        from fieldsvc.areas.facilities import import_shipped_lists, recompute_distances
+
+        click.echo("Importing the Ministry of Health's facility lists (2024)…")
+        for report in import_shipped_lists():
+            click.echo(f"  {Path(report.path).name}: {report.matched} of {report.rows} facilities "
+                       "placed in their commune")
+        click.echo(f"Nearest able facility computed for {recompute_distances()} commune × "
+                   "specialty pairs.")
         db.session.commit()
     if not db.session.scalar(select(func.count()).select_from(User)):
         if not demo:
