@@ -15,12 +15,30 @@ facilities_cli = AppGroup("facilities", help="Ministry of Health facility lists.
 users_cli = AppGroup("users", help="Staff accounts.")
 demo_cli = AppGroup("demo", help="A realistic, reproducible demo season.")
 release_cli = AppGroup("release", help="The protected release served without full detail.")
+dhis2_cli = AppGroup("dhis2", help="DHIS2 and ADX exports.")
 
 
 def register_cli(app: Flask) -> None:
-    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli):
+    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli, dhis2_cli):
         app.cli.add_command(group)
     app.cli.add_command(setup_command)
+
+
+@dhis2_cli.command("mapping-template")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file (default: print it).")
+def dhis2_mapping_template(output: str | None) -> None:
+    """Write a DHIS2 mapping to fill in: every measure, specialty × sex × age band and commune."""
+    import json
+
+    from fieldsvc.exports.dhis2 import mapping_template
+
+    text = json.dumps(mapping_template(), ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {output}: fill in your DHIS2 identifiers, then set DHIS2_MAPPING_FILE={output}.")
 
 
 @areas_cli.command("load")

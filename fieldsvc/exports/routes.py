@@ -14,8 +14,8 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from fieldsvc.errors import ValidationFailed
-from fieldsvc.exports import formats, services
-from fieldsvc.exports.schemas import DetailArgs, SummaryArgs
+from fieldsvc.exports import dhis2, formats, services
+from fieldsvc.exports.schemas import DetailArgs, Dhis2Args, Dhis2Request, SummaryArgs
 from fieldsvc.exports.services import DetailQuery, SummaryExport
 from fieldsvc.extensions import db
 from fieldsvc.insights.queries import AREA_DIMENSIONS, SummaryQuery
@@ -151,3 +151,54 @@ def detail_csv(query: DetailQuery):
     export = services.detail_export(query, current_principal())
     return _streamed(services.csv_chunks(export.columns, export.rows, mappings=False),
                      "text/csv", export.filename)
+
+
+EXAMPLE_DATA_VALUE_SET = {"dataSet": "FIELDSVC_CARAVANS", "dataValues": [
+    {"dataElement": "FS_CONSULTATIONS", "period": "202611", "orgUnit": "08.587.01.13",
+     "categoryOptionCombo": "OPH_F_50-64", "value": "12"}]}
+
+
+@blp.route("/exports/dhis2/dataValueSets.json", methods=["GET"])
+@allow(*STAFF)
+@blp.arguments(Dhis2Args, location="query")
+@blp.response(200, content_type="application/json", example=EXAMPLE_DATA_VALUE_SET,
+              description="A DHIS2 dataValueSet (import with the ids your mapping uses)")
+def dhis2_json(wanted: Dhis2Request):
+    """Export counts as a DHIS2 dataValueSet, with DHIS2 period ids."""
+    export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "json")
+    body = json.dumps(dhis2.data_value_set(export), ensure_ascii=False)
+    db.session.commit()
+    return _attachment(body, "application/json",
+                       services.export_filename("dhis2", wanted.query, "json"))
+
+
+@blp.route("/exports/dhis2/dataValueSets.csv", methods=["GET"])
+@allow(*STAFF)
+@blp.arguments(Dhis2Args, location="query")
+@blp.response(200, content_type="text/csv", description="DHIS2's CSV data value format",
+              example="dataelement,period,orgunit,categoryoptioncombo,attributeoptioncombo,"
+                      "value,storedby,lastupdated,comment,followup\r\n"
+                      "FS_CONSULTATIONS,202611,08.587.01.13,OPH_F_50-64,,12,,,,\r\n")
+def dhis2_csv(wanted: Dhis2Request):
+    """Export counts in DHIS2's CSV data value format."""
+    export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "csv")
+    body = dhis2.data_value_csv(export)
+    db.session.commit()
+    return _attachment(body, "text/csv", services.export_filename("dhis2", wanted.query, "csv"))
+
+
+@blp.route("/exports/adx.xml", methods=["GET"])
+@allow(*STAFF)
+@blp.arguments(Dhis2Args, location="query")
+@blp.response(200, content_type="application/adx+xml", description="An IHE ADX message",
+              example='<adx xmlns="urn:ihe:qrph:adx:2015" exported="2026-11-29T10:00:00Z">'
+                      '<group orgUnit="08.587.01.13" period="2026-11-01/P1M" '
+                      'dataSet="FIELDSVC_CARAVANS"><dataValue dataElement="FS_CONSULTATIONS" '
+                      'SPECIALTY="OPH" SEX="F" AGE="50-64" value="12"/></group></adx>')
+def adx_xml(wanted: Dhis2Request):
+    """Export counts as an ADX message (periods as start/duration)."""
+    export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "adx")
+    body = dhis2.adx_document(export)
+    db.session.commit()
+    return _attachment(body, "application/adx+xml",
+                       services.export_filename("adx", wanted.query, "xml"))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import fields, post_load, validate
 
 from fieldsvc.db import ID_RANGE
+from fieldsvc.exports.dhis2 import PERIOD_UNITS
 from fieldsvc.exports.services import DetailQuery
 from fieldsvc.fields import CommaList, each_one_of
+from fieldsvc.insights.queries import SummaryQuery
 from fieldsvc.insights.schemas import CODE, SummaryArgs, _PeriodArgs
 from fieldsvc.tallies.models import REVIEW_STATUSES
 
-__all__ = ["DetailArgs", "SummaryArgs"]
+__all__ = ["DetailArgs", "Dhis2Args", "SummaryArgs"]
 
 
 class DetailArgs(_PeriodArgs):
@@ -29,6 +32,25 @@ class DetailArgs(_PeriodArgs):
         return DetailQuery(regions=data.get("region", []), caravans=data.get("caravan", []),
                            statuses=data.get("status", []), start=data.get("from_"),
                            end=data.get("to"))
+
+
+@dataclass
+class Dhis2Request:
+    query: SummaryQuery
+    unit: str
+
+
+class Dhis2Args(SummaryArgs):
+    """The summary's filters and the period DHIS2 reports by (by is set by the export)."""
+
+    period = fields.String(load_default="month", validate=validate.OneOf(PERIOD_UNITS),
+                           metadata={"description": "day, week, month (default), quarter or year"})
+
+    @post_load
+    def _query(self, data: dict[str, Any], **kwargs: Any) -> Dhis2Request:  # type: ignore[override]
+        unit = data.pop("period")
+        data.pop("by", None)
+        return Dhis2Request(query=super()._query(data, **kwargs), unit=unit)
 
 
 LANG = fields.String(validate=validate.OneOf(("fr", "ar", "en")),

@@ -93,7 +93,7 @@ def export_filename(kind: str, query: SummaryQuery, extension: str) -> str:
     return f"fieldsvc-{kind}_{_place(query)}_{_period(query.start, query.end)}.{extension}"
 
 
-def _audit_export(kind: str, fmt: str, rows: int, principal: Principal, **detail: Any) -> None:
+def audit_export(kind: str, fmt: str, rows: int, principal: Principal, **detail: Any) -> None:
     filters = {key: value for key, value in request.args.items()} if request else {}
     audit(f"export.{kind}", object_type="export", principal=principal, format=fmt,
           filters=filters, rows=rows, **detail)
@@ -114,8 +114,8 @@ def summary_export(query: SummaryQuery, principal: Principal, fmt: str, *,
     if stream and insights.has_full_detail(principal, query):
         statement = ordered_summary_statement(query)
         count = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-        _audit_export("summary", fmt, count, principal, full_detail=True,
-                      region_code=_one_region(query))
+        audit_export("summary", fmt, count, principal, full_detail=True,
+                      region_code=one_region(query))
         return SummaryExport(query=query, columns=columns, rows=_stream_mappings(statement),
                              row_count=count, full_detail=True, filename=filename)
     result = insights.summary(query, principal)
@@ -125,14 +125,14 @@ def summary_export(query: SummaryQuery, principal: Principal, fmt: str, *,
             raise _too_large(result.row_count, cap)
     elif fmt == "xlsx" and result.row_count > XLSX_MAX_ROWS:
         raise _too_large(result.row_count, XLSX_MAX_ROWS)
-    _audit_export("summary", fmt, result.row_count, principal, full_detail=result.full_detail,
-                  region_code=_one_region(query))
+    audit_export("summary", fmt, result.row_count, principal, full_detail=result.full_detail,
+                  region_code=one_region(query))
     return SummaryExport(query=query, columns=columns, rows=result.rows,
                          row_count=result.row_count, full_detail=result.full_detail,
                          filename=filename, result=result)
 
 
-def _one_region(query: SummaryQuery) -> str | None:
+def one_region(query: SummaryQuery) -> str | None:
     """The region an export is filed under in the audit log, when it names one."""
     regions = {code[:2] for code in query.regions + query.provinces + query.communes}
     return regions.pop() if len(regions) == 1 else None
@@ -249,7 +249,7 @@ def detail_export(query: DetailQuery, principal: Principal) -> DetailExport:
     statement = detail_statement(query, regions)
     count = db.session.scalar(
         select(func.count()).select_from(statement.order_by(None).subquery())) or 0
-    _audit_export("detail", "csv", count, principal,
+    audit_export("detail", "csv", count, principal,
                   region_code=regions[0] if regions and len(regions) == 1 else None)
     place = "+".join(regions) if regions else "maroc"
     filename = f"fieldsvc-lines_{place}_{_period(query.start, query.end)}.csv"

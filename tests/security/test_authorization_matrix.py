@@ -165,6 +165,9 @@ CASES: list[Case] = [
     *(Case("GET", f"/api/v1/exports/summary.{extension}", STAFF,
            url=lambda w, e=extension: f"/api/v1/exports/summary.{e}?by=region,specialty")
       for extension in ("csv", "xlsx", "json", "geojson")),
+    *(Case("GET", rule, STAFF, url=lambda w, r=rule: f"{r}?region=08&period=year")
+      for rule in ("/api/v1/exports/dhis2/dataValueSets.json",
+                   "/api/v1/exports/dhis2/dataValueSets.csv", "/api/v1/exports/adx.xml")),
     Case("GET", "/api/v1/exports/detail.csv", COORDINATORS,
          why="a coordinator outside region 08 gets their own regions' lines (none here)"),
     Case("GET", "/api/v1/exports/detail.csv", IN_SCOPE, url=lambda w: "/api/v1/exports/detail.csv?region=08",
