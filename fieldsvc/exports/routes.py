@@ -14,8 +14,8 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from fieldsvc.errors import ValidationFailed
-from fieldsvc.exports import dhis2, formats, services
-from fieldsvc.exports.schemas import DetailArgs, Dhis2Args, Dhis2Request, SummaryArgs
+from fieldsvc.exports import dhis2, formats, reports, services
+from fieldsvc.exports.schemas import DetailArgs, Dhis2Args, Dhis2Request, LangArgs, ReportArgs, SummaryArgs
 from fieldsvc.exports.services import DetailQuery, SummaryExport
 from fieldsvc.extensions import db
 from fieldsvc.insights.queries import AREA_DIMENSIONS, SummaryQuery
@@ -202,3 +202,72 @@ def adx_xml(wanted: Dhis2Request):
     db.session.commit()
     return _attachment(body, "application/adx+xml",
                        services.export_filename("adx", wanted.query, "xml"))
+
+
+def _report_response(report: reports.Report, lang: str, extension: str, stem: str) -> Response:
+    html = reports.render_html(report, lang)
+    if extension == "pdf":
+        body = reports.render_pdf(html)
+        db.session.commit()
+        return _attachment(body, "application/pdf", f"{stem}_{lang}.pdf")
+    db.session.commit()
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = reports.REPORT_CSP
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Content-Disposition"] = f'inline; filename="{stem}_{lang}.html"'
+    return response
+
+
+def _regional(args: dict[str, Any], extension: str) -> Response:
+    code = args.get("region") or args["province"]
+    report = reports.regional_report(code, args.get("from_"), args.get("to"), current_principal())
+    query = SummaryQuery(regions=[code] if args.get("region") else [],
+                         provinces=[code] if args.get("province") else [],
+                         start=args.get("from_"), end=args.get("to"))
+    stem = services.export_filename("report", query, "x")[:-2]
+    return _report_response(report, args["lang"], extension, stem)
+
+
+@blp.route("/exports/report.html", methods=["GET"])
+@allow(*STAFF)
+@blp.arguments(ReportArgs, location="query")
+@blp.response(200, content_type="text/html", example="<!doctype html><html lang=\"fr\">…</html>",
+              description="A printable report (print styles; Arabic right to left)")
+def report_html(args: dict[str, Any]):
+    """Report on a region or province for a period, as a printable page."""
+    return _regional(args, "html")
+
+
+@blp.route("/exports/report.pdf", methods=["GET"])
+@allow(*STAFF)
+@blp.arguments(ReportArgs, location="query")
+@blp.response(200, content_type="application/pdf", example="(PDF bytes)",
+              description="The regional report as PDF (503 where the server cannot print)")
+def report_pdf(args: dict[str, Any]):
+    """Report on a region or province for a period, as PDF."""
+    return _regional(args, "pdf")
+
+
+def _caravan(caravan_id: int, lang: str, extension: str) -> Response:
+    report = reports.caravan_report(caravan_id, current_principal())
+    return _report_response(report, lang, extension, f"fieldsvc-caravan-{caravan_id}")
+
+
+@blp.route("/exports/caravans/<int:caravan_id>/report.html", methods=["GET"])
+@allow(*STAFF)
+@blp.arguments(LangArgs, location="query")
+@blp.response(200, content_type="text/html", example="<!doctype html><html lang=\"fr\">…</html>",
+              description="One caravan's report for its organizers and sponsors")
+def caravan_report_html(args: dict[str, Any], caravan_id: int):
+    """Report on one caravan, as a printable page."""
+    return _caravan(caravan_id, args["lang"], "html")
+
+
+@blp.route("/exports/caravans/<int:caravan_id>/report.pdf", methods=["GET"])
+@allow(*STAFF)
+@blp.arguments(LangArgs, location="query")
+@blp.response(200, content_type="application/pdf", example="(PDF bytes)",
+              description="One caravan's report as PDF (503 where the server cannot print)")
+def caravan_report_pdf(args: dict[str, Any], caravan_id: int):
+    """Report on one caravan, as PDF."""
+    return _caravan(caravan_id, args["lang"], "pdf")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from fieldsvc.db import ID_RANGE
 from fieldsvc.exports.dhis2 import PERIOD_UNITS
@@ -53,5 +53,21 @@ class Dhis2Args(SummaryArgs):
         return Dhis2Request(query=super()._query(data, **kwargs), unit=unit)
 
 
-LANG = fields.String(validate=validate.OneOf(("fr", "ar", "en")),
-                     metadata={"description": "Language of the report (default fr)"})
+class ReportArgs(_PeriodArgs):
+    """Which region or province, which period, which language."""
+
+    region = CODE
+    province = fields.String(validate=validate.Length(1, 20))
+    lang = fields.String(load_default="fr", validate=validate.OneOf(("fr", "ar", "en")),
+                         metadata={"description": "Language of the report (default fr)"})
+
+    @validates_schema
+    def _one_area(self, data: dict[str, Any], **_: Any) -> None:
+        if bool(data.get("region")) == bool(data.get("province")):
+            raise ValidationError("Name one region (region=08) or one province "
+                                  "(province=08.587).", "region")
+
+
+class LangArgs(Schema):
+    lang = fields.String(load_default="fr", validate=validate.OneOf(("fr", "ar", "en")),
+                         metadata={"description": "Language of the report (default fr)"})
