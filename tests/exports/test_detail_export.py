@@ -69,3 +69,18 @@ def test_planners_and_other_regions_never_get_the_lines(client, season):
     assert {line["commune"] for line in mine} == {"07.351.02.07"}
     everything = _lines(client.get("/api/v1/exports/detail.csv", headers=season.admin))
     assert len(everything) == 13 + 3
+
+
+def test_a_long_export_starts_at_once(client, season):
+    """Exports are streamed (no Content-Length): the header row leaves in the first chunk."""
+    for url in ("/api/v1/exports/detail.csv", "/api/v1/exports/summary.csv?by=commune,day&region=08"):
+        with client:  # keep the request's context while the body is read, as a server does
+            response = client.get(url, headers=season.coordinator, buffered=False)
+            assert response.status_code == 200 and response.is_streamed
+            assert "Content-Length" not in response.headers
+            chunks = iter(response.response)
+            first = next(chunks)
+            assert first.decode("utf-8-sig").split("\r\n")[0].split(",")[0] in {"caravan", "commune"}
+            rest = b"".join(chunks)
+            response.close()
+            assert rest or first.count(b"\r\n") > 1

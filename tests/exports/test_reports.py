@@ -38,7 +38,7 @@ def test_the_regional_report_is_french_by_default_and_shows_the_season(client, d
     cells = _cells(html)
     # Ophthalmology: 41 + 17 consultations, 6 referrals; M'Hamid's OPH: 30 seen, 12 turned away.
     row = cells.index("Ophtalmologie")
-    assert cells[row + 1: row + 5] == ["88", "—", "6", "12"]
+    assert cells[row + 1: row + 5] == ["88", "0", "6", "12"]
     assert "@media print" in html
     csp = response.headers["Content-Security-Policy"]
     assert "'unsafe-inline'" not in csp and reports.CSS_HASH in csp
