@@ -86,7 +86,10 @@ def _about(export: SummaryExport) -> list[tuple[str, Any]]:
 def summary_csv(query: SummaryQuery):
     """Export a summary as CSV (streamed from the database with full detail)."""
     export = services.summary_export(query, current_principal(), "csv", stream=True)
-    return _streamed(services.csv_chunks(export.columns, export.rows), "text/csv", export.filename)
+    chunks = (services.copy_chunks(export.columns, export.copy_statement)
+              if export.copy_statement is not None
+              else services.csv_chunks(export.columns, export.rows))
+    return _streamed(chunks, "text/csv", export.filename)
 
 
 @blp.route("/exports/summary.xlsx", methods=["GET"])
@@ -149,8 +152,10 @@ def summary_geojson(query: SummaryQuery):
 def detail_csv(query: DetailQuery):
     """Export every tally line in your regions for a period, to check a season in Excel."""
     export = services.detail_export(query, current_principal())
-    return _streamed(services.csv_chunks(export.columns, export.rows, mappings=False),
-                     "text/csv", export.filename)
+    chunks = (services.copy_chunks(export.columns, export.copy_statement)
+              if export.copy_statement is not None
+              else services.csv_chunks(export.columns, export.rows, mappings=False))
+    return _streamed(chunks, "text/csv", export.filename)
 
 
 EXAMPLE_DATA_VALUE_SET = {"dataSet": "FIELDSVC_CARAVANS", "dataValues": [

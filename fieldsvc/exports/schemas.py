@@ -21,7 +21,9 @@ __all__ = ["DetailArgs", "Dhis2Args", "SummaryArgs"]
 class DetailArgs(_PeriodArgs):
     """Which tally lines a coordinator exports: their regions (or some), caravans, a period."""
 
-    region = CommaList(CODE, metadata={"description": "Region codes (default: all of yours)"})
+    region = CommaList(fields.String(validate=validate.Regexp(
+        r"^\d{2}$", error="A region code is two digits, e.g. 08.")),
+        metadata={"description": "Region codes (default: all of yours)"})
     caravan = CommaList(fields.Integer(validate=ID_RANGE),
                         metadata={"description": "Caravan ids, comma-separated"})
     status = CommaList(fields.String(), validate=each_one_of(REVIEW_STATUSES),

@@ -188,3 +188,18 @@ def test_every_export_is_audited_with_its_filters_and_rows(client, db, season):
         assert event.detail["rows"] == expected["row_count"]
         assert event.detail["filters"] == {"by": "commune,specialty", "region": "08",
                                            "from": "2026-10-01", "to": "2026-12-31"}
+
+
+def test_odd_filter_values_are_data_not_sql(client, db, season):
+    odd = "0');DROP TABLE area"  # within the 20 characters a code may have
+    for url in (f"/api/v1/exports/summary.csv?by=commune&region={odd}",
+                "/api/v1/exports/summary.csv?by=specialty&from=2026-10-04&to=2026-10-04"
+                "&region=08,07%25"):
+        response = client.get(url, headers=season.admin)
+        assert response.status_code == 200, url
+    _, rows = _csv_rows(client.get(f"/api/v1/exports/summary.csv?by=commune&region={odd}",
+                                   headers=season.admin))
+    assert rows == []
+    assert client.get("/api/v1/areas/08.587.01.13").status_code == 200
+    refused = client.get(f"/api/v1/exports/detail.csv?region={odd}", headers=season.admin)
+    assert refused.status_code == 422 and "two digits" in str(refused.json["errors"])
