@@ -53,3 +53,13 @@ def test_no_export_gives_a_planner_a_small_count(client, season):
             small = [count for count in counts if count is not None and 1 <= count <= 4]
             assert not small, (query, extension, counts)
     assert answered >= 20  # the queries above are served, not refused
+
+
+def test_far_dates_are_answered_not_a_server_error(client, season):
+    for dates in ("from=0932-07-01&to=0932-09-30", "from=9999-10-01&to=9999-12-31",
+                  "from=0932-08-29&to=1043-04-03"):
+        response = client.get(f"/api/v1/exports/summary.csv?by=region,specialty&{dates}",
+                              headers=season.planner)
+        assert response.status_code in (200, 422), dates
+        public = client.get(f"/api/v1/public/summary?{dates}")
+        assert public.status_code in (200, 422), dates
