@@ -9,6 +9,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy import select
@@ -26,6 +27,8 @@ def _value(column: str, value: Any) -> Any:
         return None
     if column in DATE_COLUMNS and isinstance(value, str):
         return dt.date.fromisoformat(value)
+    if isinstance(value, str):  # a control character in a title would make the file unreadable
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
     return value
 
 

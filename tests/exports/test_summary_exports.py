@@ -203,3 +203,13 @@ def test_odd_filter_values_are_data_not_sql(client, db, season):
     assert client.get("/api/v1/areas/08.587.01.13").status_code == 200
     refused = client.get(f"/api/v1/exports/detail.csv?region={odd}", headers=season.admin)
     assert refused.status_code == 422 and "two digits" in str(refused.json["errors"])
+
+
+def test_a_control_character_in_a_title_does_not_break_the_workbook(client, db, season):
+    from fieldsvc.caravans.models import Caravan
+
+    db.session.get(Caravan, season.zagora).title = "Caravane\x07 de Zagora"
+    db.session.commit()
+    _, cells, _ = _xlsx_rows(client.get("/api/v1/exports/summary.xlsx?by=caravan&region=08",
+                                        headers=season.coordinator))
+    assert "Caravane de Zagora" in {cell["caravan_title"] for cell in cells}
