@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,12 +16,30 @@ facilities_cli = AppGroup("facilities", help="Ministry of Health facility lists.
 users_cli = AppGroup("users", help="Staff accounts.")
 demo_cli = AppGroup("demo", help="A realistic, reproducible demo season.")
 release_cli = AppGroup("release", help="The protected release served without full detail.")
+dhis2_cli = AppGroup("dhis2", help="DHIS2 and ADX exports.")
 
 
 def register_cli(app: Flask) -> None:
-    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli):
+    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli, dhis2_cli):
         app.cli.add_command(group)
     app.cli.add_command(setup_command)
+
+
+@dhis2_cli.command("mapping-template")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file (default: print it).")
+def dhis2_mapping_template(output: str | None) -> None:
+    """Write a DHIS2 mapping to fill in: every measure, specialty × sex × age band and commune."""
+    import json
+
+    from fieldsvc.exports.dhis2 import mapping_template
+
+    text = json.dumps(mapping_template(), ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {output}: fill in your DHIS2 identifiers, then set DHIS2_MAPPING_FILE={output}.")
 
 
 @areas_cli.command("load")
@@ -282,7 +301,7 @@ def setup_command(demo: bool | None) -> None:
     from sqlalchemy import func, select
 
     from fieldsvc.accounts.models import User
-    from fieldsvc.areas.models import Area
+    from fieldsvc.areas.models import Area, Facility
     from fieldsvc.catalog.services import ensure_catalog
     from fieldsvc.demo import DEMO_LOGINS, load_demo
     from fieldsvc.extensions import db
@@ -297,6 +316,16 @@ def setup_command(demo: bool | None) -> None:
 
         click.echo("Loading Morocco's regions, provinces and communes (HCP, RGPH 2024)…")
         load_areas(echo=click.echo)
+        db.session.commit()
+    if not db.session.scalar(select(func.count()).select_from(Facility)):
+        from fieldsvc.areas.facilities import import_shipped_lists, recompute_distances
+
+        click.echo("Importing the Ministry of Health's facility lists (2024)…")
+        for report in import_shipped_lists():
+            click.echo(f"  {Path(report.path).name}: {report.matched} of {report.rows} facilities "
+                       "placed in their commune")
+        click.echo(f"Nearest able facility computed for {recompute_distances()} commune × "
+                   "specialty pairs.")
         db.session.commit()
     if not db.session.scalar(select(func.count()).select_from(User)):
         if not demo:

@@ -46,6 +46,8 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         or reachable_base_url(env.get("GUNICORN_BIND", "127.0.0.1:8000")),
         "SUPPRESSION_K": int(env.get("SUPPRESSION_K", "5")),
         "SUPPRESSED_EXPORT_MAX_CELLS": int(env.get("SUPPRESSED_EXPORT_MAX_CELLS", "50000")),
+        # The operator's DHIS2 mapping (flask --app wsgi dhis2 mapping-template); default: codes.
+        "DHIS2_MAPPING_FILE": env.get("DHIS2_MAPPING_FILE") or None,
         # How often a served process checks whether the protected release needs rebuilding.
         "RELEASE_REFRESH_SECONDS": float(env.get("RELEASE_REFRESH_SECONDS", "300")),
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),

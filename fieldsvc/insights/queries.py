@@ -190,6 +190,38 @@ def summary_rows(query: SummaryQuery) -> list[dict[str, Any]]:
     organization, a caravan with two organizers counts under each (so the rows then add up to
     more than the lines); filtered by organization, its lines count once.
     """
+    statement = summary_statement(query)
+    rows = []
+    for row in db.session.execute(statement).mappings():
+        item = dict(row)
+        item["count"] = int(item["count"] or 0)
+        rows.append(item)
+    # Sorted here: the two databases place NULL keys (no condition, no site) differently.
+    rows.sort(key=lambda item: tuple(
+        (0, 0) if item[name] is None else (1, item[name]) for name in query.by
+    ))
+    return rows
+
+
+def ordered_summary_statement(query: SummaryQuery) -> Any:
+    """The summary statement ordered in SQL as :func:`summary_rows` sorts (for streaming).
+
+    NULL keys first and strings in code-point order (PostgreSQL's "C" collation), as Python
+    compares them.
+    """
+    statement = summary_statement(query)
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    order = []
+    for name in query.by:
+        column = statement.selected_columns[name]
+        if postgresql and name not in ("site", "caravan", "organization"):
+            column = column.collate("C")
+        order.append(column.asc().nulls_first())
+    return statement.order_by(*order)
+
+
+def summary_statement(query: SummaryQuery) -> Any:
+    """The one SELECT that sums the counted lines by the query's dimensions, with names."""
     lines, caravan, commune = _line_source()
     keys: dict[str, Any] = {}
     base = select().select_from(lines).join(caravan, caravan.id == lines.c.caravan_id)
@@ -246,13 +278,4 @@ def summary_rows(query: SummaryQuery) -> list[dict[str, Any]]:
             statement = statement.outerjoin(
                 Organization, Organization.id == grouped.c.organization
             ).add_columns(Organization.name.label("organization_name"))
-    rows = []
-    for row in db.session.execute(statement).mappings():
-        item = dict(row)
-        item["count"] = int(item["count"] or 0)
-        rows.append(item)
-    # Sorted here: the two databases place NULL keys (no condition, no site) differently.
-    rows.sort(key=lambda item: tuple(
-        (0, 0) if item[name] is None else (1, item[name]) for name in keys
-    ))
-    return rows
+    return statement

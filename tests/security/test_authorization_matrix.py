@@ -166,6 +166,23 @@ CASES: list[Case] = [
     Case("GET", "/api/v1/needs", STAFF, url=lambda w: "/api/v1/needs?specialty=OPH"),
     Case("POST", "/api/v1/plans", STAFF, body=lambda w, r: {
         "base": "08.587.01.13", "radius_km": 80, "days": 2, "team": {"OPH": 1, "GEN": 2}}),
+    # exports: the summary's audience; the detail of lines only for coordinators (their regions)
+    *(Case("GET", f"/api/v1/exports/summary.{extension}", STAFF,
+           url=lambda w, e=extension: f"/api/v1/exports/summary.{e}?by=region,specialty")
+      for extension in ("csv", "xlsx", "json", "geojson")),
+    *(Case("GET", rule, STAFF, url=lambda w, r=rule: f"{r}?region=08&period=year")
+      for rule in ("/api/v1/exports/dhis2/dataValueSets.json",
+                   "/api/v1/exports/dhis2/dataValueSets.csv", "/api/v1/exports/adx.xml")),
+    *(Case("GET", f"/api/v1/exports/report.{extension}", STAFF,
+           url=lambda w, e=extension: f"/api/v1/exports/report.{e}?region=08")
+      for extension in ("html", "pdf")),
+    *(Case("GET", f"/api/v1/exports/caravans/<int:caravan_id>/report.{extension}", IN_SCOPE,
+           why="a caravan's report is for its coordinators and organizers (not the planner's)")
+      for extension in ("html", "pdf")),
+    Case("GET", "/api/v1/exports/detail.csv", COORDINATORS,
+         why="a coordinator outside region 08 gets their own regions' lines (none here)"),
+    Case("GET", "/api/v1/exports/detail.csv", IN_SCOPE, url=lambda w: "/api/v1/exports/detail.csv?region=08",
+         why="asking for another region's lines is refused"),
 ]
 
 
