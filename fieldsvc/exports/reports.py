@@ -136,8 +136,9 @@ def regional_report(area_code: str, start: dt.date | None, end: dt.date | None,
                                          **base), principal)
     full = insights.has_full_detail(principal, SummaryQuery(**base))
     lines = []
-    listed, _total = caravans.list_caravans(caravans.CaravanFilter(region=area.region_code), 1, 500)
-    for caravan in sorted(listed, key=lambda c: (c.first_day, c.id)):
+    listed = caravans.list_caravans(
+        caravans.CaravanFilter(region=area.region_code, limit=500), principal).items
+    for caravan in sorted((view.caravan for view in listed), key=lambda c: (c.first_day, c.id)):
         if not caravan.commune_code.startswith(area.code):
             continue
         if (end is not None and caravan.first_day > end) or (
