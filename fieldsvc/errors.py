@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -127,6 +128,51 @@ def problem(
     return response
 
 
+# marshmallow's own messages are English: read each in the caller's language when it answers.
+_SCHEMA_MESSAGES = {
+    "Missing data for required field.": _l("Missing data for required field."),
+    "Field may not be null.": _l("Field may not be null."),
+    "Invalid value.": _l("Invalid value."),
+    "Not a valid string.": _l("Not a valid string."),
+    "Not a valid number.": _l("Not a valid number."),
+    "Number too large.": _l("Number too large."),
+    "Not a valid integer.": _l("Not a valid integer."),
+    "Special numeric values (nan or infinity) are not permitted.":
+        _l("Special numeric values (nan or infinity) are not permitted."),
+    "Not a valid boolean.": _l("Not a valid boolean."),
+    "Not a valid date.": _l("Not a valid date."),
+    "Not a valid datetime.": _l("Not a valid datetime."),
+    "Not a valid list.": _l("Not a valid list."),
+    "Not a valid mapping type.": _l("Not a valid mapping type."),
+    "Not a valid UUID.": _l("Not a valid UUID."),
+    "Invalid type.": _l("Invalid type."),
+    "Invalid input type.": _l("Invalid input type."),
+    "Unknown field.": _l("Unknown field."),
+}
+_SCHEMA_PATTERNS = [
+    (re.compile(r"Must be one of: (?P<choices>.*)\."), _l("Must be one of: %(choices)s.")),
+    (re.compile(r"Shorter than minimum length (?P<min>\d+)\."),
+     _l("Shorter than minimum length %(min)s.")),
+    (re.compile(r"Longer than maximum length (?P<max>\d+)\."),
+     _l("Longer than maximum length %(max)s.")),
+    (re.compile(r"Length must be between (?P<min>\d+) and (?P<max>\d+)\."),
+     _l("Length must be between %(min)s and %(max)s.")),
+    (re.compile(r"Must be greater than or equal to (?P<min>\S+) and less than or equal to "
+                r"(?P<max>\S+)\."),
+     _l("Must be greater than or equal to %(min)s and less than or equal to %(max)s.")),
+]
+
+
+def _in_callers_language(message: str) -> str:
+    if message in _SCHEMA_MESSAGES:
+        return str(_SCHEMA_MESSAGES[message])
+    for pattern, translated in _SCHEMA_PATTERNS:
+        match = pattern.fullmatch(message)
+        if match:
+            return str(translated) % match.groupdict()
+    return message
+
+
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """Turn marshmallow's nested messages into {"lines[0].count": ["..."]}."""
     flat: dict[str, list[str]] = {}
@@ -142,12 +188,12 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
                 path = prefix or "_schema"
             flat.update(_merge(flat, flatten_messages(value, path)))
     elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        flat[prefix or "_schema"] = list(messages)
+        flat[prefix or "_schema"] = [_in_callers_language(m) for m in messages]
     elif isinstance(messages, list):
         for index, value in enumerate(messages):
             flat.update(flatten_messages(value, f"{prefix}[{index}]"))
     else:
-        flat[prefix or "_schema"] = [str(messages)]
+        flat[prefix or "_schema"] = [_in_callers_language(str(messages))]
     return flat
 
 

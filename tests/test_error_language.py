@@ -41,9 +41,21 @@ def test_problems_answer_in_the_callers_language(app, client, db):
     assert response.status_code == 422
     _arabic(response)
     assert ARABIC.search(response.json["errors"]["commune"][0])
-    response = client.post("/api/v1/caravans", headers=ar, json={"title": "Caravane"})
+    # marshmallow's own messages too: a missing field, a wrong type, a value out of range.
+    response = client.post("/api/v1/caravans", headers=ar, json={"title": "Caravane",
+                                                                 "specialties": "OPH"})
     assert response.status_code == 422
     _arabic(response)
+    errors = response.json["errors"]
+    assert {"commune", "first_day", "specialties"} <= set(errors)
+    assert all(ARABIC.search(m) for messages in errors.values() for m in messages), errors
+    response = client.get("/api/v1/areas?limit=abc", headers=ar)
+    assert response.status_code == 422
+    assert all(ARABIC.search(m) for m in response.json["errors"]["limit"]), response.json
+    response = client.get("/api/v1/areas?limit=100000",
+                          headers={**outsider, "Accept-Language": "fr"})
+    assert response.status_code == 422
+    assert "supérieur ou égal à 1" in response.json["errors"]["limit"][0], response.json
 
     # The same refusal in French and in English.
     fr = client.get(f"/api/v1/caravans/{caravan.id}/qr.svg", headers={**outsider, "Accept-Language": "fr"})
