@@ -70,6 +70,10 @@ def _loader(column: Any) -> Callable[[Any], Any]:
 
 def write_backup(out: IO[bytes], echo: Callable[[str], None] = lambda message: None) -> dict:
     """Write every table of the current database to `out`; return the header (row counts)."""
+    if db.engine.dialect.name == "postgresql":
+        # One snapshot for every table, while the phones keep sending.
+        db.session.rollback()
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     tables = _tables()
     counts = {table.name: db.session.scalar(select(func.count()).select_from(table))
               for table in tables}
