@@ -4,7 +4,8 @@ The file starts with a header line (format, schema revision, row counts), then, 
 in dependency order, a line naming the table and its columns followed by one JSON array per row.
 Values are written as JSON types; dates and times as ISO 8601 text (times in UTC), read back
 through each column's type, so what SQLite stores naively comes back the same on PostgreSQL and
-the other way round. A last line marks the end, so a file cut short is refused. Rows stream in both directions: ten million tally lines never sit in memory.
+the other way round. A last line marks the end, so a file cut short is refused. Rows stream in
+both directions: ten million tally lines never sit in memory.
 """
 
 from __future__ import annotations

@@ -305,11 +305,13 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
                 submission_id = stored.submission.id
                 flags = services.render_flags(stored.version.flags)
                 if flags:
-                    services.review(submission_id, ReviewDecision("flagged", (
-                        "À vérifier avec le médecin : " + flags[0]["message"])), reviewer)
+                    services.review(submission_id, ReviewDecision(
+                        "flagged", stored.version.number,
+                        "À vérifier avec le médecin : " + flags[0]["message"]), reviewer)
                     flagged += 1
                 elif plan.months_ago > 3 and crng.random() < 0.85:
-                    services.review(submission_id, ReviewDecision("approved"), reviewer)
+                    services.review(submission_id,
+                                    ReviewDecision("approved", stored.version.number), reviewer)
         if team and number % 5 == 2:
             # A doctor who miscounted and corrected from the phone: a second version counts.
             enrollment, specialty = team[0]
@@ -339,7 +341,8 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
                 volunteer = Principal(role="volunteer", enrollment=enrollment)
                 stored, _ = services.submit(content, volunteer, today=day)
                 services.review(stored.submission.id, ReviewDecision(
-                    "rejected", "Doublon de la fiche du même jour."), reviewer)
+                    "rejected", stored.version.number, "Doublon de la fiche du même jour."),
+                    reviewer)
                 submitted += 1
         db.session.flush()
     return (f"Demo season: {made} caravans created ({len(CARAVANS) - len(missing)} available), "

@@ -1,15 +1,17 @@
-"""Marshmallow fields every schema shares: days within a sane range, text that can be seen, and
-UUIDs that are not the nil UUID. Ids and offsets are checked against db.py's limits."""
+"""Marshmallow fields every schema shares: days within a sane range, text that can be seen,
+UUIDs that are not the nil UUID, comma lists. Ids and offsets are checked against db.py's limits."""
 
 from __future__ import annotations
 
 import datetime as dt
 import unicodedata
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError, fields
+from webargs.fields import DelimitedList
 
 # No caravan, tally or query of ours is dated outside this range; a date past it is a typo (or an
 # attack on date arithmetic: 9999-12-31 plus a day overflows) and is refused with a 422.
@@ -95,3 +97,28 @@ class Moment(fields.AwareDateTime):
         if not day_in_range(moment.date()):
             raise ValidationError(day_range_message())
         return moment
+
+
+class CommaList(DelimitedList):
+    """A comma-separated query parameter (`?region=07,08`): parts stripped, empty parts dropped."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if isinstance(value, str):
+            value = ",".join(part.strip() for part in value.split(",") if part.strip())
+            if not value:
+                return []
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def each_one_of(choices: Iterable[str], unique: bool = False) -> Callable[[list[str]], None]:
+    """Validate every part of a list against `choices`, naming the unknown ones and the choices."""
+    allowed = tuple(choices)
+
+    def check(values: list[str]) -> None:
+        unknown = [value for value in values if value not in allowed]
+        if unknown:
+            raise ValidationError(f"Unknown {', '.join(unknown)}; use one of {', '.join(allowed)}.")
+        if unique and len(set(values)) != len(values):
+            raise ValidationError("Name each one once.")
+
+    return check

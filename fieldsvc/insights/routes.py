@@ -10,7 +10,14 @@ from flask_smorest import Blueprint
 from fieldsvc.catalog.services import specialty_codes
 from fieldsvc.errors import ValidationFailed
 from fieldsvc.insights import needs, plans, services
-from fieldsvc.insights.schemas import NeedsArgs, PlanSchema, PublicSummaryArgs, SummaryArgs
+from fieldsvc.insights.queries import SummaryQuery
+from fieldsvc.insights.schemas import (
+    NeedsArgs,
+    PlanSchema,
+    PublicSummaryArgs,
+    SummaryArgs,
+    SummaryResultSchema,
+)
 from fieldsvc.security import ALL_ROLES, allow, current_principal
 
 blp = Blueprint("insights", __name__, url_prefix="/api/v1",
@@ -109,24 +116,23 @@ EXAMPLE_PLAN = {
 @blp.route("/summary", methods=["GET"])
 @allow(*STAFF)
 @blp.arguments(SummaryArgs, location="query")
-@blp.response(200, description="Counts by the requested dimensions, with area names",
+@blp.response(200, SummaryResultSchema,
+              description="Counts by the requested dimensions, with area names",
               example=EXAMPLE_SUMMARY)
-def get_summary(args: dict[str, Any]):
+def get_summary(query: SummaryQuery):
     """Sum tallies by any dimensions, with small cells suppressed without full detail."""
-    args["from"] = args.pop("from_", None)
-    query = services.parse_summary_args(args)
     return services.summary(query, current_principal())
 
 
 @blp.route("/public/summary", methods=["GET"])
 @allow(*ALL_ROLES)
 @blp.arguments(PublicSummaryArgs, location="query")
-@blp.response(200, description="Counts by region and specialty; small cells are null",
+@blp.response(200, SummaryResultSchema,
+              description="Counts by region and specialty; small cells are null",
               example=EXAMPLE_PUBLIC_SUMMARY)
-def get_public_summary(args: dict[str, Any]):
+def get_public_summary(query: SummaryQuery):
     """Sum consultations by region and specialty for anyone, small cells suppressed."""
-    args["from"] = args.pop("from_", None)
-    return services.public_summary(args)
+    return services.public_summary(query)
 
 
 @blp.route("/needs", methods=["GET"])
@@ -147,8 +153,8 @@ def get_needs(args: dict[str, Any]):
         window_months=args.get("window_months"),
         as_of=args.get("as_of"),
         principal=current_principal(),
-        regions=services._split(args.get("region")),  # noqa: SLF001 - same domain
-        provinces=services._split(args.get("province")),  # noqa: SLF001
+        regions=args.get("region", []),
+        provinces=args.get("province", []),
     )
     if args.get("limit"):
         body["rows"] = body["rows"][: args["limit"]]
