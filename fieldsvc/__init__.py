@@ -64,6 +64,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 class BoundedIntegerConverter(IntegerConverter):
+    # 0 to 2147483647 in the pattern itself: a converter that refuses a matched value makes
+    # werkzeug answer 405 (it noted the other methods' rules first) instead of 404.
+    regex = (r"(?:\d{1,9}|1\d{9}|20\d{8}|21[0-3]\d{7}|214[0-6]\d{6}|2147[0-3]\d{5}"
+             r"|21474[0-7]\d{4}|214748[0-2]\d{3}|2147483[0-5]\d{2}|21474836[0-3]\d"
+             r"|214748364[0-7])(?!\d)")
+
     def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's signature
         kwargs.setdefault("max", MAX_INT)
         super().__init__(map, *args, **kwargs)

@@ -23,6 +23,43 @@ def register_cli(app: Flask) -> None:
     for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli, dhis2_cli):
         app.cli.add_command(group)
     app.cli.add_command(setup_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
+
+
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+def backup_command(file: str) -> None:
+    """Write every table to FILE (gzipped JSON lines), restorable on SQLite or PostgreSQL."""
+    import os
+
+    from fieldsvc.backup import write_backup
+
+    partial = f"{file}.partial"
+    with open(partial, "wb") as out:
+        header = write_backup(out, echo=click.echo)
+    os.replace(partial, file)  # a backup cut short never looks complete
+    click.echo(f"Backed up {sum(header['tables'].values())} rows of {len(header['tables'])} "
+               f"tables (schema {header['revision']}) to {file}.")
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--replace", is_flag=True, help="Empty a database that already holds data first.")
+def restore_command(file: str, replace: bool) -> None:
+    """Load a backup FILE into this (migrated, empty) database, in one transaction."""
+    from fieldsvc.backup import BackupError, restore_backup
+    from fieldsvc.extensions import db
+
+    try:
+        with open(file, "rb") as source:
+            header = restore_backup(source, replace=replace, echo=click.echo)
+    except (BackupError, OSError, ValueError, KeyError, TypeError) as error:
+        db.session.rollback()
+        raise click.ClickException(f"Nothing was restored: {error}") from None
+    db.session.commit()
+    click.echo(f"Restored {sum(header['tables'].values())} rows of {len(header['tables'])} "
+               f"tables from {file} (made on {header['dialect']} at {header['created_at']}).")
 
 
 @dhis2_cli.command("mapping-template")

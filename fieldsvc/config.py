@@ -67,6 +67,12 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "LOGIN_MAX_FAILURES_PER_USER": 50,
         "LOGIN_WINDOW_HOURS": 24,
         "LATE_SYNC_DAYS": 30,
+        # Plans cost seconds of CPU: a caller gets PLAN_MAX_PER_MINUTE of them a minute, and a
+        # process computes at most PLAN_CONCURRENCY at once (the single SQLite worker keeps its
+        # other threads for /healthz and the phones); a plan waits PLAN_WAIT_SECONDS for a slot.
+        "PLAN_MAX_PER_MINUTE": int(env.get("PLAN_MAX_PER_MINUTE", "6")),
+        "PLAN_CONCURRENCY": int(env.get("PLAN_CONCURRENCY", "2")),
+        "PLAN_WAIT_SECONDS": float(env.get("PLAN_WAIT_SECONDS", "5")),
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],
         # flask-smorest / OpenAPI

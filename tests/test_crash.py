@@ -1,8 +1,9 @@
-"""Nothing acknowledged is ever lost: SIGKILL a real gunicorn on PostgreSQL while phones send.
+"""Nothing acknowledged is ever lost: SIGKILL a whole real gunicorn while 32 phones send.
 
-A fresh, migrated PostgreSQL database; gunicorn (two workers) as in production; a pool of
-threads sends submissions with random lines; once some are acknowledged, the master and its
-workers are killed with SIGKILL (no graceful shutdown), then gunicorn is started again. Every
+On PostgreSQL (gunicorn with two workers, as in production) and on SQLite (one worker with
+threads, as `make run`): a fresh, migrated database; 32 threads send submissions with random
+lines; once some are acknowledged, the whole server — master and workers, not only a worker —
+is killed with SIGKILL (no graceful shutdown), then gunicorn is started again. Every
 submission that was not acknowledged is sent again, and so are some that were. Then:
 
 * every acknowledged submission (201, or 200 for a replay) is stored with exactly its lines;
@@ -28,14 +29,17 @@ from bench.gunicorn import Gunicorn, free_port
 from tests.conftest import throwaway_postgres
 
 SUBMISSIONS = 240
-SENDERS = 8
+SENDERS = 32
 KILL_AFTER_ACKS = 60
 
 
-@pytest.fixture
-def crash_database() -> Any:
-    """A throw-away PostgreSQL database of its own (the server writes to it from outside)."""
-    yield from throwaway_postgres("fieldsvc_crash")
+@pytest.fixture(params=["postgresql", "sqlite"])
+def crash_database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A throw-away database of its own (the server writes to it from outside)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    else:
+        yield from throwaway_postgres("fieldsvc_crash")
 
 
 def _prepare(url: str) -> tuple[int, dict[str, str], dt.date]:
@@ -65,7 +69,8 @@ def _prepare(url: str) -> tuple[int, dict[str, str], dt.date]:
 
 
 def _server(url: str, log: Path) -> Gunicorn:
-    """gunicorn with two workers as in production; `timeout` ends it should this test die."""
+    """gunicorn with two workers as in production (one on SQLite, whatever WEB_CONCURRENCY
+    says: gunicorn.conf.py); `timeout` ends it should this test die."""
     return Gunicorn("wsgi:app", url, free_port(), log, lifetime=120, SECRET_KEY="crash",
                     WEB_CONCURRENCY="2", GUNICORN_THREADS="4", GUNICORN_TIMEOUT="30")
 
@@ -77,6 +82,19 @@ def _tally(rng: random.Random, caravan_id: int, day: dt.date) -> dict[str, Any]:
              for m, s, b, c in rng.sample(keys, rng.randint(1, 24))]
     return {"id": str(uuid.uuid4()), "caravan_id": caravan_id, "day": day.isoformat(),
             "specialty": rng.choice(["OPH", "GEN", "PED"]), "lines": lines}
+
+
+def _connect(url: str) -> Any:
+    """A plain DB-API connection to the test's database (closed on leaving the with block)."""
+    from contextlib import closing
+
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        return closing(sqlite3.connect(url[len("sqlite:///"):]))
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
 
 
 def _line_set(lines: list[dict[str, Any]]) -> set[tuple]:
@@ -138,10 +156,7 @@ def test_nothing_acknowledged_is_lost_when_gunicorn_is_killed(
     finally:
         server.kill()
 
-    import psycopg
-
-    plain = crash_database.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain) as conn:
+    with _connect(crash_database) as conn:
         stored_lines: dict[str, set[tuple]] = {}
         for sid, measure, sex, band, condition, count in conn.execute(
             "SELECT s.id, l.measure_code, l.sex, l.age_band, l.condition, l.count "
@@ -159,5 +174,6 @@ def test_nothing_acknowledged_is_lost_when_gunicorn_is_killed(
         assert versions.get(tally["id"]) == 1, tally["id"]
     assert submissions == SUBMISSIONS
     assert total == sum(line["count"] for tally in tallies for line in tally["lines"])
-    print(f"crash: {len(before_crash)} acknowledged before SIGKILL, {len(unanswered)} resent "
+    print(f"crash ({crash_database.split(':')[0]}, {SENDERS} senders): "
+          f"{len(before_crash)} acknowledged before SIGKILL, {len(unanswered)} resent "
           f"({replayed_unanswered} had been stored unanswered), 20 acknowledged ones resent")

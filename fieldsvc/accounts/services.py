@@ -19,6 +19,7 @@ from fieldsvc.accounts.models import (
     ApiToken,
     AuditEvent,
     Organization,
+    ThrottleHit,
     User,
     WebSession,
     user_region,
@@ -352,6 +353,23 @@ def record_login_failure(username: str, ip: str | None, device: str | None = Non
         actor_kind="anonymous", actor_id=device or ip, action=LOGIN_FAILED,
         object_type="login", object_id=username[:64], detail={"ip": ip},
     ))
+
+
+def spend(key: str, *, limit: int, window: dt.timedelta, message: Any) -> None:
+    """Count one costly request under `key` (a caller), or answer 429 past `limit` per `window`.
+
+    Counted in the database (throttle_hit), so every worker sees the same count; old hits are
+    forgotten as new ones come.
+    """
+    now = dt.datetime.now(dt.UTC)
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(ThrottleHit.at))
+        .where(ThrottleHit.key == key, ThrottleHit.at > now - window)).one()
+    refuse_when_throttled(count, oldest, limit=limit, window=window, now=now, message=message)
+    db.session.execute(delete(ThrottleHit).where(ThrottleHit.at < now - window,
+                                                 ThrottleHit.key == key))
+    db.session.add(ThrottleHit(key=key[:100], at=now))
+    db.session.flush()
 
 
 def _as_principal(user: User) -> Principal:

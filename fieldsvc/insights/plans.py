@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from flask_babel import gettext as _
 from geopy.distance import geodesic, great_circle
 
 from fieldsvc.areas.models import Area
@@ -39,6 +40,38 @@ DEFAULT_CAPACITY = 40
 SUGGESTED_SPECIALTIES = ("GEN", "PED", "GYN", "OPH", "DEN")
 
 Coordinate = tuple[float, float]
+
+
+def plan_slot() -> Any:
+    """Hold one of the process's PLAN_CONCURRENCY plan slots (a context manager), or answer
+    503 with Retry-After when none frees within PLAN_WAIT_SECONDS: plans never take every
+    thread of the single SQLite worker, so /healthz and the phones' submissions still answer."""
+    import threading
+    from contextlib import contextmanager
+
+    from flask import current_app
+
+    from fieldsvc.errors import DomainError
+
+    gate = current_app.extensions.get("fieldsvc_plan_slots")
+    if gate is None:
+        gate = current_app.extensions.setdefault(
+            "fieldsvc_plan_slots",
+            threading.BoundedSemaphore(max(1, int(current_app.config["PLAN_CONCURRENCY"]))))
+    wait = float(current_app.config["PLAN_WAIT_SECONDS"])
+
+    @contextmanager
+    def slot() -> Any:
+        if not gate.acquire(timeout=wait):
+            raise DomainError(_("Other plans are being computed; try again in a few seconds."),
+                              status=503, title="Busy", headers={"Retry-After": "5"},
+                              retry_after=5)
+        try:
+            yield
+        finally:
+            gate.release()
+
+    return slot()
 
 
 def parse_base(base: str) -> tuple[Coordinate, dict[str, Any]]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
+from fieldsvc.accounts.services import spend
 from fieldsvc.catalog.services import specialty_codes
 from fieldsvc.errors import ValidationFailed
+from fieldsvc.extensions import db
 from fieldsvc.insights import needs, plans, services
 from fieldsvc.insights.queries import SummaryQuery
 from fieldsvc.insights.schemas import (
@@ -169,7 +173,16 @@ def get_needs(args: dict[str, Any]):
               "Accept: application/geo+json)", example=EXAMPLE_PLAN)
 def create_plan(body: dict[str, Any]):
     """Plan a caravan: stops within reach ranked by need, their order, the specialty mix."""
-    plan = plans.make_plan(body, current_principal())
+    principal = current_principal()
+    spend(f"plan:{principal.actor_id or request.remote_addr}",
+          limit=current_app.config["PLAN_MAX_PER_MINUTE"], window=dt.timedelta(minutes=1),
+          message=lambda seconds: _("Plans are limited to %(count)s a minute; try again in "
+                                    "%(seconds)s seconds.",
+                                    count=current_app.config["PLAN_MAX_PER_MINUTE"],
+                                    seconds=seconds))
+    db.session.commit()  # the plan counts even if it fails
+    with plans.plan_slot():
+        plan = plans.make_plan(body, principal)
     if request.accept_mimetypes.best_match(["application/json", "application/geo+json"]) == (
         "application/geo+json"
     ):

@@ -122,12 +122,18 @@ class NeedsArgs(Schema):
 
 
 class PlanSchema(Schema):
+    """A plan's request, bounded so that one plan stays cheap: at most 300 km, 10 days,
+    4 stops a day (40 stops to order) and 10 specialties (each one a need ranking)."""
+
     base = fields.String(required=True, validate=validate.Length(1, 100),
                          metadata={"description": "Commune code or 'lat, lon'"})
-    radius_km = fields.Float(required=True, validate=validate.Range(1, 1000))
-    days = fields.Integer(required=True, validate=validate.Range(1, 30))
-    team = fields.Dict(keys=fields.String(), values=fields.Integer(validate=validate.Range(0, 200)),
-                       required=True)
+    radius_km = fields.Float(required=True, validate=validate.Range(1, 300),
+                             metadata={"description": "1 to 300 km from the base"})
+    days = fields.Integer(required=True, validate=validate.Range(1, 10))
+    team = fields.Dict(keys=fields.String(validate=validate.Length(1, 8)),
+                       values=fields.Integer(validate=validate.Range(0, 100)),
+                       required=True, validate=validate.Length(1, 10),
+                       metadata={"description": "Doctors per specialty, 1 to 10 specialties"})
     capacity_per_doctor_day = fields.Float(validate=validate.Range(1, 500))
-    stops_per_day = fields.Integer(validate=validate.Range(1, 6))
+    stops_per_day = fields.Integer(validate=validate.Range(1, 4))
     window_months = fields.Integer(validate=validate.Range(1, 120))

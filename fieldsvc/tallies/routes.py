@@ -236,6 +236,16 @@ def review_submission(decision: services.ReviewDecision, submission_id: str) -> 
     return stored
 
 
+@blp.route("/submissions/<string:submission_id>/note", methods=["DELETE"])
+@allow(*STAFF_WRITERS)
+@blp.response(200, SubmissionSchema, example={**EXAMPLE_REVIEWED, "note": None})
+def erase_note(submission_id: str) -> Any:
+    """Erase a submission's note from every version (it said something about a patient)."""
+    stored = services.erase_note(_submission_id(submission_id), current_principal())
+    db.session.commit()
+    return stored
+
+
 @blp.route("/caravans/<int:caravan_id>/completeness", methods=["GET"])
 @allow("volunteer", "planner", *STAFF_WRITERS)
 @blp.response(200, CompletenessSchema, example=EXAMPLE_COMPLETENESS)

@@ -25,6 +25,7 @@ from fieldsvc.db import ID_RANGE, MAX_INT
 from fieldsvc.fields import Day, KnownUUID, day_in_range, visible_text
 from fieldsvc.pagination import MAX_LIMIT, PageArgs
 from fieldsvc.tallies.models import REVIEW_STATUSES
+from fieldsvc.tallies.notes import identifier_in_note
 from fieldsvc.tallies.services import (
     Line,
     ReviewDecision,
@@ -39,6 +40,12 @@ MAX_COUNT = 10_000
 MAX_NOTE = 500
 
 NO_NUL = validate.Regexp(r"^[^\x00]*$", error="Remove the NUL character.")
+
+
+def _no_identifier(note: str | None) -> None:
+    reason = identifier_in_note(note)
+    if reason:
+        raise ValidationError(reason)
 
 
 def _str(**kwargs: Any) -> fields.String:
@@ -88,7 +95,9 @@ class SubmissionContentSchema(Schema):
         1, MAX_LINES, error="Send from 1 to 500 lines; split a larger tally by specialty or site."))
     note = _str(load_default=None, allow_none=True, validate=[validate.Length(
         max=MAX_NOTE, error="Keep the note under 500 characters; never write about a patient."),
-        NO_NUL])
+        NO_NUL, _no_identifier], metadata={"description": (
+            "For the coordinator, never about a patient: phone and ID numbers, dates of birth "
+            "and names after \"patient\" or \"مريض\" are refused.")})
     enrollment_id = fields.Integer(
         load_default=None, allow_none=True, strict=True, validate=ID_RANGE,
         metadata={"description": "Paper tally sheets: the enrollment of the volunteer "
@@ -235,7 +244,8 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
             or not is_known("specialties", specialty):
         errors["specialty"] = None
     note = get("note")
-    if note is not None and (type(note) is not str or len(note) > MAX_NOTE or "\x00" in note):
+    if note is not None and (type(note) is not str or len(note) > MAX_NOTE or "\x00" in note
+                             or identifier_in_note(note)):
         errors["note"] = None
 
     raw_lines = get("lines")

@@ -866,6 +866,26 @@ def review(submission_id: str, decision: ReviewDecision,
     return stored_submission(submission)
 
 
+def erase_note(submission_id: str, principal: Principal) -> StoredSubmission:
+    """Erase a submission's note from every version (a coordinator of its region); audited
+    without the note's text."""
+    submission = db.session.get(Submission, submission_id, with_for_update=True)
+    if submission is None:
+        raise NotFound(str(_l("No submission has this id.")))
+    caravan = db.session.get(Caravan, submission.caravan_id)
+    _check_write_scope(principal, caravan)
+    erased = db.session.execute(
+        update(SubmissionVersion)
+        .where(SubmissionVersion.submission_id == submission.id,
+               SubmissionVersion.note.is_not(None))
+        .values(note=None)).rowcount or 0
+    db.session.flush()
+    db.session.expire_all()
+    audit("submission.note_erase", object_type="submission", object_id=submission.id,
+          region_code=caravan.region_code, principal=principal, versions=erased)
+    return stored_submission(db.session.get(Submission, submission_id))
+
+
 def get_submission(submission_id: str, principal: Principal) -> StoredSubmission:
     """A submission with all its versions, for its volunteer or a coordinator in scope."""
     submission = db.session.get(Submission, submission_id)

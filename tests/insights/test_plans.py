@@ -92,3 +92,52 @@ def test_plan_base_in_dms_is_read_as_a_site_is(client, db):
     response = _plan(client, auth(admin), base="30 19 48 N, 5 50 24 W")
     assert response.status_code == 200, response.json
     assert (response.json["base"]["lat"], response.json["base"]["lon"]) == (30.33, -5.84)
+
+
+def test_plans_are_bounded(client, db):
+    make_areas()
+    header = auth(make_user("planner", organization="Union"))
+    too_big = {"radius_km": 301, "days": 11, "stops_per_day": 5,
+               "team": {code: 1 for code in ("GEN", "PED", "GYN", "OPH", "DEN", "CAR", "DER",
+                                             "ENT", "END", "PSY", "RHU")}}
+    for field, value in too_big.items():
+        response = _plan(client, header, **{field: value})
+        assert response.status_code == 422, (field, response.json)
+        assert field in response.json["errors"], response.json
+    assert _plan(client, header, team={}).status_code == 422
+    assert _plan(client, header, radius_km=300, days=10, stops_per_day=4).status_code == 200
+
+
+def test_plans_are_throttled_per_caller(app, client, db, monkeypatch):
+    monkeypatch.setitem(app.config, "PLAN_MAX_PER_MINUTE", 2)
+    make_areas()
+    planner = auth(make_user("planner", organization="Union"))
+    coordinator = auth(make_user("coordinator", regions=["08"]))
+    assert [_plan(client, planner, days=1).status_code for _ in range(2)] == [200, 200]
+    refused = _plan(client, planner, days=1)
+    assert refused.status_code == 429 and refused.content_type == "application/problem+json"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # Another caller is not held up, nor is anything else the planner does.
+    assert _plan(client, coordinator, days=1).status_code == 200
+    assert client.get("/api/v1/catalog", headers=planner).status_code == 200
+
+
+def test_busy_plan_slots_answer_503_and_never_hold_up_the_health_check(app, client, db,
+                                                                        monkeypatch):
+    monkeypatch.setitem(app.config, "PLAN_WAIT_SECONDS", 0.05)
+    make_areas()
+    header = auth(make_user("planner", organization="Union"))
+    assert _plan(client, header, days=1).status_code == 200  # makes this process's gate
+    gate = app.extensions["fieldsvc_plan_slots"]
+    taken = 0
+    while gate.acquire(blocking=False):  # every slot busy with another plan
+        taken += 1
+    try:
+        assert taken == app.config["PLAN_CONCURRENCY"]
+        busy = _plan(client, header, days=1)
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
+        assert client.get("/healthz").status_code == 200
+    finally:
+        for _ in range(taken):
+            gate.release()
+    assert _plan(client, header, days=1).status_code == 200

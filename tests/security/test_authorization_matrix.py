@@ -158,6 +158,7 @@ CASES: list[Case] = [
          body=lambda w, r: {k: v for k, v in w.tally().items() if k != "id"}),
     Case("POST", "/api/v1/submissions/<string:submission_id>/review", IN_SCOPE,
          body=lambda w, r: {"status": "approved", "reason": "Looks right.", "version": 1}),
+    Case("DELETE", "/api/v1/submissions/<string:submission_id>/note", IN_SCOPE),
     Case("GET", "/api/v1/caravans/<int:caravan_id>/completeness", IN_SCOPE_AND_VOLUNTEER,
          why="the planner's organization did not organize caravan A"),
     # insights
