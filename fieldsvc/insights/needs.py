@@ -910,3 +910,51 @@ def _weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
         total += value * weight
         weight_sum += weight
     return total / weight_sum if weight_sum else None
+
+
+@dataclass
+class NearestFacility:
+    name: str
+    category: str
+    commune_code: str
+    km: float
+
+
+def nearest_facility(commune_code: str, specialty: str) -> NearestFacility | None:
+    """The facility able to treat the specialty that is nearest to a commune (public lists)."""
+    from fieldsvc.areas.models import Facility
+
+    row = db.session.execute(
+        select(Facility.name, Facility.category, Facility.commune_code, FacilityDistance.km)
+        .join(Facility, Facility.id == FacilityDistance.facility_id)
+        .where(FacilityDistance.commune_code == commune_code,
+               FacilityDistance.specialty_code == specialty)
+    ).first()
+    if row is None:
+        return None
+    return NearestFacility(row.name, row.category, row.commune_code, round(row.km, 1))
+
+
+@dataclass
+class CaravanVisit:
+    id: int
+    title: str
+    first_day: dt.date
+    last_day: dt.date
+    status: str
+    specialties: list[str]
+
+
+def caravans_reaching(commune_code: str, limit: int = 20) -> list[CaravanVisit]:
+    """The caravans that worked in a commune (its own or one of its sites), latest first.
+
+    Caravans are public metadata (title, dates, specialties): no count is read here.
+    """
+    at_site = select(Site.caravan_id).where(Site.commune_code == commune_code)
+    caravans = list(db.session.scalars(
+        select(Caravan)
+        .where((Caravan.commune_code == commune_code) | Caravan.id.in_(at_site))
+        .order_by(Caravan.first_day.desc(), Caravan.id.desc()).limit(limit)
+    ))
+    return [CaravanVisit(c.id, c.title, c.first_day, c.last_day, c.status,
+                         list(c.specialties)) for c in caravans]
