@@ -186,6 +186,9 @@ def map_page():
 
 def _detail_args(args: MultiDict[str, str]) -> dict[str, str]:
     keep = {"specialty": args.get("specialty") or DEFAULT_SPECIALTY}
+    for name in ("region", "province"):  # so that the panel gives the rank within the filter
+        if args.get(name):
+            keep[name] = args[name]
     for name in COMPONENTS:
         if args.get(f"w_{name}"):
             keep[f"w_{name}"] = args[f"w_{name}"]
