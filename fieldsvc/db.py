@@ -69,18 +69,3 @@ def _sqlite_begin(conn: Any) -> None:
 MAX_INT = 2**31 - 1
 ID_RANGE = validate.Range(1, MAX_INT, error="Not a known id.")
 OFFSET_RANGE = validate.Range(0, MAX_INT, error="Use a whole number from 0 to 2147483647.")
-
-
-def page_offset(page: int, page_size: int) -> int:
-    """The row offset of a page, refused when it is past what any database can address."""
-    from flask_babel import gettext as _
-
-    from fieldsvc.errors import ValidationFailed
-
-    offset = (page - 1) * page_size
-    if offset > MAX_INT:
-        raise ValidationFailed(
-            _("Page %(page)s is far past the last page; use a smaller page number.", page=page),
-            errors={"page": ["too large"]},
-        )
-    return offset

@@ -109,7 +109,6 @@ def _reset(app: Flask) -> None:
     from fieldsvc.catalog.services import ensure_catalog
 
     app.extensions.pop("fieldsvc_catalog", None)  # the per-process cache of catalog codes
-    app.extensions.pop("tallies_catalog", None)
     with app.app_context():
         _db.session.remove()
         tables = [t.name for t in reversed(_db.metadata.sorted_tables)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, request
 from flask_smorest import Blueprint
 
@@ -23,6 +21,7 @@ from fieldsvc.caravans.schemas import (
     VolunteerProfileSchema,
 )
 from fieldsvc.extensions import db
+from fieldsvc.pagination import paginated_response
 from fieldsvc.security import (
     ALL_ROLES,
     STAFF_ROLES,
@@ -86,15 +85,11 @@ def create_caravan(data: services.CaravanInput):
 @blp.route("/caravans", methods=["GET"])
 @allow(*STAFF_ROLES)
 @blp.arguments(CaravanQuerySchema, location="query")
-@blp.response(200, CaravanSchema(many=True), example=[EXAMPLE_CARAVAN])
-@blp.paginate(page_size=50, max_page_size=200)
-def list_caravans(filters: services.CaravanFilter, pagination_parameters: Any):
+@paginated_response(blp, CaravanSchema, example={"items": [EXAMPLE_CARAVAN], "total": 1,
+                                                  "limit": 50, "offset": 0})
+def list_caravans(filters: services.CaravanFilter):
     """List caravans, newest first, filtered by status, region or commune (paginated)."""
-    principal = current_principal()
-    rows, total = services.list_caravans(filters, pagination_parameters.page,
-                                         pagination_parameters.page_size)
-    pagination_parameters.item_count = total
-    return [services.caravan_view(caravan, principal) for caravan in rows]
+    return services.list_caravans(filters, current_principal())
 
 
 @blp.route("/caravans/<int:caravan_id>", methods=["GET"])

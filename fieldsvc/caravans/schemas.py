@@ -17,6 +17,7 @@ from fieldsvc.caravans.services import (
     ProfileChanges,
     SiteInput,
 )
+from fieldsvc.pagination import DEFAULT_LIMIT, PageArgs
 
 SPECIALTY_CODE = validate.Regexp(r"^[A-Z]{2,8}$", error="Use a specialty code such as OPH or GEN.")
 COMMUNE_CODE = validate.Regexp(
@@ -132,7 +133,9 @@ class CaravanPatchSchema(Schema):
         return CaravanChanges(sent=frozenset(data), **data)
 
 
-class CaravanQuerySchema(Schema):
+class CaravanQuerySchema(PageArgs):
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, 200),
+                           metadata={"description": "Caravans per page, 1 to 200."})
     status = fields.String(validate=validate.OneOf(CARAVAN_STATUSES),
                            metadata={"example": "active"})
     region = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08."),

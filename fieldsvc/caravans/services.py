@@ -28,7 +28,7 @@ from fieldsvc.caravans.models import (
     Volunteer,
 )
 from fieldsvc.catalog.services import specialty_codes
-from fieldsvc.db import page_offset, utcnow
+from fieldsvc.db import utcnow
 from fieldsvc.errors import (
     Conflict,
     DomainError,
@@ -39,6 +39,7 @@ from fieldsvc.errors import (
     ValidationFailed,
 )
 from fieldsvc.extensions import db
+from fieldsvc.pagination import DEFAULT_LIMIT, Page, paginate
 from fieldsvc.security import VOLUNTEER, Principal, token_digest
 
 # Morocco's bounding box, Western Sahara included (HCP's 12 regions reach down to Lagouira, 20.8°N);
@@ -94,6 +95,8 @@ class CaravanFilter:
     status: str | None = None
     region: str | None = None
     commune: str | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
 
 
 @dataclass
@@ -372,11 +375,10 @@ def rotate_join_code(caravan: Caravan, principal: Principal) -> Caravan:
 
 
 def require_scope(caravan: Caravan, principal: Principal) -> None:
-    """Refuse a write to a caravan outside the caller's regions."""
+    """Refuse a write to a caravan outside the caller's regions (the one scope check)."""
     if not principal.in_region(caravan.region_code):
-        raise Forbidden(
-            f"Caravan {caravan.id} is in region {caravan.region_code}, outside your regions."
-        )
+        raise Forbidden(_("This caravan is in region %(region)s, outside your regions.",
+                          region=caravan.region_code))
 
 
 def get_caravan(caravan_id: int) -> Caravan:
@@ -536,7 +538,7 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
     return caravan_view(caravan, principal, warnings)
 
 
-def list_caravans(filters: CaravanFilter, page: int, page_size: int) -> tuple[list[Caravan], int]:
+def list_caravans(filters: CaravanFilter, principal: Principal) -> Page[CaravanView]:
     """Caravans, newest first; caravan metadata is not health data, so staff see all of them."""
     query = select(Caravan)
     if filters.status is not None:
@@ -545,14 +547,13 @@ def list_caravans(filters: CaravanFilter, page: int, page_size: int) -> tuple[li
         query = query.where(Caravan.region_code == filters.region)
     if filters.commune is not None:
         query = query.where(Caravan.commune_code == filters.commune)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = list(db.session.scalars(
-        query.order_by(Caravan.first_day.desc(), Caravan.id.desc())
-        .limit(page_size).offset(page_offset(page, page_size))
-    ))
+    page = paginate(query.order_by(Caravan.first_day.desc(), Caravan.id.desc()),
+                    filters.limit, filters.offset)
     # Load the communes in one query; each caravan then finds its own in the identity map.
-    list(db.session.scalars(select(Area).where(Area.code.in_({c.commune_code for c in rows}))))
-    return rows, total
+    list(db.session.scalars(
+        select(Area).where(Area.code.in_({c.commune_code for c in page.items}))))
+    return Page(items=[caravan_view(caravan, principal) for caravan in page.items],
+                total=page.total, limit=page.limit, offset=page.offset)
 
 
 def caravan_view(caravan: Caravan, principal: Principal,

@@ -18,6 +18,7 @@ from fieldsvc.accounts.models import Organization
 from fieldsvc.areas.models import Area
 from fieldsvc.caravans.models import Caravan, Site, caravan_organizer
 from fieldsvc.extensions import db
+from fieldsvc.tallies.models import REVIEW_STATUSES
 
 AREA_DIMENSIONS = ("region", "province", "commune")
 PERIOD_DIMENSIONS = ("day", "week", "month", "quarter", "year")
@@ -26,6 +27,7 @@ DIMENSIONS = (
     "sex", "age_band", "condition", "day", "week", "month", "quarter", "year",
 )
 DEFAULT_MEASURE = "consultations"
+COUNTED_STATUSES = tuple(s for s in REVIEW_STATUSES if s != "rejected")
 
 
 @dataclass
@@ -51,6 +53,43 @@ class SummaryQuery:
         if self.measures or "measure" in self.by:
             return self.measures
         return [DEFAULT_MEASURE]
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """Which protected release, and which of its tables, an answer was selected from."""
+
+    version: int
+    built_at: dt.datetime
+    k: int
+    window_start: dt.date
+    window_end: dt.date
+    table: str
+
+
+@dataclass
+class SummaryResult:
+    """A summary: one row per group (dimension keys, area names, `count`) and the total.
+
+    Without full detail, `count` is None in a suppressed cell and `suppressed` says why
+    (primary or complementary); `release` names the release the rows come from.
+    """
+
+    query: SummaryQuery
+    measures: list[str] | None
+    full_detail: bool
+    rows: list[dict[str, Any]]
+    total: int | None
+    release: ReleaseInfo | None = None
+    total_suppressed: str | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def suppression(self) -> dict[str, int] | None:
+        return None if self.release is None else {"k": self.release.k}
 
 
 def counted_lines() -> Any:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import jsonify, request
 from flask_smorest import Blueprint
 
 from fieldsvc.insights import needs, plans, services
+from fieldsvc.insights.queries import SummaryQuery
 from fieldsvc.insights.schemas import (
     NeedRankingSchema,
     NeedsArgs,
@@ -15,6 +14,7 @@ from fieldsvc.insights.schemas import (
     PlanSchema,
     PublicSummaryArgs,
     SummaryArgs,
+    SummaryResultSchema,
 )
 from fieldsvc.security import ALL_ROLES, allow, current_principal
 
@@ -161,24 +161,23 @@ EXAMPLE_PLAN = {
 @blp.route("/summary", methods=["GET"])
 @allow(*STAFF)
 @blp.arguments(SummaryArgs, location="query")
-@blp.response(200, description="Counts by the requested dimensions, with area names",
+@blp.response(200, SummaryResultSchema,
+              description="Counts by the requested dimensions, with area names",
               example=EXAMPLE_SUMMARY)
-def get_summary(args: dict[str, Any]):
+def get_summary(query: SummaryQuery):
     """Sum tallies by any dimensions, with small cells suppressed without full detail."""
-    args["from"] = args.pop("from_", None)
-    query = services.parse_summary_args(args)
     return services.summary(query, current_principal())
 
 
 @blp.route("/public/summary", methods=["GET"])
 @allow(*ALL_ROLES)
 @blp.arguments(PublicSummaryArgs, location="query")
-@blp.response(200, description="Counts by region and specialty; small cells are null",
+@blp.response(200, SummaryResultSchema,
+              description="Counts by region and specialty; small cells are null",
               example=EXAMPLE_PUBLIC_SUMMARY)
-def get_public_summary(args: dict[str, Any]):
+def get_public_summary(query: SummaryQuery):
     """Sum consultations by region and specialty for anyone, small cells suppressed."""
-    args["from"] = args.pop("from_", None)
-    return services.public_summary(args)
+    return services.public_summary(query)
 
 
 @blp.route("/needs", methods=["GET"])

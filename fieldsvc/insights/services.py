@@ -8,80 +8,36 @@ from typing import Any
 from sqlalchemy import select
 
 from fieldsvc.areas.models import Area
-from fieldsvc.catalog.codes import AGE_BANDS, SEXES
-from fieldsvc.catalog.services import measure_codes, specialty_codes
-from fieldsvc.errors import DomainError, ValidationFailed
+from fieldsvc.catalog.services import known_codes, unknown_codes
+from fieldsvc.errors import ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.insights import release as release_module
 from fieldsvc.insights import suppression
-from fieldsvc.insights.queries import DEFAULT_MEASURE, DIMENSIONS, SummaryQuery, summary_rows
+from fieldsvc.insights.queries import (
+    DEFAULT_MEASURE,
+    ReleaseInfo,
+    SummaryQuery,
+    SummaryResult,
+    summary_rows,
+)
 from fieldsvc.security import Principal
-from fieldsvc.tallies.models import REVIEW_STATUSES
-
-COUNTED_STATUSES = tuple(s for s in REVIEW_STATUSES if s != "rejected")
 
 
-def _split(value: str | None) -> list[str]:
-    if not value:
-        return []
-    return [part.strip() for part in str(value).split(",") if part.strip()]
-
-
-def _ints(field: str, value: str | None, errors: dict[str, list[str]]) -> list[int]:
-    numbers = []
-    for part in _split(value):
-        try:
-            numbers.append(int(part))
-        except ValueError:
-            errors.setdefault(field, []).append(f"{part!r} is not an id; use numbers, e.g. 12.")
-    return numbers
-
-
-def _check_codes(field: str, values: list[str], allowed: set[str] | tuple[str, ...],
-                 errors: dict[str, list[str]]) -> None:
-    unknown = [v for v in values if v not in allowed]
-    if unknown:
-        errors.setdefault(field, []).append(
-            f"Unknown {', '.join(unknown)}; use one of {', '.join(sorted(allowed))}."
-        )
-
-
-def parse_summary_args(args: dict[str, Any]) -> SummaryQuery:
-    """Read the summary's query parameters, or raise a 422 naming each bad one."""
+def check_codes(query: SummaryQuery) -> None:
+    """Refuse specialty and measure codes the catalog does not know (a 422 naming each)."""
     errors: dict[str, list[str]] = {}
-    by = _split(args.get("by"))
-    _check_codes("by", [d for d in by if d not in DIMENSIONS], DIMENSIONS, errors)
-    if len(set(by)) != len(by):
-        errors.setdefault("by", []).append("Name each dimension once.")
-    query = SummaryQuery(
-        by=by,
-        regions=_split(args.get("region")),
-        provinces=_split(args.get("province")),
-        communes=_split(args.get("commune")),
-        caravans=_ints("caravan", args.get("caravan"), errors),
-        organizations=_ints("organization", args.get("organization"), errors),
-        specialties=_split(args.get("specialty")),
-        measures=_split(args.get("measure")),
-        sexes=_split(args.get("sex")),
-        age_bands=_split(args.get("age_band")),
-        statuses=_split(args.get("status")),
-        start=args.get("from"),
-        end=args.get("to"),
-    )
-    _check_codes("specialty", query.specialties, specialty_codes(), errors)
-    _check_codes("measure", query.measures, measure_codes(), errors)
-    _check_codes("sex", query.sexes, tuple(SEXES), errors)
-    _check_codes("age_band", query.age_bands, AGE_BANDS, errors)
-    _check_codes("status", query.statuses, COUNTED_STATUSES, errors)
-    if query.start and query.end and query.start > query.end:
-        errors["from"] = ["from must be on or before to."]
+    for field, kind, values in (("specialty", "specialties", query.specialties),
+                                ("measure", "measures", query.measures)):
+        unknown = unknown_codes(kind, values)
+        if unknown:
+            errors[field] = [f"Unknown {', '.join(unknown)}; use one of "
+                             f"{', '.join(sorted(known_codes(kind)))}."]
     if errors:
         raise ValidationFailed(
             "Some summary parameters are invalid: "
             + "; ".join(f"{f}: {' '.join(m)}" for f, m in errors.items()),
             errors=errors,
         )
-    return query
 
 
 def query_regions(query: SummaryQuery) -> list[set[str]]:
@@ -114,20 +70,14 @@ def has_full_detail(principal: Principal, query: SummaryQuery) -> bool:
     )
 
 
-def summary(query: SummaryQuery, principal: Principal) -> dict[str, Any]:
+def summary(query: SummaryQuery, principal: Principal) -> SummaryResult:
     """Group the counted lines exactly for full detail; else select from the protected release."""
+    check_codes(query)
     if not has_full_detail(principal, query):
         return release_summary(query)
     rows = summary_rows(query)
-    body: dict[str, Any] = {
-        "by": query.by,
-        "measure": query.effective_measures() or None,
-        "from": _iso(query.start),
-        "to": _iso(query.end),
-        "full_detail": True,
-    }
-    body.update(rows=rows, total=sum(row["count"] for row in rows), row_count=len(rows))
-    return body
+    return SummaryResult(query=query, measures=query.effective_measures() or None,
+                         full_detail=True, rows=rows, total=sum(row["count"] for row in rows))
 
 
 RELEASE_DIMENSIONS = ("region", "province", "commune", "specialty", "measure", "sex", "age_band",
@@ -142,7 +92,7 @@ def _refuse(message: str, field: str, nearest: str | None = None) -> ValidationF
     return ValidationFailed(message, errors={field: [message]})
 
 
-def release_summary(query: SummaryQuery) -> dict[str, Any]:
+def release_summary(query: SummaryQuery) -> SummaryResult:
     """Answer without full detail: a selection of one table of the protected release.
 
     Nothing here depends on the data: a query the release cannot serve is refused the same way
@@ -169,10 +119,6 @@ def release_summary(query: SummaryQuery) -> dict[str, Any]:
             raise _refuse(f"Without full detail, filter on one {name} at a time, or add {name} "
                           "to by.", name)
     release = release_module.current_release()
-    if release is None:
-        raise DomainError("No protected release has been built yet; run "
-                          "`flask --app wsgi release build` or wait for the background refresh.",
-                          status=503, title="Release not built yet")
 
     by_area = [d for d in query.by if d in _AREA_ORDER]
     if len(by_area) > 1:
@@ -255,19 +201,13 @@ def release_summary(query: SummaryQuery) -> dict[str, Any]:
     _name_areas(rows, by_area[0] if by_area else None)
     rows.sort(key=lambda r: tuple(str(r[d]) for d in query.by))
     total, total_status = _release_total(query, release, spec, filters, fixed_period, measures)
-    body: dict[str, Any] = {
-        "by": query.by,
-        "measure": measures or None,
-        "from": _iso(query.start),
-        "to": _iso(query.end),
-        "full_detail": False,
-        "suppression": {"k": release.k},
-        "release": {**release.info(), "table": spec.name},
-        "rows": rows, "total": total, "row_count": len(rows),
-    }
-    if total_status:
-        body["total_suppressed"] = total_status
-    return body
+    built = release.built_at if release.built_at.tzinfo else release.built_at.replace(
+        tzinfo=dt.UTC)
+    info = ReleaseInfo(version=release.id, built_at=built.replace(microsecond=0), k=release.k,
+                       window_start=release.window_start, window_end=release.window_end,
+                       table=spec.name)
+    return SummaryResult(query=query, measures=measures or None, full_detail=False, rows=rows,
+                         total=total, release=info, total_suppressed=total_status)
 
 
 def _check_aligned(start: dt.date | None, end: dt.date | None, unit: str) -> None:
@@ -358,20 +298,7 @@ def _release_total(query: SummaryQuery, release: release_module.LoadedRelease,
     return 0, None
 
 
-def public_summary(args: dict[str, Any]) -> dict[str, Any]:
-    """The anonymous summary: by region and specialty, always suppressed."""
-    query = SummaryQuery(
-        by=["region", "specialty"],
-        measures=_split(args.get("measure")),
-        start=args.get("from"),
-        end=args.get("to"),
-    )
-    errors: dict[str, list[str]] = {}
-    _check_codes("measure", query.measures, measure_codes(), errors)
-    if errors:
-        raise ValidationFailed("Unknown measure.", errors=errors)
+def public_summary(query: SummaryQuery) -> SummaryResult:
+    """The anonymous summary: by region and specialty, always from the protected release."""
+    check_codes(query)
     return release_summary(query)
-
-
-def _iso(day: dt.date | None) -> str | None:
-    return None if day is None else day.isoformat()

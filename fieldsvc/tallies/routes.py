@@ -5,24 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import g
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from fieldsvc.caravans.services import register_day_guard
+from fieldsvc.db import MAX_INT
 from fieldsvc.errors import NotFound
 from fieldsvc.extensions import db
+from fieldsvc.pagination import paginated_response
 from fieldsvc.security import allow, current_principal
 from fieldsvc.tallies import services
 from fieldsvc.tallies.schemas import (
-    MAX_ID,
     CompletenessSchema,
     ReviewSchema,
     SubmissionAmendSchema,
     SubmissionCreateSchema,
     SubmissionDetailSchema,
     SubmissionListArgs,
-    SubmissionListSchema,
     SubmissionSchema,
 )
 
@@ -162,12 +161,6 @@ EXAMPLE_INVALID = {
 }
 
 
-@blp.before_request
-def _fresh_catalog_cache() -> None:
-    # Tests run many requests in one app context: let each request look an unknown code up once.
-    g.pop("tallies_catalog_reread", None)
-
-
 def _submission_id(text: str) -> str:
     """The canonical form of a submission id from the address; anything else is not found."""
     try:
@@ -196,7 +189,7 @@ def create_submission(data: services.SubmissionInput) -> Any:
 @blp.route("/submissions", methods=["GET"])
 @allow("volunteer", *STAFF_WRITERS)
 @blp.arguments(SubmissionListArgs, location="query")
-@blp.response(200, SubmissionListSchema, example=EXAMPLE_LIST)
+@paginated_response(blp, SubmissionSchema, example=EXAMPLE_LIST)
 def list_submissions(wanted: services.SubmissionFilter) -> Any:
     """List submissions: a coordinator's regions, or a volunteer's own."""
     return services.list_submissions(current_principal(), wanted)
@@ -237,6 +230,6 @@ def review_submission(decision: services.ReviewDecision, submission_id: str) -> 
 @blp.response(200, CompletenessSchema, example=EXAMPLE_COMPLETENESS)
 def caravan_completeness(caravan_id: int) -> Any:
     """Say, for each day and planned specialty of a caravan, whether a tally was received."""
-    if caravan_id > MAX_ID:
+    if caravan_id > MAX_INT:
         raise NotFound(_("No caravan has id %(id)s.", id=caravan_id))
     return services.completeness(caravan_id, current_principal())

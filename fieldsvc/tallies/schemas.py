@@ -20,6 +20,9 @@ from marshmallow import (
 )
 
 from fieldsvc.catalog.codes import AGE_BANDS, ICD10_CHAPTERS, SEXES
+from fieldsvc.catalog.services import is_known, known_codes
+from fieldsvc.db import ID_RANGE, MAX_INT
+from fieldsvc.pagination import MAX_LIMIT, PageArgs
 from fieldsvc.tallies.models import REVIEW_STATUSES
 from fieldsvc.tallies.services import (
     Line,
@@ -34,39 +37,7 @@ MAX_LINES = 500
 MAX_COUNT = 10_000
 MAX_NOTE = 500
 
-MAX_ID = 2**31 - 1  # database integer ids; larger numbers are refused, never sent to SQL
-ID_RANGE = validate.Range(1, MAX_ID, error="Not a known id.")
 NO_NUL = validate.Regexp(r"^[^\x00]*$", error="Remove the NUL character.")
-
-
-def known_code(kind: str, code: str) -> bool:
-    """Whether ``code`` is in the catalog's ``kind`` ("specialties" or "measures").
-
-    The codes are kept per process: codes are only ever added (never renamed or removed), so a
-    code found here is known; one not found is looked up again (once per request) before it is
-    refused, which also picks up a code an admin added through another worker.
-    """
-    from flask import current_app, g
-
-    cache = current_app.extensions.setdefault("tallies_catalog", {})
-    codes = cache.get(kind)
-    if codes is not None and code in codes:
-        return True
-    reread = g.setdefault("tallies_catalog_reread", set())
-    if codes is None or kind not in reread:
-        from fieldsvc.catalog.services import measure_codes, specialty_codes
-
-        codes = frozenset(specialty_codes() if kind == "specialties" else measure_codes())
-        cache[kind] = codes
-        reread.add(kind)
-    return code in codes
-
-
-def _catalog_codes(kind: str) -> frozenset[str]:
-    """The codes of ``kind`` this process knows (may lag behind: see known_code)."""
-    from flask import current_app
-
-    return current_app.extensions.get("tallies_catalog", {}).get(kind, frozenset())
 
 
 def _str(**kwargs: Any) -> fields.String:
@@ -90,7 +61,7 @@ class LineSchema(Schema):
 
     @validates("measure")
     def _known_measure(self, value: str, **kwargs: Any) -> None:
-        if not known_code("measures", value):
+        if not is_known("measures", value):
             raise ValidationError(str(_l("Unknown measure %(code)s; see /api/v1/catalog.",
                                          code=value)))
     count = fields.Integer(
@@ -124,7 +95,7 @@ class SubmissionContentSchema(Schema):
 
     @validates("specialty")
     def _known_specialty(self, value: str, **kwargs: Any) -> None:
-        if not known_code("specialties", value):
+        if not is_known("specialties", value):
             raise ValidationError(str(_l("Unknown specialty %(code)s; see /api/v1/catalog.",
                                          code=value)))
 
@@ -182,7 +153,7 @@ ErrorKeys = dict[Any, Any]  # {field: None} for a field's messages, nested dicts
 
 def _id_in_range(value: Any) -> bool:
     # marshmallow's strict Integer + ID_RANGE on JSON values: an int, not a bool, in range.
-    return type(value) is int and 1 <= value <= MAX_ID
+    return type(value) is int and 1 <= value <= MAX_INT
 
 
 def _line_errors(line: Any, measures: frozenset[str],
@@ -194,7 +165,7 @@ def _line_errors(line: Any, measures: frozenset[str],
     errors: ErrorKeys = {key: None for key in line if key not in _LINE_FIELDS}
     measure = line.get("measure")
     if type(measure) is not str or not 1 <= len(measure) <= 32 \
-            or (measure not in measures and not known_code("measures", measure)):
+            or (measure not in measures and not is_known("measures", measure)):
         errors["measure"] = None
     sex = line.get("sex")
     if type(sex) is not str or sex not in _SEXES:
@@ -254,7 +225,7 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
         errors["day"] = None
     specialty = get("specialty")
     if type(specialty) is not str or not 1 <= len(specialty) <= 8 \
-            or not known_code("specialties", specialty):
+            or not is_known("specialties", specialty):
         errors["specialty"] = None
     note = get("note")
     if note is not None and (type(note) is not str or len(note) > MAX_NOTE or "\x00" in note):
@@ -266,7 +237,7 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
         errors["lines"] = None
     else:
         line_errors: ErrorKeys = {}
-        measures = _catalog_codes("measures")
+        measures = known_codes("measures")
         for index, raw in enumerate(raw_lines):
             line, problems = _line_errors(raw, measures)
             if line is None:
@@ -423,26 +394,19 @@ class SubmissionDetailSchema(SubmissionSchema):
     versions = fields.List(fields.Nested(VersionSchema))
 
 
-class SubmissionListArgs(Schema):
+class SubmissionListArgs(PageArgs):
     class Meta:
         unknown = EXCLUDE
 
     caravan_id = fields.Integer(validate=ID_RANGE)
     day = fields.Date()
     status = _str(validate=validate.OneOf(list(REVIEW_STATUSES)))
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_ID))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT),
+                           metadata={"description": f"Submissions per page, 1 to {MAX_LIMIT}."})
 
     @post_load
     def _filter(self, data: dict[str, Any], **kwargs: Any) -> SubmissionFilter:
         return SubmissionFilter(**data)
-
-
-class SubmissionListSchema(Schema):
-    items = fields.List(fields.Nested(SubmissionSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
 
 
 class ReviewSchema(Schema):

@@ -31,11 +31,13 @@ from fieldsvc.caravans.services import (
     DevicePrincipal,
     late_sync_message,
     morocco_today,
+    require_scope,
     sync_deadline,
 )
 from fieldsvc.db import utcnow
 from fieldsvc.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from fieldsvc.extensions import db
+from fieldsvc.pagination import Page, paginate
 from fieldsvc.security import Principal
 from fieldsvc.tallies.models import Submission, SubmissionVersion, TallyLine
 
@@ -101,13 +103,6 @@ class StoredSubmission:
 
 
 @dataclass
-class SubmissionPage:
-    items: list[StoredSubmission]
-    total: int
-    limit: int
-    offset: int
-
-
 @dataclass
 class CompletenessCell:
     day: dt.date
@@ -287,10 +282,7 @@ def _check_write_scope(principal: Principal, caravan: Caravan) -> None:
                 "Your device token is for another caravan; join caravan %(id)s with its code "
                 "to send tallies there.", id=caravan.id)))
         return
-    if not principal.in_region(caravan.region_code):
-        raise Forbidden(str(_l(
-            "This caravan is in region %(region)s, outside your regions.",
-            region=caravan.region_code)))
+    require_scope(caravan, principal)
 
 
 def _volunteer_enrollment_ids(principal: Principal) -> Any:
@@ -848,7 +840,7 @@ def get_submission(submission_id: str, principal: Principal) -> StoredSubmission
     return stored_submission(submission, with_versions=True)
 
 
-def list_submissions(principal: Principal, wanted: SubmissionFilter) -> SubmissionPage:
+def list_submissions(principal: Principal, wanted: SubmissionFilter) -> Page[StoredSubmission]:
     """Submissions a caller may see, newest first, with their current content."""
     caravan_id, day, status = wanted.caravan_id, wanted.day, wanted.status
     query = select(Submission).join(
@@ -858,10 +850,8 @@ def list_submissions(principal: Principal, wanted: SubmissionFilter) -> Submissi
     elif principal.role != "admin":
         if caravan_id is not None:
             caravan = db.session.get(Caravan, caravan_id)
-            if caravan is not None and not principal.in_region(caravan.region_code):
-                raise Forbidden(str(_l(
-                    "This caravan is in region %(region)s, outside your regions.",
-                    region=caravan.region_code)))
+            if caravan is not None:
+                require_scope(caravan, principal)
         query = query.where(Submission.caravan_id.in_(
             select(Caravan.id).where(Caravan.region_code.in_(principal.region_codes))))
     if caravan_id is not None:
@@ -870,10 +860,9 @@ def list_submissions(principal: Principal, wanted: SubmissionFilter) -> Submissi
         query = query.where(SubmissionVersion.day == day)
     if status is not None:
         query = query.where(Submission.review_status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    page = list(db.session.scalars(
-        query.order_by(Submission.created_at.desc(), Submission.id)
-        .limit(wanted.limit).offset(wanted.offset)))
+    found = paginate(query.order_by(Submission.created_at.desc(), Submission.id),
+                     wanted.limit, wanted.offset)
+    page: list[Submission] = found.items
     ids = [submission.id for submission in page]
     counts = dict(db.session.execute(
         select(SubmissionVersion.submission_id, func.count())
@@ -891,7 +880,7 @@ def list_submissions(principal: Principal, wanted: SubmissionFilter) -> Submissi
                          counts[submission.id])
         for submission in page
     ]
-    return SubmissionPage(items, total or 0, wanted.limit, wanted.offset)
+    return Page(items=items, total=found.total, limit=found.limit, offset=found.offset)
 
 
 def keep_submissions_within_days(caravan: Caravan, first: dt.date, last: dt.date) -> None:

@@ -187,12 +187,17 @@ def test_get_and_list_show_join_code_only_in_scope(app, client, db):
     assert other.status_code == 200 and "join_code" not in other.json
     assert "join_code" not in client.get(f"/api/v1/caravans/{zagora.id}",
                                          headers=auth(planner)).json
-    listed = client.get("/api/v1/caravans", headers=headers)
-    assert [c["id"] for c in listed.json] == [marrakech.id, zagora.id] or \
-        {c["id"] for c in listed.json} == {marrakech.id, zagora.id}
-    assert client.get("/api/v1/caravans?region=07", headers=headers).json[0]["id"] == marrakech.id
+    listed = client.get("/api/v1/caravans", headers=headers).json
+    assert {c["id"] for c in listed["items"]} == {marrakech.id, zagora.id}
+    assert (listed["total"], listed["limit"], listed["offset"]) == (2, 50, 0)
+    second = client.get("/api/v1/caravans?limit=1&offset=1", headers=headers).json
+    assert second["total"] == 2 and [c["id"] for c in second["items"]] == [listed["items"][1]["id"]]
+    assert client.get("/api/v1/caravans?limit=201", headers=headers).status_code == 422
+    assert client.get("/api/v1/caravans?offset=99999999999", headers=headers).status_code == 422
+    assert client.get("/api/v1/caravans?region=07",
+                      headers=headers).json["items"][0]["id"] == marrakech.id
     assert [c["id"] for c in client.get("/api/v1/caravans?status=active",
-                                        headers=headers).json] == [zagora.id]
+                                        headers=headers).json["items"]] == [zagora.id]
     assert client.get("/api/v1/caravans?status=open", headers=headers).status_code == 422
     assert client.get("/api/v1/caravans/999", headers=headers).status_code == 404
     assert client.get("/api/v1/caravans").status_code == 401

@@ -167,7 +167,7 @@ def test_full_detail_when_everything_counted_is_in_scope(client, db):
     assert not any(_small(v) for v in _walk_counts(body))
     body = client.get("/api/v1/summary?by=province,specialty&specialty=PED&region=08",
                       headers=auth(narrow)).json
-    assert body["full_detail"] is True
+    assert body["full_detail"] is True, body
 
 
 def test_no_group_by_gives_a_planner_a_small_count(client, db):

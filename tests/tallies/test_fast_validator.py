@@ -21,11 +21,11 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy import select
 
 from fieldsvc.catalog.codes import AGE_BANDS, ICD10_CHAPTERS, MEASURES, SEXES, SPECIALTIES
+from fieldsvc.db import MAX_INT as MAX_ID
 from fieldsvc.extensions import db
 from fieldsvc.tallies.models import Submission
 from fieldsvc.tallies.schemas import (
     MAX_COUNT,
-    MAX_ID,
     SubmissionCreateSchema,
     SubmissionSchema,
     fast_load_submission,
