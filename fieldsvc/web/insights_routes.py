@@ -322,3 +322,152 @@ def save_plan():
         ), error.status
     db.session.commit()
     return render_template("insights/plan_saved.html", caravans=created)
+
+
+# --- Summaries ---------------------------------------------------------------------------------
+
+SUMMARY_GROUPINGS = ("region,specialty", "specialty", "province,specialty", "commune",
+                     "measure", "sex,age_band", "quarter", "month")
+SUMMARY_FIELDS = ("by", "region", "province", "commune", "specialty", "measure", "sex",
+                  "age_band", "from", "to")
+EXPORT_FORMATS = ("csv", "xlsx", "json", "geojson")
+
+
+def _resolve_area(text: str) -> tuple[str | None, str | None, list[str]]:
+    """An area typed by name or code at any level: (level, code, errors)."""
+    from fieldsvc.areas.models import Area
+    from fieldsvc.areas.services import search_areas
+    from fieldsvc.areas.text import fold
+
+    text = text.strip()
+    if not text:
+        return None, None, []
+    area = db.session.get(Area, text)
+    if area is None:
+        found = search_areas(q=text, limit=20).items
+        exact = [a for a in found if fold(text) in (fold(a.name_fr), fold(a.name_ar))]
+        found = exact or found
+        if exact and len(exact) > 1:
+            # Zagora is a province and its chief town: the larger area, when only one is largest.
+            order = {"region": 0, "province": 1, "commune": 2}
+            top = min(order.get(a.level, 3) for a in exact)
+            largest = [a for a in exact if order.get(a.level, 3) == top]
+            if len(largest) == 1:
+                found = largest
+        if len(found) != 1:
+            choices = ", ".join(f"{a.name_fr} ({a.code})" for a in found[:6])
+            message = (_("Several areas match %(name)s: %(choices)s. Type one of the codes.",
+                         name=text, choices=choices) if found
+                       else _("No region, province or commune is named %(name)s.", name=text))
+            return None, None, [message]
+        area = found[0]
+    return area.level, area.code, []
+
+
+def _summary_args(args: MultiDict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The page's form as the API's (and the exports') query parameters."""
+    api: dict[str, str] = {}
+    for name in SUMMARY_FIELDS:
+        value = (args.get(name) or "").strip()
+        if value:
+            api[name] = value
+    api.setdefault("by", "region,specialty")  # what every caller may ask for the whole country
+    level, code, errors = _resolve_area(args.get("area") or "")
+    if code is not None and level is not None:
+        api[level] = code
+    return api, errors
+
+
+def _summary(api: dict[str, str], principal: Any, **override: str) -> Any:
+    """Load through the API's schema and call the API's service; (result, errors)."""
+    from fieldsvc.insights import services as summaries
+    from fieldsvc.insights.schemas import SummaryArgs
+
+    try:
+        query = SummaryArgs().load({**api, **override})
+        return summaries.summary(query, principal), {}
+    except ValidationError as error:
+        return None, {k: v if isinstance(v, list) else [str(v)]
+                      for k, v in error.normalized_messages().items()}
+    except DomainError as error:
+        return None, _problem(error)
+
+
+def _cell_label(row: dict[str, Any], dimension: str, labels: dict[str, str]) -> str:
+    if dimension in ("region", "province", "commune"):
+        arabic = _language() == "ar"
+        name = row.get(f"{dimension}_name_ar" if arabic else f"{dimension}_name_fr")
+        return name or str(row.get(dimension))
+    value = row.get(dimension)
+    return labels.get(str(value), str(value))
+
+
+def _series(result: Any, dimensions: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    """A result as chart data: labels, counts (None when suppressed) and the suppressed flags."""
+    rows = sorted(result.rows, key=lambda r: [str(r.get(d)) for d in dimensions])
+    return {
+        "labels": [" · ".join(_cell_label(r, d, labels) for d in dimensions) for r in rows],
+        "keys": [[r.get(d) for d in dimensions] for r in rows],
+        "counts": [r.get("count") for r in rows],
+        "suppressed": [r.get("suppressed") for r in rows],
+    }
+
+
+def _code_labels() -> dict[str, str]:
+    from fieldsvc.catalog.services import list_measures
+
+    language = _language()
+    labels = {s["code"]: s["label"] for s in _specialties()}
+    for measure in list_measures():
+        labels[measure.code] = getattr(measure, f"label_{language}", None) or measure.label_fr
+    labels.update({"F": _("women"), "M": _("men")})
+    return labels
+
+
+@insights_blp.route("/summary")
+@allow(*STAFF)
+def summary_page():
+    """The summary's filters, its table, and charts by specialty, sex and age, and over time."""
+    from urllib.parse import urlencode
+
+    from fieldsvc.catalog.services import list_measures
+    from fieldsvc.insights.schemas import SummaryResultSchema
+
+    principal = current_principal()
+    api, area_errors = _summary_args(request.args)
+    result, errors = (None, {"area": area_errors}) if area_errors else _summary(api, principal)
+    labels = _code_labels()
+    charts: dict[str, Any] = {}
+    chart_notes: dict[str, str] = {}
+    if result is not None:
+        filters = {k: v for k, v in api.items() if k != "by"}
+        for name, by in (("specialty", "specialty"), ("pyramid", "sex,age_band"),
+                         ("trend", "month")):
+            chart_result, chart_errors = _summary({**filters, "by": by}, principal)
+            if chart_result is None and name == "trend":
+                by = "quarter"  # the protected release is by quarter
+                chart_result, chart_errors = _summary({**filters, "by": by}, principal)
+            if chart_result is None:
+                messages = [m for ms in chart_errors.values() for m in ms]
+                chart_notes[name] = " ".join(dict.fromkeys(messages))  # each sentence once
+                continue
+            charts[name] = {"by": by, **_series(chart_result, by.split(","), labels)}
+    query_string = urlencode(api)
+    downloads = [(fmt.upper(), f"/api/v1/exports/summary.{fmt}?{query_string}")
+                 for fmt in EXPORT_FORMATS]
+    dimensions = result.query.by if result is not None else []
+    return render_template(
+        "insights/summary.html", result=result, errors=errors, args=request.args, api=api,
+        dimensions=dimensions, labels=labels, downloads=downloads,
+        dumped=SummaryResultSchema().dump(result) if result is not None else None,
+        charts={"charts": charts, "text": _chart_text()}, chart_notes=chart_notes,
+        specialties=_specialties(), measures=list_measures(), groupings=SUMMARY_GROUPINGS,
+        cell_label=_cell_label, language=_language(),
+    ), 422 if errors else 200
+
+
+def _chart_text() -> dict[str, str]:
+    return {
+        "count": _("Count"), "suppressed": _("Suppressed: too few people to show"),
+        "women": _("women"), "men": _("men"),
+    }

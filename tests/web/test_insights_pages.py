@@ -111,3 +111,44 @@ def test_a_planner_may_print_a_plan_but_not_save_it(client, db):
     assert refused.status_code in (400, 403)
     bad = client.get("/insights/plan?base=Nowhere-sur-Mer&team_OPH=1&lang=en")
     assert bad.status_code == 422 and "Could not read the base" in bad.text
+
+
+def _summary_season(db):
+    make_areas()
+    zagora = make_caravan("08.587.01.13", first_day=dt.date(2026, 10, 3), sites=(),
+                          specialties=("OPH", "PED"))
+    make_tally(zagora, day=dt.date(2026, 10, 3), specialty="OPH", status="approved",
+               lines=[("consultations", "F", "65+", None, 120)])
+    make_tally(zagora, day=dt.date(2026, 10, 3), specialty="PED", status="approved",
+               lines=[("consultations", "F", "0-4", None, 3)])
+    tinghir = make_caravan("08.577.01.11", first_day=dt.date(2026, 10, 10), sites=(),
+                           specialties=("GEN",))
+    make_tally(tinghir, day=dt.date(2026, 10, 10), specialty="GEN", status="approved",
+               lines=[("consultations", "M", "25-49", None, 90)])
+    db.session.commit()
+
+
+def test_summary_page_marks_suppressed_cells_and_links_every_export(client, db):
+    _summary_season(db)
+    planner = make_user("planner", organization="Union")
+    db.session.commit()
+    _login(client, planner)
+    page = client.get("/insights/summary?area=Dr%C3%A2a-Tafilalet&lang=en")
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert html.count('class="num suppressed"') >= 1  # 3 children seen: never shown
+    assert ">3<" not in html
+    for fmt in ("csv", "xlsx", "json", "geojson"):
+        assert f"/api/v1/exports/summary.{fmt}?by=region%2Cspecialty&amp;region=08" in html
+    assert 'id="chart-data"' in html
+    assert client.get("/insights/summary?area=Nowhere&lang=en").status_code == 422
+
+
+def test_summary_page_gives_a_coordinator_exact_counts_in_scope(client, db):
+    _summary_season(db)
+    coordinator = make_user("coordinator", regions=["08"])
+    db.session.commit()
+    _login(client, coordinator)
+    page = client.get("/insights/summary?area=08&by=specialty&lang=en").text
+    assert 'class="num suppressed"' not in page
+    assert '<td class="num">3</td>' in page and '<td class="num">120</td>' in page

@@ -122,4 +122,110 @@
     drawOutlines(planMap, planElement.dataset.outlines, null);
     planElement.dataset.route = String(line.length);
   }
+
+  // --- summary charts: suppressed cells are drawn as a pale band on a hidden axis (never a
+  // height that could be read as a value) and named as suppressed in the tooltip
+  var chartData = island("chart-data");
+  if (chartData && window.Chart) {
+    var text = chartData.text;
+    var rtl = document.documentElement.dir === "rtl";
+    var SUPPRESSED = "rgba(141, 153, 174, 0.35)";
+    var suppressedBand = function (series, value) {
+      return {
+        type: "bar", label: text.suppressed, yAxisID: "band", xAxisID: "x",
+        data: series.suppressed.map(function (s) { return s ? value : null; }),
+        backgroundColor: SUPPRESSED, borderColor: "#8d99ae", borderWidth: 1,
+        barPercentage: 1, categoryPercentage: 1, grouped: false, order: 2
+      };
+    };
+    var tooltip = {
+      rtl: rtl,
+      callbacks: {
+        label: function (context) {
+          if (context.dataset.yAxisID === "band" || context.dataset.xAxisID === "band") {
+            return text.suppressed;
+          }
+          var value = context.raw;
+          if (value === null || value === undefined) { return context.dataset.label + ": " + text.suppressed; }
+          return context.dataset.label + ": " + Math.abs(value).toLocaleString(document.documentElement.lang);
+        }
+      }
+    };
+    var common = function (extra) {
+      var options = {
+        responsive: true, maintainAspectRatio: false, animation: false,
+        plugins: { tooltip: tooltip, legend: { rtl: rtl } },
+        scales: {
+          x: { reverse: rtl },
+          y: { beginAtZero: true },
+          band: { axis: "y", display: false, min: 0, max: 1 }
+        }
+      };
+      Object.keys(extra || {}).forEach(function (key) { options[key] = extra[key]; });
+      return options;
+    };
+    var specialty = chartData.charts.specialty;
+    if (specialty && document.getElementById("chart-specialty")) {
+      new Chart(document.getElementById("chart-specialty"), {
+        type: "bar",
+        data: { labels: specialty.labels, datasets: [
+          { label: text.count, data: specialty.counts, backgroundColor: "#0b6e4f", order: 1 },
+          suppressedBand(specialty, 1)
+        ] },
+        options: common()
+      });
+    }
+    var pyramid = chartData.charts.pyramid;
+    if (pyramid && document.getElementById("chart-pyramid")) {
+      var bands = [];
+      pyramid.keys.forEach(function (key) { if (bands.indexOf(key[1]) < 0) { bands.push(key[1]); } });
+      bands.sort(function (a, b) { return parseInt(b, 10) - parseInt(a, 10); });
+      var side = function (sex, sign, field) {
+        return bands.map(function (band) {
+          for (var i = 0; i < pyramid.keys.length; i += 1) {
+            if (pyramid.keys[i][0] === sex && pyramid.keys[i][1] === band) {
+              if (field === "suppressed") { return pyramid.suppressed[i] ? sign : null; }
+              var count = pyramid.counts[i];
+              return count === null ? null : sign * count;
+            }
+          }
+          return 0;
+        });
+      };
+      var bandOf = function (sex, sign) {
+        return { type: "bar", label: text.suppressed, xAxisID: "band", yAxisID: "y",
+                 data: side(sex, sign, "suppressed"), backgroundColor: SUPPRESSED,
+                 borderColor: "#8d99ae", borderWidth: 1, grouped: false, order: 2 };
+      };
+      new Chart(document.getElementById("chart-pyramid"), {
+        type: "bar",
+        data: { labels: bands, datasets: [
+          { label: text.women, data: side("F", -1), backgroundColor: "#9c4f96", grouped: false, order: 1 },
+          { label: text.men, data: side("M", 1), backgroundColor: "#2a6f97", grouped: false, order: 1 },
+          bandOf("F", -1), bandOf("M", 1)
+        ] },
+        options: common({
+          indexAxis: "y",
+          scales: {
+            x: { reverse: rtl, ticks: { callback: function (v) { return Math.abs(v); } } },
+            y: { stacked: true },
+            band: { axis: "x", display: false, min: -1, max: 1, reverse: rtl }
+          }
+        })
+      });
+    }
+    var trend = chartData.charts.trend;
+    if (trend && document.getElementById("chart-trend")) {
+      new Chart(document.getElementById("chart-trend"), {
+        type: "line",
+        data: { labels: trend.labels, datasets: [
+          { label: text.count, data: trend.counts, borderColor: "#0b6e4f", backgroundColor: "#0b6e4f",
+            spanGaps: false, order: 1 },
+          suppressedBand(trend, 1)
+        ] },
+        options: common()
+      });
+    }
+    document.body.dataset.charts = "drawn";
+  }
 }());
