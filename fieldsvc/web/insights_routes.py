@@ -462,8 +462,18 @@ def summary_page():
         dumped=SummaryResultSchema().dump(result) if result is not None else None,
         charts={"charts": charts, "text": _chart_text()}, chart_notes=chart_notes,
         specialties=_specialties(), measures=list_measures(), groupings=SUMMARY_GROUPINGS,
-        cell_label=_cell_label, language=_language(),
+        cell_label=_cell_label, language=_language(), dimension_labels=_dimension_labels(),
     ), 422 if errors else 200
+
+
+def _dimension_labels() -> dict[str, str]:
+    return {
+        "region": _("Region"), "province": _("Province"), "commune": _("Commune"),
+        "site": _("Site"), "caravan": _("Caravan"), "specialty": _("Specialty"),
+        "measure": _("Measure"), "sex": _("Sex"), "age_band": _("Age band"),
+        "condition": _("Condition"), "day": _("Day"), "week": _("Week"), "month": _("Month"),
+        "quarter": _("Quarter"), "year": _("Year"),
+    }
 
 
 def _chart_text() -> dict[str, str]:

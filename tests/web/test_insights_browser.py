@@ -187,3 +187,85 @@ def test_arabic_pages_are_right_to_left(pg_app, open_page):
         assert page.get_attribute("html", "lang") == "ar"
     _shoot(page, "plan-ar")
     assert page.problems == [] and page.foreign == []
+
+
+def _summary_season() -> None:
+    _season()
+    zagora = make_caravan("08.587.01.13", first_day=dt.date(2026, 10, 3), sites=(),
+                          specialties=("OPH", "PED"))
+    make_tally(zagora, day=dt.date(2026, 10, 3), specialty="OPH", status="approved",
+               lines=[("consultations", "F", "65+", None, 120)])
+    make_tally(zagora, day=dt.date(2026, 10, 3), specialty="PED", status="approved",
+               lines=[("consultations", "F", "0-4", None, 3)])
+    tinghir = make_caravan("08.577.01.11", first_day=dt.date(2026, 10, 10), sites=(),
+                           specialties=("GEN",))
+    make_tally(tinghir, day=dt.date(2026, 10, 10), specialty="GEN", status="approved",
+               lines=[("consultations", "M", "25-49", None, 90)])
+    db.session.commit()
+
+
+def _chart(page, canvas: str, expression: str):
+    return page.evaluate(f"() => {{ const chart = Chart.getChart(document.getElementById("
+                         f"'{canvas}')); return {expression}; }}")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_planner_summary_filters_and_suppressed_cells(pg_app, open_page, width):
+    _summary_season()
+    page = open_page(width=width)
+    _login(page, "nadia")
+    page.goto("/insights/summary?lang=en")
+    page.fill("#area", "Drâa-Tafilalet")
+    page.select_option("#by", "region,specialty")
+    page.click("#summary-form button[type=submit]")
+    page.wait_for_selector("body[data-charts=drawn]", state="attached")
+    # The table: 3 children seen in paediatrics is suppressed, never shown.
+    cell = page.locator("#summary-table td.suppressed")
+    assert cell.count() >= 1 and "suppressed" in cell.first.inner_text()
+    assert "3" not in page.locator("#summary-table tbody").inner_text().split()
+    # The chart: no bar for it, a suppressed band instead, named so in the tooltip.
+    labels = _chart(page, "chart-specialty", "chart.data.labels")
+    counts = _chart(page, "chart-specialty", "chart.data.datasets[0].data")
+    bands = _chart(page, "chart-specialty", "chart.data.datasets[1].data")
+    paediatrics = labels.index("Paediatrics")
+    assert counts[paediatrics] is None and bands[paediatrics] == 1
+    assert counts[labels.index("Ophthalmology")] is None or bands[labels.index(
+        "Ophthalmology")] is None
+    page.locator("#chart-specialty").scroll_into_view_if_needed()
+    point = _chart(page, "chart-specialty",
+                   f"(() => {{ const bar = chart.getDatasetMeta(1).data[{paediatrics}]; "
+                   "const box = chart.canvas.getBoundingClientRect(); "
+                   "return [box.left + bar.x, box.top + (chart.chartArea.top + "
+                   "chart.chartArea.bottom) / 2]; })()")
+    page.mouse.move(point[0], point[1])
+    page.wait_for_timeout(200)
+    tooltip = _chart(page, "chart-specialty",
+                     "chart.tooltip.body ? chart.tooltip.body.flatMap(b => b.lines) : []")
+    assert any("Suppressed" in line for line in tooltip), tooltip
+    _shoot(page, "summary")
+    # Another filter changes the table and the charts.
+    rows_before = page.locator("#summary-table tbody tr").count()
+    page.select_option("#specialty", "OPH")
+    page.click("#summary-form button[type=submit]")
+    page.wait_for_selector("body[data-charts=drawn]", state="attached")
+    assert page.locator("#summary-table tbody tr").count() < rows_before
+    assert _chart(page, "chart-specialty", "chart.data.labels") == ["Ophthalmology"]
+    hrefs = page.eval_on_selector_all("ul.downloads a", "links => links.map(a => a.href)")
+    assert len(hrefs) == 4 and all("specialty=OPH" in href and "region=08" in href
+                                   for href in hrefs)
+    assert page.problems == [] and page.foreign == []
+
+
+def test_coordinator_summary_in_scope_shows_exact_counts(pg_app, open_page):
+    _summary_season()
+    page = open_page()
+    _login(page, "amina")
+    page.goto("/insights/summary?area=08&by=specialty&lang=ar")
+    page.wait_for_selector("body[data-charts=drawn]", state="attached")
+    assert page.get_attribute("html", "dir") == "rtl"
+    assert page.locator("#summary-table td.suppressed").count() == 0
+    assert sorted(c for c in _chart(page, "chart-specialty", "chart.data.datasets[0].data")) == [
+        3, 90, 120]
+    assert _chart(page, "chart-pyramid", "chart.data.datasets.length") == 4
+    _shoot(page, "summary-ar")
+    assert page.problems == [] and page.foreign == []

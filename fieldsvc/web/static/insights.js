@@ -151,13 +151,28 @@
         }
       }
     };
-    var common = function (extra) {
+    var anyCount = function (series) {
+      return series.counts.some(function (c) { return c !== null && c !== undefined; });
+    };
+    var legend = {
+      rtl: rtl,
+      labels: {  // the suppressed band once, however many datasets draw it
+        filter: function (item, data) {
+          for (var i = 0; i < item.datasetIndex; i += 1) {
+            if (data.datasets[i].label === item.text) { return false; }
+          }
+          return true;
+        }
+      }
+    };
+    var common = function (extra, series) {
       var options = {
         responsive: true, maintainAspectRatio: false, animation: false,
-        plugins: { tooltip: tooltip, legend: { rtl: rtl } },
+        plugins: { tooltip: tooltip, legend: legend },
         scales: {
           x: { reverse: rtl },
-          y: { beginAtZero: true },
+          // With every count suppressed there is no value to scale: no ticks that could be read.
+          y: { beginAtZero: true, ticks: { display: !series || anyCount(series) } },
           band: { axis: "y", display: false, min: 0, max: 1 }
         }
       };
@@ -172,7 +187,7 @@
           { label: text.count, data: specialty.counts, backgroundColor: "#0b6e4f", order: 1 },
           suppressedBand(specialty, 1)
         ] },
-        options: common()
+        options: common(null, specialty)
       });
     }
     var pyramid = chartData.charts.pyramid;
@@ -207,7 +222,8 @@
         options: common({
           indexAxis: "y",
           scales: {
-            x: { reverse: rtl, ticks: { callback: function (v) { return Math.abs(v); } } },
+            x: { reverse: rtl, ticks: { display: anyCount(pyramid),
+                                        callback: function (v) { return Math.abs(v); } } },
             y: { stacked: true },
             band: { axis: "x", display: false, min: -1, max: 1, reverse: rtl }
           }
@@ -223,7 +239,7 @@
             spanGaps: false, order: 1 },
           suppressedBand(trend, 1)
         ] },
-        options: common()
+        options: common(null, trend)
       });
     }
     document.body.dataset.charts = "drawn";
