@@ -481,3 +481,30 @@ def _chart_text() -> dict[str, str]:
         "count": _("Count"), "suppressed": _("Suppressed: too few people to show"),
         "women": _("women"), "men": _("men"),
     }
+
+
+@insights_blp.route("/public")
+@allow(*ALL_ROLES)
+def public_page():
+    """The public summary for anyone: consultations by region and specialty, small cells hidden."""
+    from fieldsvc.insights import services as summaries
+    from fieldsvc.insights.schemas import PublicSummaryArgs
+
+    raw = {name: request.args[name] for name in ("from", "to", "measure") if request.args.get(name)}
+    labels = _code_labels()
+    result, errors, charts = None, {}, {}
+    try:
+        result = summaries.public_summary(PublicSummaryArgs().load(raw))
+    except ValidationError as error:
+        errors = {k: v if isinstance(v, list) else [str(v)]
+                  for k, v in error.normalized_messages().items()}
+    except DomainError as error:
+        errors = _problem(error)
+    if result is not None:
+        charts["specialty"] = {"by": "region,specialty",
+                               **_series(result, ["region", "specialty"], labels)}
+    return render_template(
+        "insights/public.html", result=result, errors=errors, args=request.args,
+        dimensions=["region", "specialty"], labels=labels, cell_label=_cell_label,
+        dimension_labels=_dimension_labels(), charts={"charts": charts, "text": _chart_text()},
+    ), 422 if errors else 200

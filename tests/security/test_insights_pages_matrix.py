@@ -39,6 +39,7 @@ PAGES = [
     Page("GET", "/insights/map/communes/<code>",
          "/insights/map/communes/08.587.01.13?specialty=OPH", STAFF),
     Page("GET", "/insights/summary", "/insights/summary?area=08", STAFF),
+    Page("GET", "/insights/public", "/insights/public", EVERYONE),
     Page("GET", "/insights/regions.geojson", "/insights/regions.geojson", EVERYONE),
     Page("GET", "/insights/plan", "/insights/plan?base=Zagora&team_OPH=1&days=1", STAFF),
     # Coordinators may save plans, but only as caravans in their regions (Zagora is in 08).

@@ -269,3 +269,18 @@ def test_coordinator_summary_in_scope_shows_exact_counts(pg_app, open_page):
     assert _chart(page, "chart-pyramid", "chart.data.datasets.length") == 4
     _shoot(page, "summary-ar")
     assert page.problems == [] and page.foreign == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_anyone_opens_the_public_page_with_its_chart(pg_app, open_page, width):
+    _summary_season()
+    page = open_page(width=width, locale="ar")
+    page.goto("/insights/public?lang=ar")
+    page.wait_for_selector("body[data-charts=drawn]", state="attached")
+    assert page.get_attribute("html", "dir") == "rtl"
+    assert page.locator("#summary-table td.suppressed").count() >= 1
+    bands = _chart(page, "chart-specialty", "chart.data.datasets[1].data")
+    assert any(band == 1 for band in bands)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    _shoot(page, "public-ar")
+    assert page.problems == [] and page.foreign == []

@@ -152,3 +152,15 @@ def test_summary_page_gives_a_coordinator_exact_counts_in_scope(client, db):
     page = client.get("/insights/summary?area=08&by=specialty&lang=en").text
     assert 'class="num suppressed"' not in page
     assert '<td class="num">3</td>' in page and '<td class="num">120</td>' in page
+
+
+def test_public_page_shows_anyone_the_suppressed_public_summary(client, db):
+    _summary_season(db)
+    page = client.get("/insights/public?lang=en")
+    assert page.status_code == 200, page.text
+    assert "Drâa-Tafilalet" in page.text
+    assert 'class="num suppressed"' in page.text and ">3<" not in page.text
+    assert 'id="chart-data"' in page.text
+    assert client.get("/insights/public?from=2026-13-01").status_code == 422
+    home = client.get("/?lang=en").text
+    assert "/insights/public" in home and "/insights/map" not in home  # anonymous
