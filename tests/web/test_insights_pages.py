@@ -164,3 +164,18 @@ def test_public_page_shows_anyone_the_suppressed_public_summary(client, db):
     assert client.get("/insights/public?from=2026-13-01").status_code == 422
     home = client.get("/?lang=en").text
     assert "/insights/public" in home and "/insights/map" not in home  # anonymous
+
+
+def test_maps_use_no_tile_server_unless_one_is_configured(client, db):
+    from fieldsvc.security import SECURITY_HEADERS, with_tile_server
+
+    csp = client.get("/insights/regions.geojson").headers["Content-Security-Policy"]
+    assert "img-src 'self' data:;" in csp  # offline by default: no other host
+    configured = dict(with_tile_server(SECURITY_HEADERS,
+                                       "https://tile.openstreetmap.org/{z}/{x}/{y}.png"))
+    assert "img-src 'self' data: https://tile.openstreetmap.org;" in configured[
+        "Content-Security-Policy"]
+    subdomains = dict(with_tile_server(SECURITY_HEADERS,
+                                       "https://{s}.tile.example.org/{z}/{x}/{y}.png"))
+    assert "img-src 'self' data: https://*.tile.example.org;" in subdomains[
+        "Content-Security-Policy"]
