@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -139,6 +141,90 @@ def users_create(name: str, role: str, regions: tuple[str, ...], organization: s
     scope = f" in regions {', '.join(user.region_codes)}" if user.region_codes else ""
     member = f" of {org.name}" if org else ""
     click.echo(f"Created {role} {user.username!r}{scope}{member}.")
+
+
+def _change_user(name: str, change: Any) -> Any:
+    """Run `change(user)` on the named user as the command-line operator; commit or explain."""
+    from sqlalchemy import select
+
+    from fieldsvc.accounts.models import User
+    from fieldsvc.errors import DomainError
+    from fieldsvc.extensions import db
+
+    user = db.session.scalar(select(User).where(User.username == name.strip()))
+    if user is None:
+        raise click.ClickException(f"No user is named {name!r}; see `users list`.")
+    try:
+        result = change(user)
+    except DomainError as error:
+        db.session.rollback()
+        raise click.ClickException(error.detail) from None
+    db.session.commit()
+    return result
+
+
+@users_cli.command("update")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), help="The new role.")
+@click.option("--region", "regions", multiple=True, metavar="CODE",
+              help="Replaces a coordinator's regions; repeat it.")
+@click.option("--organization", metavar="NAME", help="The organization (created if missing).")
+@click.option("--display-name", metavar="TEXT", help="The name shown on pages.")
+def users_update(name: str, role: str | None, regions: tuple[str, ...],
+                 organization: str | None, display_name: str | None) -> None:
+    """Change a user's role, regions or organization; ends their sessions and tokens."""
+    from fieldsvc.accounts.services import UserChanges, get_or_create_organization, update_user
+
+    def change(user: Any) -> Any:
+        sent: dict[str, Any] = {}
+        if role:
+            sent["role"] = role
+        if regions:
+            sent["regions"] = list(regions)
+        if organization:
+            sent["organization"] = get_or_create_organization(organization.strip()).id
+        if display_name:
+            sent["display_name"] = display_name
+        return update_user(user, UserChanges(sent=frozenset(sent), **sent))
+
+    user = _change_user(name, change)
+    click.echo(f"Updated {user.username!r}: {user.role}"
+               f"{' in regions ' + ', '.join(user.region_codes) if user.region_codes else ''}; "
+               "their sessions and tokens are ended.")
+
+
+@users_cli.command("deactivate")
+@click.argument("name")
+def users_deactivate(name: str) -> None:
+    """Deactivate a staff account at once: its sessions and tokens end, logins are refused."""
+    from fieldsvc.accounts.services import UserChanges, update_user
+
+    _change_user(name, lambda user: update_user(
+        user, UserChanges(sent=frozenset({"active"}), active=False)))
+    click.echo(f"Deactivated {name!r}; their sessions and tokens are ended.")
+
+
+@users_cli.command("activate")
+@click.argument("name")
+def users_activate(name: str) -> None:
+    """Let a deactivated staff account log in again."""
+    from fieldsvc.accounts.services import UserChanges, update_user
+
+    _change_user(name, lambda user: update_user(
+        user, UserChanges(sent=frozenset({"active"}), active=True)))
+    click.echo(f"Activated {name!r}.")
+
+
+@users_cli.command("reset-password")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for, twice, when not given.")
+def users_reset_password(name: str, password: str) -> None:
+    """Set a new password for a staff account; ends their sessions and tokens."""
+    from fieldsvc.accounts.services import reset_password
+
+    _change_user(name, lambda user: reset_password(user, password))
+    click.echo(f"New password set for {name!r}; their sessions and tokens are ended.")
 
 
 @users_cli.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,9 @@ def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -45,10 +49,19 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),
         "GEOCODER_MIN_DELAY_SECONDS": float(env.get("GEOCODER_MIN_DELAY_SECONDS", "1.1")),
         "API_TOKEN_HOURS": int(env.get("API_TOKEN_HOURS", "12")),
-        # Failed logins allowed per username and per address within the window, then 429.
-        "LOGIN_MAX_FAILURES_PER_USER": 5,
+        # Addresses or networks of the reverse proxies whose X-Forwarded-For and
+        # X-Forwarded-Proto are believed (e.g. "127.0.0.1, 10.0.0.0/8"); none by default.
+        "TRUSTED_PROXIES": [part.strip() for part in env.get("TRUSTED_PROXIES", "").split(",")
+                            if part.strip()],
+        # Failed logins (accounts.services.LoginPolicy, README "Logging in"): per username and
+        # caller, 5 free tries then waits of 1 minute doubling up to an hour; 20 failures per
+        # address in 15 minutes; 50 per username from unknown callers; counted over 24 hours.
+        "LOGIN_FREE_FAILURES": 5,
+        "LOGIN_FIRST_DELAY_SECONDS": 60,
+        "LOGIN_MAX_DELAY_SECONDS": 3600,
         "LOGIN_MAX_FAILURES_PER_IP": 20,
-        "LOGIN_THROTTLE_MINUTES": 15,
+        "LOGIN_MAX_FAILURES_PER_USER": 50,
+        "LOGIN_WINDOW_HOURS": 24,
         "LATE_SYNC_DAYS": 30,
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],
@@ -81,6 +94,18 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         if config["FIELDSVC_ENV"] == "production":
             raise ConfigError("SECRET_KEY must be set in production (FIELDSVC_ENV=production).")
         config["SECRET_KEY"] = _development_secret(instance_path)
+    secret = config["SECRET_KEY"]
+    secret_bytes = len(secret.encode("utf-8") if isinstance(secret, str) else secret)
+    if config["FIELDSVC_ENV"] == "production" and secret_bytes < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production; generate "
+            "one with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+    for entry in config.get("TRUSTED_PROXIES") or ():
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {entry!r} is not an address or a network "
+                              "(e.g. 127.0.0.1 or 10.0.0.0/8).") from None
     return config
 
 

@@ -245,7 +245,7 @@ def with_tile_server(headers: tuple[tuple[str, str], ...], tile_url: str | None
 
 
 def _load_principal() -> Principal:
-    from fieldsvc.accounts.models import ApiToken, User
+    from fieldsvc.accounts.models import ApiToken
     from fieldsvc.extensions import db
 
     header = request.headers.get("Authorization", "")
@@ -272,8 +272,11 @@ def _load_principal() -> Principal:
     if request.path.startswith("/api/") and request.method not in {"GET", "HEAD", "OPTIONS"}:
         user_id = None
     if user_id is not None:
-        user = db.session.get(User, user_id)
-        if user is not None and user.active:
+        from fieldsvc.accounts.services import web_session_user
+
+        # The cookie alone is not enough: its session must still be open on the server.
+        user = web_session_user(session.get("sid"), user_id)
+        if user is not None:
             return _staff(user)
     return Principal()
 

@@ -649,6 +649,16 @@ def enroll(data: EnrollmentInput, client: str) -> Enrolled:
                 _("This profile key is not known; join without it, or create a new profile."),
                 errors={"profile_key": ["unknown profile key"]},
             )
+        revoked = db.session.scalar(select(Enrollment.id).where(
+            Enrollment.volunteer_id == volunteer.id, Enrollment.caravan_id == caravan.id,
+            Enrollment.revoked_at.is_not(None)).limit(1))
+        if revoked is not None:
+            # The join code is shared by the whole team: with it and the saved key, a revoked
+            # device would get its old tallies back. Only the coordinator can let it in again.
+            raise Forbidden(
+                _("The coordinator revoked this profile's device for this caravan; ask them to "
+                  "let you join again."),
+                errors={"profile_key": ["revoked for this caravan"]})
     elif data.create_profile:
         volunteer, profile_key = create_volunteer(data.display_name, specialty,
                                                   data.public_consent)
@@ -706,6 +716,24 @@ def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
               region_code=enrollment.caravan.region_code, principal=principal,
               caravan_id=enrollment.caravan_id)
     return enrollment
+
+
+def readmit_device(enrollment_id: int, principal: Principal) -> Enrolled:
+    """Give a revoked (or lost) device's enrollment a fresh token, for the coordinator to hand
+    over: the old token stays dead, and the volunteer's tallies and profile come back with it."""
+    enrollment = db.session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise NotFound(f"No enrollment has id {enrollment_id}.")
+    require_scope(enrollment.caravan, principal)
+    token = secrets.token_urlsafe(32)
+    enrollment.token_hash = token_digest(token)
+    enrollment.revoked_at = None
+    enrollment.revoked_by_id = None
+    db.session.flush()
+    audit("device.readmit", object_type="enrollment", object_id=enrollment.id,
+          region_code=enrollment.caravan.region_code, principal=principal,
+          caravan_id=enrollment.caravan_id)
+    return Enrolled(enrollment, token)
 
 
 # --- volunteer profiles ---------------------------------------------------------------------

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,14 +139,17 @@ class _Cell:
 
 
 def protect_group(atoms: Sequence[tuple[Sequence[Any], int]], k: int,
-                  window: frozenset[str], tables: Sequence[TableSpec] = TABLES
+                  window: frozenset[str], tables: Sequence[TableSpec] = TABLES,
+                  insiders: Mapping[Any, Sequence[tuple[Sequence[Any], int]]] | None = None,
                   ) -> tuple[dict[tuple[str, Key], _Cell], dict[tuple[str, Key], str]]:
     """Cells of every table over these atoms (one region, one measure) and which to hide.
 
     The result is audited against the attacker's model (docs/privacy.md): the unknowns are every
     specialty × sex × age band of each commune and quarter that had counted lines (caravans are
     public), except those inside a cell the release shows as zero; every published cell is a
-    constraint; each hidden cell must range over at least k.
+    constraint; each hidden cell must range over at least k. `insiders` maps each organization
+    to its own atoms here, which its planners see exactly: the release is audited again as each
+    of them would read it (see `_audit_insider`).
     """
     cells: dict[tuple[str, Key], _Cell] = {}
     for atom, value in atoms:
@@ -191,7 +194,49 @@ def protect_group(atoms: Sequence[tuple[Sequence[Any], int]], k: int,
             if (spec.name, original) in cells:
                 hidden[(spec.name, original)] = status
     _audit(cells, len(unknowns), hidden, k)
+    for own in (insiders or {}).values():
+        _audit_insider(atoms, own, cells, hidden, k, window, tables)
     return cells, hidden
+
+
+def _audit_insider(atoms: Sequence[tuple[Sequence[Any], int]],
+                   own: Sequence[tuple[Sequence[Any], int]], cells: dict[tuple[str, Key], _Cell],
+                   hidden: dict[tuple[str, Key], str], k: int, window: frozenset[str],
+                   tables: Sequence[TableSpec]) -> None:
+    """Hide more cells until an organization that subtracts its own exact lines pins nothing.
+
+    Its planners see their caravans' lines in full detail, so every published cell tells them
+    the others' part (the cell minus their own): a small others' part is hidden outright, and the
+    others' parts of hidden cells must still range over at least k. The model gives them more
+    than they know: the others' atoms are only where others counted something.
+    """
+    mine: dict[tuple[Any, ...], int] = defaultdict(int)
+    for atom, value in own:
+        mine[tuple(atom)] += value
+    others_atoms = [(atom, value - mine.get(tuple(atom), 0)) for atom, value in atoms]
+    others_atoms = [(atom, value) for atom, value in others_atoms if value > 0]
+    if not others_atoms:
+        return  # everything here is theirs: nothing of anyone else to learn
+    others = {ident: _Cell(cell.table, cell.key) for ident, cell in cells.items()}
+    for atom, value in others_atoms:
+        for spec in tables:
+            key = spec.key_of(atom, window)
+            if key is not None:
+                others[(spec.name, key)].value += value
+    for ident, cell in others.items():
+        if 0 < cell.value < k and ident not in hidden:
+            hidden[ident] = suppression.PRIMARY
+    unknowns = candidate_atoms({(atom[0], atom[5]) for atom, _ in others_atoms},
+                               {atom[1] for atom, _ in others_atoms}, others_atoms[0][0][2],
+                               lambda spec, key: (spec.name, key) in others
+                               and others[(spec.name, key)].value > 0,
+                               window, tables)
+    for index, atom in enumerate(unknowns):
+        for spec in tables:
+            key = spec.key_of(atom, window)
+            if key is not None:
+                others[(spec.name, key)].members.append(index)
+    _audit(others, len(unknowns), hidden, k)
 
 
 SEXES = ("F", "M")
@@ -230,19 +275,20 @@ def _audit(cells: dict[tuple[str, Key], _Cell], atom_count: int,
             by_atom[member].append(ident)
     twins: dict[frozenset[int], list[tuple[str, Key]]] = defaultdict(list)
     for ident, cell in cells.items():
-        twins[frozenset(cell.members)].append(ident)
+        if cell.members:  # a cell without unknowns is known already: nothing to protect
+            twins[frozenset(cell.members)].append(ident)
 
     def hide(ident: tuple[str, Key], status: str) -> list[tuple[str, Key]]:
         # A cell of another table over the same unknowns is the same number: hide it alike.
         added = []
-        for twin in twins[frozenset(cells[ident].members)]:
+        for twin in twins.get(frozenset(cells[ident].members), ()):
             if twin not in hidden:
                 hidden[twin] = status
                 added.append(twin)
         return added
 
-    pending = set(hidden)
-    for ident in list(hidden):
+    pending = {ident for ident in hidden if cells[ident].members}
+    for ident in list(pending):
         pending.update(hide(ident, hidden[ident]))
     while pending:
         published = [ident for ident in cells if ident not in hidden]
@@ -326,6 +372,19 @@ def _atoms() -> list[tuple[tuple[Any, ...], int]]:
             for row in rows if row["count"]]
 
 
+def _own_atoms() -> dict[tuple[str, str], dict[int, list[tuple[tuple[Any, ...], int]]]]:
+    """Each organization's atoms, by region and measure: what its planners see exactly (a
+    caravan with two organizers is known to both)."""
+    rows = summary_rows(SummaryQuery(by=[*ATOM_DIMENSIONS, "organization"]))
+    found: dict[tuple[str, str], dict[int, list[tuple[tuple[Any, ...], int]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for row in rows:
+        if row["count"]:
+            atom = tuple(row[d] for d in ATOM_DIMENSIONS)
+            found[(atom[0][:2], atom[2])][row["organization"]].append((atom, int(row["count"])))
+    return found
+
+
 def build_release(today: dt.date | None = None, *, force: bool = False) -> Release | None:
     """Build and store a new release when the counted lines changed; flush, don't commit."""
     started = time.perf_counter()
@@ -343,10 +402,11 @@ def build_release(today: dt.date | None = None, *, force: bool = False) -> Relea
     groups: dict[tuple[str, str], list[tuple[tuple[Any, ...], int]]] = defaultdict(list)
     for atom, value in atoms:
         groups[(atom[0][:2], atom[2])].append((atom, value))
+    insiders = _own_atoms()
     tables: dict[str, list[list[Any]]] = {spec.name: [] for spec in TABLES}
     cell_count = hidden_count = 0
-    for (_region, measure), group in sorted(groups.items()):
-        cells, hidden = protect_group(group, k, window)
+    for (region, measure), group in sorted(groups.items()):
+        cells, hidden = protect_group(group, k, window, insiders=insiders.get((region, measure)))
         for ident, cell in sorted(cells.items(), key=lambda item: _order(item[0])):
             status = hidden.get(ident)
             if status is not None:

@@ -17,7 +17,7 @@ from marshmallow import (
 
 from fieldsvc.catalog.codes import AGE_BANDS, SEXES
 from fieldsvc.db import ID_RANGE
-from fieldsvc.fields import CommaList, each_one_of
+from fieldsvc.fields import CommaList, Day, each_one_of
 from fieldsvc.insights.needs import (
     DEFAULT_WINDOW_MONTHS,
     LEVELS,
@@ -32,8 +32,8 @@ CODE = fields.String(validate=validate.Length(1, 20))
 
 
 class _PeriodArgs(Schema):
-    from_ = fields.Date(data_key="from", metadata={"description": "First day, e.g. 2026-01-01"})
-    to = fields.Date(metadata={"description": "Last day, e.g. 2026-12-31"})
+    from_ = Day(data_key="from", metadata={"description": "First day, e.g. 2026-01-01"})
+    to = Day(metadata={"description": "Last day, e.g. 2026-12-31"})
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
@@ -140,7 +140,7 @@ class NeedsArgs(Schema):
                          metadata={"description": "Keep rows in these provinces, e.g. 08.587"})
     sort = fields.String(load_default="score", validate=validate.OneOf(SORTS),
                          metadata={"description": "score (default) or expected_patients"})
-    as_of = fields.Date(metadata={"description": "End of the window (admins only; default today)"})
+    as_of = Day(metadata={"description": "End of the window (admins only; default today)"})
     limit = fields.Integer(validate=validate.Range(1, 5000))
 
     @post_load

@@ -69,6 +69,7 @@ class SubmissionInput:
 @dataclass
 class ReviewDecision:
     status: str
+    version: int
     reason: str | None = None
 
 
@@ -286,11 +287,16 @@ def _check_write_scope(principal: Principal, caravan: Caravan) -> None:
 
 
 def _volunteer_enrollment_ids(principal: Principal) -> Any:
-    """The enrollments that are the same person as this device: itself, or its profile's."""
+    """The enrollments that are the same person as this device: itself, or its profile's.
+
+    A revoked enrollment's tallies are no longer anyone's to amend through a profile: a device
+    the coordinator revoked must not come back through its saved profile key.
+    """
     enrollment = principal.enrollment
     if enrollment.volunteer_id is None:
         return select(Enrollment.id).where(Enrollment.id == enrollment.id)
-    return select(Enrollment.id).where(Enrollment.volunteer_id == enrollment.volunteer_id)
+    return select(Enrollment.id).where(Enrollment.volunteer_id == enrollment.volunteer_id,
+                                       Enrollment.revoked_at.is_(None))
 
 
 def _owns(principal: Principal, submission: Submission) -> bool:
@@ -820,6 +826,16 @@ def review(submission_id: str, decision: ReviewDecision,
         raise NotFound(str(_l("No submission has this id.")))
     caravan = db.session.get(Caravan, submission.caravan_id)
     _check_write_scope(principal, caravan)
+    current = db.session.get(SubmissionVersion, submission.current_version_id)
+    if current is None or current.number != decision.version:
+        # The volunteer amended it since the reviewer looked: judge what is there now.
+        raise Conflict(
+            str(_l("You reviewed version %(judged)s, but version %(current)s is current now; "
+                   "look at it and review again.", judged=decision.version,
+                   current=current.number if current else 0)),
+            errors={"version": [str(_l("not the current version (%(current)s)",
+                                       current=current.number if current else 0))]},
+            current_version=current.number if current else None)
     submission.review_status = decision.status
     submission.review_reason = (decision.reason or "").strip() or None
     submission.reviewed_by_id = principal.user.id
@@ -827,7 +843,7 @@ def review(submission_id: str, decision: ReviewDecision,
     db.session.flush()
     audit("submission.review", object_type="submission", object_id=submission.id,
           region_code=caravan.region_code, principal=principal, status=decision.status,
-          reason=submission.review_reason)
+          reason=submission.review_reason, version=decision.version)
     return stored_submission(submission)
 
 

@@ -135,9 +135,13 @@ def _lang_url(code: str) -> str:
     return "?lang=" + code
 
 
+def _has_control_characters(text: str | None) -> bool:
+    return bool(text) and any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text)
+
+
 def _safe_next(target: str | None) -> str:
-    """Only follow a `next` that stays on this site (no //host or scheme)."""
-    if target:
+    """Only follow a `next` that stays on this site (no //host or scheme, no control characters)."""
+    if target and not _has_control_characters(target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") \
                 and not target.startswith("//") and "\\" not in target:
@@ -169,12 +173,16 @@ def login():
     error = None
     status = 200
     headers: dict[str, str] = {}
+    if _has_control_characters(request.args.get("next")):
+        # A header injection attempt (next=/x%0d%0aSet-Cookie:…): refused before any login.
+        error = _("This login link is damaged; open the login page again.")
+        return render_template("login.html", form=form, error=error), 400
     if form.validate_on_submit():
         try:
             user = accounts.login(form.username.data.strip(), form.password.data, method="web")
         except TooManyRequests as refused:
             user = None
-            error = _("Too many failed logins. Wait 15 minutes, then try again.")
+            error = refused.detail
             status = 429
             headers["Retry-After"] = str(refused.extra["retry_after"])
         else:
@@ -187,6 +195,7 @@ def login():
             if language:
                 session["lang"] = language
             session["user_id"] = user.id
+            session["sid"] = accounts.start_web_session(user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
@@ -200,7 +209,7 @@ def logout():
     """End the web session."""
     principal = current_principal()
     if principal.user is not None and session.get("user_id") is not None:
-        accounts.logout(principal.user)
+        accounts.logout(principal.user, session.get("sid"))
         db.session.commit()
     language = session.get("lang")
     session.clear()

@@ -21,6 +21,7 @@ import pytest
 from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 
+from fieldsvc.extensions import db as _db
 from tests.factories import auth, make_areas, make_caravan, make_tally, make_user, publish
 
 K = 5
@@ -37,8 +38,13 @@ def _quarter(day: dt.date) -> str:
     return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
-def _seed_season(db) -> list[tuple[str, dt.date]]:
-    """Caravans of one association over two years, most cells small; returns (commune, day)."""
+INSIDER = "Wahat Al-Khair"
+
+
+def _seed_season(db) -> list[tuple[str, dt.date, str]]:
+    """Caravans of two associations over two years, most cells small.
+
+    Returns (commune, day, organizer) of each caravan."""
     rng = random.Random(SEED)
     print(f"attack harness seed {SEED}")
     make_areas()
@@ -46,9 +52,10 @@ def _seed_season(db) -> list[tuple[str, dt.date]]:
     for number in range(8):
         commune = COMMUNES[number % len(COMMUNES)]
         first = dt.date(2025, 1, 10) + dt.timedelta(days=83 * number)
+        organizer = INSIDER if number % 2 == 0 else "Zuhur"
         caravan = make_caravan(commune, first_day=first, last_day=first, sites=(),
-                               specialties=SPECIALTIES, organizers=("Wahat Al-Khair",))
-        days.append((commune, first))
+                               specialties=SPECIALTIES, organizers=(organizer,))
+        days.append((commune, first, organizer))
         for specialty in rng.sample(SPECIALTIES, 3):
             lines = []
             for measure, sex, band in itertools.product(MEASURES, SEXES, BANDS):
@@ -64,15 +71,22 @@ def _seed_season(db) -> list[tuple[str, dt.date]]:
 
 
 class Attacker:
-    """The unknown counts and everything learnt about them."""
+    """The unknown counts and everything learnt about them.
 
-    def __init__(self, places: list[tuple[str, dt.date]]):
+    An insider (a planner of an organization that ran caravans) knows its own lines exactly:
+    the unknowns are then the others' parts of each atom, where other organizations worked, and
+    every published figure is read minus its own part.
+    """
+
+    def __init__(self, places: list[tuple[str, dt.date]],
+                 known: dict[tuple, int] | None = None):
         self.atoms = [
             (commune, specialty, measure, sex, band, _quarter(day))
             for commune, day in sorted(set(places))
             for specialty, measure, sex, band in itertools.product(
                 SPECIALTIES, MEASURES, SEXES, BANDS)
         ]
+        self.known = known or {}
         self.equalities: dict[frozenset[int], float] = {}
         self.zeros: set[int] = set()
         self.hidden: set[frozenset[int]] = set()
@@ -80,21 +94,26 @@ class Attacker:
 
     def matching(self, wanted: dict[str, object], start: dt.date | None,
                  end: dt.date | None) -> list[int]:
-        found = []
-        for index, (commune, specialty, measure, sex, band, quarter) in enumerate(self.atoms):
-            values = {"region": commune[:2], "province": commune[:6], "commune": commune,
-                      "specialty": specialty, "measure": measure, "sex": sex,
-                      "age_band": band, "quarter": quarter, "year": quarter[:4]}
-            if any(values[name] != value for name, value in wanted.items()):
-                continue
-            year, number = int(quarter[:4]), int(quarter[-1])
-            first = dt.date(year, 3 * number - 2, 1)
-            if start is not None and first < start:
-                continue
-            if end is not None and first > end:
-                continue
-            found.append(index)
-        return found
+        return [index for index, atom in enumerate(self.atoms)
+                if self._matches(atom, wanted, start, end)]
+
+    @staticmethod
+    def _matches(atom: tuple, wanted: dict[str, object], start: dt.date | None,
+                 end: dt.date | None) -> bool:
+        commune, specialty, measure, sex, band, quarter = atom
+        values = {"region": commune[:2], "province": commune[:6], "commune": commune,
+                  "specialty": specialty, "measure": measure, "sex": sex,
+                  "age_band": band, "quarter": quarter, "year": quarter[:4]}
+        if any(values[name] != value for name, value in wanted.items()):
+            return False
+        year, number = int(quarter[:4]), int(quarter[-1])
+        first = dt.date(year, 3 * number - 2, 1)
+        return (start is None or first >= start) and (end is None or first <= end)
+
+    def own(self, wanted: dict[str, object], start: dt.date | None, end: dt.date | None) -> int:
+        """The insider's own part of a figure (zero for an outsider)."""
+        return sum(value for atom, value in self.known.items()
+                   if self._matches(atom, wanted, start, end))
 
     def learn(self, body: dict, filters: dict[str, object], start, end) -> None:
         """Add one summary answer: its cells, its total, and the zeros it implies."""
@@ -111,12 +130,13 @@ class Attacker:
             members = frozenset(self.matching(wanted, start, end))
             covered |= members
             if row["count"] is None:
-                self.hidden.add(members)
+                if members:  # without others' atoms, the others' part is zero: nothing to learn
+                    self.hidden.add(members)
             else:
-                self.equalities[members] = row["count"]
+                self.equalities[members] = row["count"] - self.own(wanted, start, end)
         self.zeros |= everything - covered  # rows left out are zeros
         if body.get("total") is not None and measure:
-            self.equalities[frozenset(everything)] = body["total"]
+            self.equalities[frozenset(everything)] = body["total"] - self.own(base, start, end)
 
     def pinned(self, k: int = K) -> list[tuple[list[tuple], float, float]]:
         """Hidden cells whose possible range, given everything learnt, is narrower than k."""
@@ -136,14 +156,15 @@ class Attacker:
             objective = np.zeros(len(free))
             inside = [column[m] for m in members if m in column]
             if not inside:
-                found.append(([self.atoms[m] for m in members], 0.0, 0.0))
-                continue
+                continue  # every atom of it is known to be zero: there is no count to learn
             objective[inside] = 1.0
             low = linprog(objective, A_eq=matrix, b_eq=values, bounds=(0, None), method="highs")
             high = linprog(-objective, A_eq=matrix, b_eq=values, bounds=(0, None),
                            method="highs")
             assert low.status == 0, low.message
             top = np.inf if high.status == 3 else -high.fun
+            if top < 1 - 1e-6:
+                continue  # only zero fits: nobody else counted anything there (zeros are public)
             if top - low.fun < k - 1e-6:
                 found.append(([self.atoms[m] for m in sorted(members)][:3], low.fun, top))
         return found
@@ -189,16 +210,35 @@ def _ask(client, header, path, by, filters, start, end):
     return client.get(f"{path}?{query}", headers=header)
 
 
-@pytest.mark.parametrize("caller", ["planner", "coordinator", "anonymous"])
-def test_no_hidden_cell_is_pinned_across_every_answer(app, client, db, caller):
-    places = _seed_season(db)
+def _own_lines(client, header) -> dict[tuple, int]:
+    """Everything the insider sees exactly: its organization's lines, atom by atom."""
+    organization = client.get("/api/v1/me", headers=header).json["organization"]["id"]
+    body = client.get("/api/v1/summary?by=commune,specialty,measure,sex,age_band,quarter"
+                      f"&organization={organization}", headers=header).json
+    assert body["full_detail"] is True
+    return {(row["commune"], row["specialty"], row["measure"], row["sex"], row["age_band"],
+             row["quarter"]): row["count"] for row in body["rows"] if row["measure"] in MEASURES}
+
+
+@pytest.mark.parametrize("caller", ["planner", "coordinator", "anonymous", "insider"])
+def test_no_hidden_cell_is_pinned_across_every_answer(pg_app, caller):
+    """Run once, on PostgreSQL: the release is built from the same summary on both engines."""
+    client = pg_app.test_client()
+    season = _seed_season(_db)
     headers = {
         "planner": lambda: auth(make_user("planner", organization="Autre association")),
         "coordinator": lambda: auth(make_user("coordinator", regions=["01"])),
         "anonymous": lambda: {},
+        "insider": lambda: auth(make_user("planner", organization=INSIDER)),
     }
     header = headers[caller]()
-    attacker = Attacker(places)
+    if caller == "insider":
+        known = _own_lines(client, header)
+        assert sum(known.values()) > 0
+        places = [(commune, day) for commune, day, organizer in season if organizer != INSIDER]
+    else:
+        known, places = {}, [(commune, day) for commune, day, _ in season]
+    attacker = Attacker(places, known)
     refused = 0
     if caller != "anonymous":
         for by, filters, start, end in _queries():

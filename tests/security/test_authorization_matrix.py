@@ -122,6 +122,10 @@ CASES: list[Case] = [
     Case("POST", "/api/v1/organizations", ADMIN,
          body=lambda w, r: {"name": f"Association {r}", "kind": "association"}),
     Case("GET", "/api/v1/users", ADMIN),
+    Case("PATCH", "/api/v1/users/<int:user_id>", ADMIN,
+         body=lambda w, r: {"display_name": f"Planificatrice ({r})"}),
+    Case("POST", "/api/v1/users/<int:user_id>/password", ADMIN,
+         body=lambda w, r: {"password": "palmiers-de-skoura-au-matin"}),
     Case("GET", "/api/v1/audit", COORDINATORS, why="coordinators read their regions' events"),
     # caravans
     Case("POST", "/api/v1/caravans", IN_SCOPE, body=_caravan_body),
@@ -139,6 +143,7 @@ CASES: list[Case] = [
     Case("POST", "/api/v1/enrollments", EVERYONE,
          body=lambda w, r: {"join_code": w.join_code(), "display_name": f"Dr {r}"}),
     Case("DELETE", "/api/v1/enrollments/<int:enrollment_id>", IN_SCOPE),
+    Case("POST", "/api/v1/enrollments/<int:enrollment_id>/token", IN_SCOPE),
     Case("GET", "/api/v1/volunteers/me", VOLUNTEER),
     Case("POST", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {}),
     Case("PATCH", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {"public_consent": True}),
@@ -152,7 +157,7 @@ CASES: list[Case] = [
     Case("PUT", "/api/v1/submissions/<string:submission_id>", IN_SCOPE_AND_VOLUNTEER,
          body=lambda w, r: {k: v for k, v in w.tally().items() if k != "id"}),
     Case("POST", "/api/v1/submissions/<string:submission_id>/review", IN_SCOPE,
-         body=lambda w, r: {"status": "approved", "reason": "Looks right."}),
+         body=lambda w, r: {"status": "approved", "reason": "Looks right.", "version": 1}),
     Case("GET", "/api/v1/caravans/<int:caravan_id>/completeness", IN_SCOPE_AND_VOLUNTEER,
          why="the planner's organization did not organize caravan A"),
     # insights
@@ -187,9 +192,10 @@ def _world(db) -> World:
     today = dt.date.today()
     organizer = get_or_create_organization("Wahat Al-Khair")
     admin = make_user("admin")
-    inside = make_user("coordinator", regions=["08"], password="coordinator-password")
+    inside = make_user("coordinator", regions=["08"], password="coordinator-pass-phrase")
     outside = make_user("coordinator", regions=["07"])
     planner = make_user("planner", organization="Union de l'Action Féminine")
+    spare = make_user("planner", organization="Union de l'Action Féminine")  # an admin's target
     a = make_caravan(first_day=today - dt.timedelta(days=1), last_day=today,
                      organizers=(organizer.name,))
     b = make_caravan("08.577.01.11", title="Caravane de Tinghir", sites=(),
@@ -202,10 +208,10 @@ def _world(db) -> World:
                "volunteer": volunteer, "anonymous": {}}
     world = World(headers=headers, caravan_a=a.id, caravan_b=b.id, submission="",
                   params={"caravan_id": str(a.id), "enrollment_id": str(target.id),
-                          "code": "08.587.01.13"}, basic={})
+                          "code": "08.587.01.13", "user_id": str(spare.id)}, basic={})
     import base64
 
-    secret = base64.b64encode(f"{inside.username}:coordinator-password".encode()).decode()
+    secret = base64.b64encode(f"{inside.username}:coordinator-pass-phrase".encode()).decode()
     world.basic = {"Authorization": f"Basic {secret}"}
     return world
 

@@ -345,7 +345,7 @@ def test_odd_addresses_are_404(client):
         assert response.status_code == 404, (path, response.json)
         assert response.content_type == "application/problem+json"
     response = client.post("/api/v1/submissions/%00/review", headers=header,
-                           json={"status": "approved"})
+                           json={"status": "approved", "version": 1})
     assert response.status_code == 403  # volunteers never review
 
 
