@@ -88,6 +88,14 @@ def _shoot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}-{page.viewport_size['width']}.png"), full_page=True)
 
 
+def _accessibility_problems(page) -> list[str]:
+    """Serious or critical axe-core findings on the page as it is now (axe served by fieldsvc)."""
+    page.add_script_tag(url="/static/web/vendor/axe.min.js")
+    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}×, e.g. {v['nodes'][0]['target']})"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
 def _season() -> None:
     make_areas()
     # Tinghir is old, Assilah young and female: OPH and GYN must not rank them alike.
@@ -146,6 +154,7 @@ def test_planner_sees_the_need_map_offline_and_why_a_commune_needs_a_caravan(
     assert panel.locator(".component-bar").count() == 5
     assert "Caravane de M'Hamid" in panel.inner_text()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert _accessibility_problems(page) == []
     _shoot(page, "need-map")
     page.goto("/insights/needs?specialty=OPH&region=08")
     page.wait_for_selector("#ranking")
@@ -172,6 +181,7 @@ def test_coordinator_plans_an_ophthalmology_caravan_from_zagora(pg_app, open_pag
     expected = int(advice.locator("td").nth(1).inner_text())
     assert expected > 0 and advice.get_attribute("data-advice") != "drop"
     assert page.locator("#save-plan").count() == 1  # a coordinator may save it
+    assert _accessibility_problems(page) == []
     _shoot(page, "plan")
     assert page.problems == [] and page.foreign == []
 
@@ -242,6 +252,7 @@ def test_planner_summary_filters_and_suppressed_cells(pg_app, open_page, width):
     tooltip = _chart(page, "chart-specialty",
                      "chart.tooltip.body ? chart.tooltip.body.flatMap(b => b.lines) : []")
     assert any("Suppressed" in line for line in tooltip), tooltip
+    assert _accessibility_problems(page) == []
     _shoot(page, "summary")
     # Another filter changes the table and the charts.
     rows_before = page.locator("#summary-table tbody tr").count()
