@@ -326,7 +326,7 @@ def save_plan():
 
 # --- Summaries ---------------------------------------------------------------------------------
 
-SUMMARY_GROUPINGS = ("region,specialty", "specialty", "province,specialty", "commune",
+SUMMARY_GROUPINGS = ("", "region,specialty", "specialty", "province,specialty", "commune",
                      "measure", "sex,age_band", "quarter", "month")
 SUMMARY_FIELDS = ("by", "region", "province", "commune", "specialty", "measure", "sex",
                   "age_band", "from", "to")
@@ -371,11 +371,13 @@ def _summary_args(args: MultiDict[str, str]) -> tuple[dict[str, str], list[str]]
         value = (args.get(name) or "").strip()
         if value:
             api[name] = value
-    api.setdefault("by", "region,specialty")  # what every caller may ask for the whole country
     level, code, errors = _resolve_area(args.get("area") or "")
     if code is not None and level is not None:
         api[level] = code
-    return api, errors
+    # Automatic grouping: the chosen area's own level by specialty, else regions by specialty
+    # (what every caller may ask for the whole country).
+    by = api.pop("by", None) or f"{level if level in ('region', 'province') else 'region'},specialty"
+    return {"by": by, **api}, errors
 
 
 def _summary(api: dict[str, str], principal: Any, **override: str) -> Any:

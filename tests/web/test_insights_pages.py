@@ -179,3 +179,13 @@ def test_maps_use_no_tile_server_unless_one_is_configured(client, db):
                                        "https://{s}.tile.example.org/{z}/{x}/{y}.png"))
     assert "img-src 'self' data: https://*.tile.example.org;" in subdomains[
         "Content-Security-Policy"]
+
+
+def test_summary_page_groups_by_the_chosen_areas_level_by_default(client, db):
+    _summary_season(db)
+    planner = make_user("planner", organization="Union")
+    db.session.commit()
+    _login(client, planner)
+    page = client.get("/insights/summary?area=Zagora&by=&lang=en")  # Zagora: the province
+    assert page.status_code == 200, page.text
+    assert "/api/v1/exports/summary.csv?by=province%2Cspecialty&amp;province=08.587" in page.text
