@@ -75,6 +75,10 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "PLAN_WAIT_SECONDS": float(env.get("PLAN_WAIT_SECONDS", "5")),
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],
+        # Maps draw points and region outlines offline; a tile server (e.g.
+        # https://tile.openstreetmap.org/{z}/{x}/{y}.png) is used, and allowed by the CSP, only
+        # when configured here.
+        "MAP_TILE_URL": env.get("MAP_TILE_URL") or None,
         # flask-smorest / OpenAPI
         "API_TITLE": "fieldsvc",
         "API_VERSION": "v1",

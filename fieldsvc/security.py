@@ -205,11 +205,13 @@ def init_security(app: Flask) -> None:
             return problem(403, "Forbidden", _("This address is not open to anyone yet."))
         return None
 
+    security_headers = with_tile_server(SECURITY_HEADERS, app.config.get("MAP_TILE_URL"))
+
     @app.after_request
     def _security_headers(response: Any) -> Any:
         headers = response.headers
         present = {key.lower() for key in headers.keys()}
-        for key, value in SECURITY_HEADERS:
+        for key, value in security_headers:
             if key.lower() not in present:
                 headers.add(key, value)
         if app.config.get("SESSION_COOKIE_SECURE"):
@@ -227,6 +229,24 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "same-origin"),
 )
+
+
+def with_tile_server(headers: tuple[tuple[str, str], ...], tile_url: str | None
+                     ) -> tuple[tuple[str, str], ...]:
+    """The headers with the configured map tile server's origin allowed as an image source."""
+    if not tile_url:
+        return headers
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(tile_url.replace("{s}", "a"))
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if "{s}" in tile_url:  # Leaflet's subdomains a, b, c
+        origin = f"{parts.scheme}://*.{parts.netloc.split('.', 1)[1]}"
+    return tuple(
+        (key, value.replace("img-src 'self' data:", f"img-src 'self' data: {origin}"))
+        if key == "Content-Security-Policy" else (key, value)
+        for key, value in headers
+    )
 
 
 def _load_principal() -> Principal:

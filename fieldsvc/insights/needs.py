@@ -72,8 +72,26 @@ DEMAND_POPULATION: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# Consultations per caravan-day per 1,000 people of the relevant ages, used only while no caravan
+# anywhere has been observed for the specialty (a fresh install): a first guess from a typical
+# caravan day (about 1,000 people in a commune of 10,000: general medicine ~40 %, ophthalmology
+# ~20 % from the 15 % aged 50+, paediatrics ~12 % from the 27 % under 15, gynaecology ~8 % from the
+# 26 % who are women of 15-49, dentistry and dermatology ~8 % each). Multiplied by each commune's
+# own relevant population it makes ``expected_patients`` follow the specialty's population
+# structure, so two specialties never share a ranking by accident. The first observed caravan
+# replaces it by the observed medians.
+PRIOR_DEMAND: dict[str, float] = {
+    "GEN": 40.0, "OPH": 130.0, "PED": 44.0, "GYN": 30.0, "DEN": 8.0, "DER": 8.0,
+}
+DEFAULT_PRIOR_DEMAND = 3.0
+
+
 def demand_population(specialty: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return DEMAND_POPULATION.get(specialty, (ALL_SEXES, ALL_BANDS))
+
+
+def prior_demand(specialty: str) -> float:
+    return PRIOR_DEMAND.get(specialty, DEFAULT_PRIOR_DEMAND)
 
 
 @dataclass
@@ -99,7 +117,18 @@ class CommuneNeed:
     masked: set[str] = field(default_factory=set)
     # What the component would be if unobserved: shown instead of a hidden value in plans.
     fallback: dict[str, float | None] = field(default_factory=dict)
+    # Where an estimate came from (province, region, national, prior) and why it was needed.
+    estimated_from: dict[str, str] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
     score: float | None = None
+    # Consultations to expect per caravan-day: relevant people × the demand this caller may see.
+    expected_patients: float = 0.0
+
+    def shown_demand(self) -> float:
+        """The demand rate this caller may use: a hidden one is replaced by its estimate."""
+        if "demand" in self.hidden:
+            return self.fallback.get("demand") or 0.0
+        return self.values.get("demand") or 0.0
 
 
 def parse_weights(text: str | None) -> dict[str, float]:
@@ -327,6 +356,10 @@ def commune_needs(specialty: str, *, window_months: int | None = None,
         .where(AreaPopulation.sex.in_(sexes), AreaPopulation.age_band.in_(bands))
         .group_by(AreaPopulation.area_code)
     ).all())
+    # A commune without census bands counts the nation's share of the relevant ages of its legal
+    # population (all of it when no commune has bands).
+    everyone = db.session.scalar(select(func.sum(AreaPopulation.people))) or 0
+    relevant_share = sum(people.values()) / everyone if everyone else 1.0
     distances = dict(db.session.execute(
         select(FacilityDistance.commune_code, FacilityDistance.km)
         .where(FacilityDistance.specialty_code == specialty)
@@ -369,7 +402,8 @@ def commune_needs(specialty: str, *, window_months: int | None = None,
         commune.turned_away, commune.referrals = turned, referrals
         commune.caravan_days = days
         pop = people.get(commune.code)
-        commune.people = float(pop) if pop else (float(commune.population) or None)
+        commune.people = float(pop) if pop else (
+            float(commune.population) * relevant_share or None)
         values = commune.values
         values["demand"] = (
             consultations / days / (commune.people / 1000.0)
@@ -390,10 +424,17 @@ def commune_needs(specialty: str, *, window_months: int | None = None,
         shares = [p[commune.code] for p in indicator_percentiles.values() if commune.code in p]
         values["vulnerability"] = sum(shares) / len(shares) if shares else None
 
-    _estimate(communes, suppression.suppression_k())
+    _estimate(communes, suppression.suppression_k(), prior_demand(specialty))
+    facilities_known = bool(distances)
+    for commune in communes:
+        for name, estimated in commune.estimated.items():
+            if estimated:
+                commune.why[name] = _why(name, commune, facilities_known)
     for commune in communes:
         for name in commune.masked:
             commune.estimated[name] = False  # hidden, not unobserved
+            commune.why.pop(name, None)
+            commune.estimated_from.pop(name, None)
     for name in COMPONENTS:
         ranks = percent_ranks([c.values[name] for c in communes])  # type: ignore[misc]
         for commune, rank in zip(communes, ranks, strict=True):
@@ -416,7 +457,18 @@ def _publishable(c: CommuneNeed, name: str, k: int) -> bool:
     return True
 
 
-def _estimate(communes: list[CommuneNeed], k: int) -> None:
+def _why(name: str, commune: CommuneNeed, facilities_known: bool) -> str:
+    """The reason a component had to be estimated, as a stable code."""
+    if name in ("demand", "unmet"):
+        return "not_visited" if not commune.caravan_days else "nothing_seen"
+    if name == "access":
+        if commune.lat is None:
+            return "no_point"
+        return "no_able_facility" if facilities_known else "no_facility_data"
+    return "no_census_indicator"
+
+
+def _estimate(communes: list[CommuneNeed], k: int, prior: float | None = None) -> None:
     """Fill missing components from the province, else region, else national weighted median.
 
     Only rates resting on at least k people enter the medians, so that an estimate shown for a
@@ -438,13 +490,18 @@ def _estimate(communes: list[CommuneNeed], k: int) -> None:
             "region": {k: weighted_median(v) for k, v in by_region.items()},
         }
         fallback = weighted_median(national)
+        source_of_fallback = "national"
+        if fallback is None and name == "demand" and prior is not None:
+            fallback, source_of_fallback = prior, "prior"
         for c in communes:
-            estimate = medians["province"].get(c.province)
+            estimate, source = medians["province"].get(c.province), "province"
             if estimate is None:
-                estimate = medians["region"].get(c.region)
+                estimate, source = medians["region"].get(c.region), "region"
             if estimate is None:
-                estimate = fallback
+                estimate, source = fallback, source_of_fallback
             c.fallback[name] = estimate
+            if c.values[name] is None:
+                c.estimated_from[name] = source if estimate is not None else "none"
             c.estimated[name] = c.values[name] is None
             if c.values[name] is None:
                 c.values[name] = estimate if estimate is not None else 0.0
@@ -505,36 +562,244 @@ def apply_view(communes: list[CommuneNeed], principal: Principal, weights: dict[
     for commune in communes:
         shown = {n: (None if n in commune.hidden else commune.percentiles[n]) for n in COMPONENTS}
         commune.score = _score(weights, shown)
+        commune.expected_patients = (commune.people or 0.0) * commune.shown_demand() / 1000.0
 
 
-def need_rows(specialty: str, *, level: str = "commune", weights: dict[str, float] | None = None,
-              window_months: int | None = None, as_of: dt.date | None = None,
-              principal: Principal | None = None, regions: Sequence[str] = (),
-              provinces: Sequence[str] = ()) -> dict[str, Any]:
-    """Rank communes, provinces or regions by need for one specialty."""
-    weights = weights or parse_weights(None)
-    principal = principal or Principal()
-    communes, meta = commune_needs(specialty, window_months=window_months, as_of=as_of,
-                                   principal=principal)
-    k = suppression.suppression_k()
-    apply_view(communes, principal, weights, k)
+# --- The ranking a caller gets: typed rows that insights.schemas dump -------------------------
 
-    if level == "commune":
-        rows = [_commune_row(c, weights) for c in communes]
-    else:
-        rows = _grouped_rows(communes, level, weights)
-    rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["code"]))
-    for position, row in enumerate(rows, start=1):
-        row["rank"] = position if row["score"] is not None else None
-    if regions:
-        rows = [r for r in rows if r["code"][:2] in set(regions)]
-    if provinces:
-        rows = [r for r in rows if r["code"][:6] in set(provinces) or r["code"] in set(provinces)]
+SORTS = ("score", "expected_patients")
+
+
+@dataclass
+class NeedsQuery:
+    """What a caller asks of the ranking (loaded by ``NeedsArgs``)."""
+
+    specialty: str
+    level: str = "commune"
+    weights: dict[str, float] = field(default_factory=lambda: parse_weights(None))
+    regions: list[str] = field(default_factory=list)
+    provinces: list[str] = field(default_factory=list)
+    sort: str = "score"
+    limit: int | None = None
+    window_months: int | None = None
+    as_of: dt.date | None = None
+
+
+@dataclass
+class ComponentInfo:
+    """What a component measures, in the caller's language, and its unit."""
+
+    label: str
+    unit: str
+
+
+@dataclass
+class Component:
+    value: float | None
+    percentile: float | None
+    estimated: bool
+    suppressed: str | None = None
+    estimated_from: str | None = None
+    why: str | None = None  # a stable code: not_visited, nothing_seen, no_facility_data…
+    reason: str | None = None  # the same, in words, in the caller's language
+
+
+@dataclass
+class NeedRow:
+    code: str
+    name_fr: str
+    name_ar: str
+    name: str
+    level: str
+    population: int
+    relevant_population: float | None
+    lat: float | None
+    lon: float | None
+    score: float | None
+    expected_patients: float
+    estimated: bool
+    drivers: list[str]
+    driver_labels: list[str]
+    components: dict[str, Component]
+    province: str | None = None
+    province_name_fr: str | None = None
+    province_name_ar: str | None = None
+    region: str | None = None
+    region_name_fr: str | None = None
+    region_name_ar: str | None = None
+    rank: int | None = None
+    national_rank: int | None = None
+
+
+@dataclass
+class NeedRanking:
+    specialty: str
+    specialty_label: str
+    level: str
+    sort: str
+    window_months: int
+    weights: dict[str, float]
+    start: dt.date
+    end: dt.date
+    window_days: int
+    components: dict[str, ComponentInfo]
+    rows: list[NeedRow]
+    national_row_count: int
+    release: dict[str, Any] | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+
+def relevant_people_label(specialty: str) -> str:
+    """Who a specialty's demand is counted against, in the caller's language."""
+    from flask_babel import gettext as _
+
+    labels = {"PED": _("children under 15"), "GYN": _("women aged 15 to 49"),
+              "OPH": _("people aged 50 and over")}
+    return labels.get(specialty, _("people of all ages"))
+
+
+def component_labels(specialty: str) -> dict[str, ComponentInfo]:
+    """Each component's name and unit, in the caller's language."""
+    from flask_babel import gettext as _
+
+    people = relevant_people_label(specialty)
     return {
-        "level": level, "specialty": specialty,
-        "window_months": window_months or DEFAULT_WINDOW_MONTHS,
-        "weights": {n: round(w, 6) for n, w in weights.items()}, **meta,
-        "rows": rows, "row_count": len(rows),
+        "demand": ComponentInfo(
+            _("Demand"),
+            _("consultations per caravan-day per 1,000 %(people)s", people=people)),
+        "unmet": ComponentInfo(
+            _("Unmet demand"),
+            _("share of people turned away or referred (0 to 1)")),
+        "access": ComponentInfo(
+            _("Distance to care"),
+            _("km to the nearest facility able to treat this specialty")),
+        "recency": ComponentInfo(
+            _("Time since a caravan"),
+            _("days since a caravan last offered this specialty (window + 1 = never)")),
+        "vulnerability": ComponentInfo(
+            _("Vulnerability"),
+            _("mean percentile of census indicators: paved road, running water, literacy "
+              "(0 to 1)")),
+    }
+
+
+def estimate_reason(why: str, source: str | None) -> str:
+    """Why a component was estimated and from what, in words."""
+    from flask_babel import gettext as _
+
+    whys = {
+        "not_visited": _("No caravan offered this specialty here in the window."),
+        "nothing_seen": _("Caravans came but recorded no consultation for this specialty."),
+        "no_point": _("This commune has no known point, so no distance could be measured."),
+        "no_facility_data": _("No health facility list has been imported yet."),
+        "no_able_facility": _("No imported facility can treat this specialty."),
+        "no_census_indicator": _("The census gives none of the indicators for this commune."),
+    }
+    sources = {
+        "province": _("Estimated from the province's communes (population-weighted median)."),
+        "region": _("Estimated from the region's communes (population-weighted median)."),
+        "national": _("Estimated from all communes (population-weighted median)."),
+        "prior": _("Nothing has been observed anywhere yet: a first guess from a typical "
+                   "caravan day, for the specialty's own population."),
+        "none": _("Nothing to estimate from: counted as zero."),
+    }
+    text = whys.get(why, why)
+    if source in sources:
+        text = f"{text} {sources[source]}"
+    return text
+
+
+def _local_name(name_fr: str | None, name_ar: str | None) -> str:
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    if locale is not None and locale.language == "ar" and name_ar:
+        return name_ar
+    return name_fr or name_ar or ""
+
+
+def need_ranking(query: NeedsQuery, principal: Principal | None = None) -> NeedRanking:
+    """Rank communes, provinces or regions by need for one specialty, with the reasons."""
+    from fieldsvc.catalog.services import specialty_codes
+
+    if query.specialty not in specialty_codes():
+        raise ValidationFailed(f"Unknown specialty {query.specialty}.",
+                               errors={"specialty": ["unknown specialty code"]})
+    if query.sort not in SORTS:
+        raise ValidationFailed(f"Sort by one of {', '.join(SORTS)}.",
+                               errors={"sort": [f"one of {', '.join(SORTS)}"]})
+    principal = principal or Principal()
+    communes, meta = commune_needs(query.specialty, window_months=query.window_months,
+                                   as_of=query.as_of, principal=principal)
+    apply_view(communes, principal, query.weights, suppression.suppression_k())
+    names = _area_names()
+    labels = component_labels(query.specialty)
+    if query.level == "commune":
+        rows = [_commune_row(c, query.weights, names, labels) for c in communes]
+    else:
+        rows = _grouped_rows(communes, query.level, query.weights, names, labels)
+
+    def order(row: NeedRow) -> tuple[Any, ...]:
+        if query.sort == "expected_patients":
+            return (-row.expected_patients, row.score is None, -(row.score or 0.0), row.code)
+        # Equal scores: the larger need first (a fresh install ties every score).
+        return (row.score is None, -(row.score or 0.0), -row.expected_patients, row.code)
+
+    rows.sort(key=order)
+    for position, row in enumerate(rows, start=1):
+        row.national_rank = position if row.score is not None else None
+    national_count = len(rows)
+    if query.regions:
+        wanted = set(query.regions)
+        rows = [r for r in rows if r.code[:2] in wanted]
+    if query.provinces:
+        wanted = set(query.provinces)
+        rows = [r for r in rows if r.code[:6] in wanted or r.code in wanted]
+    for position, row in enumerate(rows, start=1):
+        row.rank = position if row.score is not None else None
+    if query.limit:
+        rows = rows[: query.limit]
+    from fieldsvc.catalog.models import Specialty
+
+    specialty = db.session.get(Specialty, query.specialty)
+    return NeedRanking(
+        specialty=query.specialty, specialty_label=_specialty_label(specialty),
+        level=query.level, sort=query.sort,
+        window_months=query.window_months or DEFAULT_WINDOW_MONTHS,
+        weights={n: round(w, 6) for n, w in query.weights.items()},
+        start=dt.date.fromisoformat(meta["from"]), end=dt.date.fromisoformat(meta["to"]),
+        window_days=meta["window_days"], release=meta.get("release"),
+        components=labels, rows=rows, national_row_count=national_count,
+    )
+
+
+def _specialty_label(specialty: Any) -> str:
+    from flask_babel import get_locale
+
+    if specialty is None:
+        return ""
+    locale = get_locale()
+    language = locale.language if locale is not None else "fr"
+    return getattr(specialty, f"label_{language}", None) or specialty.label_fr
+
+
+def need_rows(specialty: str, **options: Any) -> dict[str, Any]:
+    """The ranking as the API's JSON (for Python callers that want the dumped answer)."""
+    from fieldsvc.insights.schemas import NeedRankingSchema
+
+    principal = options.pop("principal", None)
+    query = NeedsQuery(specialty=specialty, **options)
+    return NeedRankingSchema().dump(need_ranking(query, principal))
+
+
+def _area_names() -> dict[str, tuple[str, str]]:
+    return {
+        row.code: (row.name_fr, row.name_ar)
+        for row in db.session.execute(
+            select(Area.code, Area.name_fr, Area.name_ar).where(Area.level != "commune"))
     }
 
 
@@ -542,33 +807,53 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _commune_row(c: CommuneNeed, weights: dict[str, float]) -> dict[str, Any]:
-    components: dict[str, Any] = {}
+def _place(row: NeedRow, names: dict[str, tuple[str, str]], province: str | None,
+           region: str | None) -> None:
+    if province:
+        row.province = province
+        row.province_name_fr, row.province_name_ar = names.get(province, (province, province))
+    if region:
+        row.region = region
+        row.region_name_fr, row.region_name_ar = names.get(region, (region, region))
+
+
+def _commune_row(c: CommuneNeed, weights: dict[str, float], names: dict[str, tuple[str, str]],
+                 labels: dict[str, ComponentInfo]) -> NeedRow:
+    components: dict[str, Component] = {}
     percentiles: dict[str, float | None] = {}
     for name in COMPONENTS:
         if name in c.hidden:
-            components[name] = {"value": None, "percentile": None, "suppressed": "primary"}
+            component = Component(None, None, c.estimated[name], suppressed="primary")
             percentiles[name] = None
         else:
-            components[name] = {"value": _round(c.values[name]),
-                                "percentile": _round(c.percentiles[name])}
+            component = Component(_round(c.values[name]), _round(c.percentiles[name]),
+                                  c.estimated[name])
             percentiles[name] = c.percentiles[name]
-        components[name]["estimated"] = c.estimated[name]
-    return {
-        "code": c.code, "name_fr": c.name_fr, "name_ar": c.name_ar,
-        "score": _round(c.score), "rank": None,
-        "estimated": any(c.estimated.values()),
-        "drivers": _drivers(weights, percentiles), "components": components,
-        "lat": c.lat, "lon": c.lon, "population": c.population,
-    }
+        if c.estimated[name] and name in c.why:
+            component.why = c.why[name]
+            component.estimated_from = c.estimated_from.get(name)
+            component.reason = estimate_reason(component.why, component.estimated_from)
+        components[name] = component
+    drivers = _drivers(weights, percentiles)
+    row = NeedRow(
+        code=c.code, name_fr=c.name_fr, name_ar=c.name_ar, name=_local_name(c.name_fr, c.name_ar),
+        level="commune", population=c.population, relevant_population=_round(c.people, 0),
+        lat=c.lat, lon=c.lon, score=_round(c.score),
+        expected_patients=round(c.expected_patients, 1),
+        estimated=any(c.estimated.values()), drivers=drivers,
+        driver_labels=[labels[d].label for d in drivers], components=components,
+    )
+    _place(row, names, c.province, c.region)
+    return row
 
 
-def _grouped_rows(communes: list[CommuneNeed], level: str,
-                  weights: dict[str, float]) -> list[dict[str, Any]]:
+def _grouped_rows(communes: list[CommuneNeed], level: str, weights: dict[str, float],
+                  names: dict[str, tuple[str, str]],
+                  labels: dict[str, ComponentInfo]) -> list[NeedRow]:
     groups: dict[str, list[CommuneNeed]] = defaultdict(list)
     for c in communes:
         groups[c.province if level == "province" else c.region].append(c)
-    names = {
+    areas = {
         row.code: row
         for row in db.session.execute(
             select(Area.code, Area.name_fr, Area.name_ar, Area.lat, Area.lon, Area.population_legal)
@@ -577,30 +862,41 @@ def _grouped_rows(communes: list[CommuneNeed], level: str,
     }
     rows = []
     for code, members in groups.items():
-        components: dict[str, Any] = {}
+        components: dict[str, Component] = {}
         percentiles: dict[str, float | None] = {}
         for name in COMPONENTS:
             visible = [c for c in members if name not in c.hidden]
             value = _weighted_mean((c.values[name], c.population) for c in visible)
             pct = _weighted_mean((c.percentiles[name], c.population) for c in visible)
-            components[name] = {"value": _round(value), "percentile": _round(pct)}
+            estimated_people = sum(c.population for c in members if c.estimated.get(name))
+            total_people = sum(c.population for c in members)
+            components[name] = Component(
+                _round(value), _round(pct),
+                estimated_people * 2 > total_people if total_people else True)
             percentiles[name] = pct
         score = _weighted_mean(
             (c.score, c.population) for c in members if c.score is not None
         )
         population = sum(c.population for c in members)
         estimated_people = sum(c.population for c in members if any(c.estimated.values()))
-        area = names.get(code)
-        rows.append({
-            "code": code,
-            "name_fr": area.name_fr if area else code,
-            "name_ar": area.name_ar if area else code,
-            "score": _round(score), "rank": None,
-            "estimated": estimated_people * 2 > population if population else True,
-            "drivers": _drivers(weights, percentiles), "components": components,
-            "lat": area.lat if area else None, "lon": area.lon if area else None,
-            "population": population,
-        })
+        area = areas.get(code)
+        drivers = _drivers(weights, percentiles)
+        row = NeedRow(
+            code=code,
+            name_fr=area.name_fr if area else code,
+            name_ar=area.name_ar if area else code,
+            name=_local_name(area.name_fr, area.name_ar) if area else code,
+            level=level, population=population,
+            relevant_population=_round(sum(c.people or 0.0 for c in members), 0),
+            lat=area.lat if area else None, lon=area.lon if area else None,
+            score=_round(score),
+            expected_patients=round(sum(c.expected_patients for c in members), 1),
+            estimated=estimated_people * 2 > population if population else True,
+            drivers=drivers, driver_labels=[labels[d].label for d in drivers],
+            components=components,
+        )
+        _place(row, names, None, code[:2] if level == "province" else None)
+        rows.append(row)
     return rows
 
 
@@ -614,3 +910,51 @@ def _weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
         total += value * weight
         weight_sum += weight
     return total / weight_sum if weight_sum else None
+
+
+@dataclass
+class NearestFacility:
+    name: str
+    category: str
+    commune_code: str
+    km: float
+
+
+def nearest_facility(commune_code: str, specialty: str) -> NearestFacility | None:
+    """The facility able to treat the specialty that is nearest to a commune (public lists)."""
+    from fieldsvc.areas.models import Facility
+
+    row = db.session.execute(
+        select(Facility.name, Facility.category, Facility.commune_code, FacilityDistance.km)
+        .join(Facility, Facility.id == FacilityDistance.facility_id)
+        .where(FacilityDistance.commune_code == commune_code,
+               FacilityDistance.specialty_code == specialty)
+    ).first()
+    if row is None:
+        return None
+    return NearestFacility(row.name, row.category, row.commune_code, round(row.km, 1))
+
+
+@dataclass
+class CaravanVisit:
+    id: int
+    title: str
+    first_day: dt.date
+    last_day: dt.date
+    status: str
+    specialties: list[str]
+
+
+def caravans_reaching(commune_code: str, limit: int = 20) -> list[CaravanVisit]:
+    """The caravans that worked in a commune (its own or one of its sites), latest first.
+
+    Caravans are public metadata (title, dates, specialties): no count is read here.
+    """
+    at_site = select(Site.caravan_id).where(Site.commune_code == commune_code)
+    caravans = list(db.session.scalars(
+        select(Caravan)
+        .where((Caravan.commune_code == commune_code) | Caravan.id.in_(at_site))
+        .order_by(Caravan.first_day.desc(), Caravan.id.desc()).limit(limit)
+    ))
+    return [CaravanVisit(c.id, c.title, c.first_day, c.last_day, c.status,
+                         list(c.specialties)) for c in caravans]

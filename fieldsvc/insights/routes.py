@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from flask import current_app, jsonify, request
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from fieldsvc.accounts.services import spend
-from fieldsvc.catalog.services import specialty_codes
-from fieldsvc.errors import ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.insights import needs, plans, services
 from fieldsvc.insights.queries import SummaryQuery
 from fieldsvc.insights.schemas import (
+    NeedRankingSchema,
     NeedsArgs,
+    PlanResultSchema,
     PlanSchema,
     PublicSummaryArgs,
     SummaryArgs,
@@ -63,56 +62,103 @@ EXAMPLE_PUBLIC_SUMMARY = {  # ?from=2026-10-01&to=2026-12-31: 3 children seen is
     ],
     "suppression": {"k": 5}, "total": 3004, "row_count": 6,
 }
-EXAMPLE_NEEDS = {  # ?specialty=OPH&region=08&limit=2&as_of=2026-11-27
-    "specialty": "OPH", "level": "commune",
+_ZAGORA_PLACE = {"province": "08.587", "province_name_fr": "Zagora", "province_name_ar": "زاكورة",
+                 "region": "08", "region_name_fr": "Drâa-Tafilalet",
+                 "region_name_ar": "درعة تافيلالت"}
+_NO_FACILITY = {"estimated_from": "national", "why": "no_facility_data",
+                "reason": "No health facility list has been imported yet. Estimated from all "
+                          "communes (population-weighted median)."}
+_NOT_VISITED = {"estimated_from": "province", "why": "not_visited",
+                "reason": "No caravan offered this specialty here in the window. Estimated from "
+                          "the province's communes (population-weighted median)."}
+EXAMPLE_NEEDS = {  # ?specialty=OPH&region=08&limit=2&as_of=2026-11-27, in English
+    "specialty": "OPH", "specialty_label": "Ophthalmology", "level": "commune", "sort": "score",
     "weights": {"demand": 0.2, "unmet": 0.2, "access": 0.2, "recency": 0.2, "vulnerability": 0.2},
     "from": "2024-11-28", "to": "2026-11-27", "window_months": 24, "window_days": 730,
+    "components": {
+        "demand": {"label": "Demand", "unit": "consultations per caravan-day per 1,000 people "
+                                              "aged 50 and over"},
+        "unmet": {"label": "Unmet demand",
+                  "unit": "share of people turned away or referred (0 to 1)"},
+        "access": {"label": "Distance to care",
+                   "unit": "km to the nearest facility able to treat this specialty"},
+        "recency": {"label": "Time since a caravan", "unit": "days since a caravan last offered "
+                    "this specialty (window + 1 = never)"},
+        "vulnerability": {"label": "Vulnerability", "unit": "mean percentile of census "
+                          "indicators: paved road, running water, literacy (0 to 1)"},
+    },
     "rows": [
-        {"code": "08.587.09.23", "name_fr": "M'hamid El Ghizlane", "name_ar": "امحاميد الغزلان",
-         "population": 6664, "lat": 29.82, "lon": -5.72, "rank": 1, "score": 0.86,
-         "estimated": False, "drivers": ["access", "unmet"],
+        {"code": "08.587.01.13", "level": "commune", "name_fr": "Zagora", "name_ar": "زاكورة",
+         "name": "Zagora", **_ZAGORA_PLACE, "population": 42294, "relevant_population": 5210.0,
+         "lat": 30.33, "lon": -5.84, "rank": 1, "national_rank": 41, "score": 0.662,
+         "expected_patients": 120.0, "estimated": True, "drivers": ["demand", "unmet"],
+         "driver_labels": ["Demand", "Unmet demand"],
          "components": {
-             "demand": {"value": 9.1, "percentile": 0.82, "estimated": False},
-             "unmet": {"value": 0.3125, "percentile": 0.91, "estimated": False},
-             "access": {"value": 95.0, "percentile": 0.97, "estimated": False},
-             "recency": {"value": 412.0, "percentile": 0.74, "estimated": False},
-             "vulnerability": {"value": 0.86, "percentile": 0.86, "estimated": False}}},
-        {"code": "08.587.01.13", "name_fr": "Zagora", "name_ar": "زاكورة",
-         "population": 42294, "lat": 30.33, "lon": -5.84, "rank": 2, "score": 0.462,
-         "estimated": False, "drivers": ["unmet", "demand"],
-         "components": {
-             "demand": {"value": 7.5, "percentile": 0.71, "estimated": False},
-             "unmet": {"value": 0.2857, "percentile": 0.88, "estimated": False},
-             "access": {"value": 2.1, "percentile": 0.08, "estimated": False},
+             "demand": {"value": 23.0326, "percentile": 0.99, "estimated": False},
+             "unmet": {"value": 0.2, "percentile": 0.99, "estimated": False},
+             "access": {"value": 0.0, "percentile": 0.5, "estimated": True, **_NO_FACILITY},
              "recency": {"value": 55.0, "percentile": 0.2, "estimated": False},
              "vulnerability": {"value": 0.42, "percentile": 0.44, "estimated": False}}},
+        {"code": "08.587.09.23", "level": "commune", "name_fr": "M'hamid El Ghizlane",
+         "name_ar": "امحاميد الغزلان", "name": "M'hamid El Ghizlane", **_ZAGORA_PLACE,
+         "population": 6664, "relevant_population": 820.0, "lat": 29.82, "lon": -5.72,
+         "rank": 2, "national_rank": 97, "score": 0.61, "expected_patients": 18.9,
+         "estimated": True, "drivers": ["recency", "demand"],
+         "driver_labels": ["Time since a caravan", "Demand"],
+         "components": {
+             "demand": {"value": 23.0326, "percentile": 0.5, "estimated": True, **_NOT_VISITED},
+             "unmet": {"value": 0.2, "percentile": 0.5, "estimated": True, **_NOT_VISITED},
+             "access": {"value": 0.0, "percentile": 0.5, "estimated": True, **_NO_FACILITY},
+             "recency": {"value": 731.0, "percentile": 0.75, "estimated": False},
+             "vulnerability": {"value": 0.5, "percentile": 0.5, "estimated": True,
+                               "estimated_from": "national", "why": "no_census_indicator",
+                               "reason": "The census gives none of the indicators for this "
+                                         "commune. Estimated from all communes "
+                                         "(population-weighted median)."}}},
     ],
-    "row_count": 2,
+    "row_count": 2, "national_row_count": 1503,
 }
-EXAMPLE_PLAN_REQUEST = {"base": "08.587.01.13", "radius_km": 150, "days": 3,
+EXAMPLE_PLAN_REQUEST = {"base": "Zagora", "radius_km": 150, "days": 3,
                         "team": {"OPH": 2, "GEN": 2, "PED": 1}}
+_ZAGORA_PROVINCE = {"province": "08.587", "province_name_fr": "Zagora",
+                    "province_name_ar": "زاكورة"}
 EXAMPLE_PLAN = {
     "base": {"code": "08.587.01.13", "name_fr": "Zagora", "name_ar": "زاكورة",
              "lat": 30.33, "lon": -5.84},
     "radius_km": 150.0, "days": 3, "stops_per_day": 1, "capacity_per_doctor_day": 40.0,
     "candidates": 28,
     "stops": [
-        {"code": "08.587.01.13", "name_fr": "Zagora", "name_ar": "زاكورة", "lat": 30.33,
-         "lon": -5.84, "day": 1, "need_score": 0.462, "estimated": False, "km_from_base": 0.0,
-         "km_from_previous": 0.0},
+        {"code": "08.587.01.13", "name_fr": "Zagora", "name_ar": "زاكورة", **_ZAGORA_PROVINCE,
+         "lat": 30.33, "lon": -5.84, "day": 1, "need_score": 0.462, "estimated": False,
+         "km_from_base": 0.0, "km_from_previous": 0.0,
+         "expected_patients": {"OPH": 120, "GEN": 310, "PED": 95}, "patients_reached": 255},
         {"code": "08.587.09.23", "name_fr": "M'hamid El Ghizlane", "name_ar": "امحاميد الغزلان",
-         "lat": 29.82, "lon": -5.72, "day": 2, "need_score": 0.86, "estimated": False,
-         "km_from_base": 57.7, "km_from_previous": 57.7},
-        {"code": "08.577.01.11", "name_fr": "Tinghir", "name_ar": "تنغير", "lat": 31.51,
-         "lon": -5.53, "day": 3, "need_score": 0.55, "estimated": True, "km_from_base": 134.1,
-         "km_from_previous": 188.2},
+         **_ZAGORA_PROVINCE, "lat": 29.82, "lon": -5.72, "day": 2, "need_score": 0.86,
+         "estimated": False, "km_from_base": 57.7, "km_from_previous": 57.7,
+         "expected_patients": {"OPH": 19, "GEN": 62, "PED": 20}, "patients_reached": 101},
+        {"code": "08.587.05.07", "name_fr": "Tagounite", "name_ar": "تاكونيت",
+         **_ZAGORA_PROVINCE, "lat": 29.98, "lon": -5.58, "day": 3, "need_score": 0.55,
+         "estimated": True, "km_from_base": 45.9, "km_from_previous": 20.9,
+         "expected_patients": {"OPH": 40, "GEN": 150, "PED": 38}, "patients_reached": 198},
     ],
-    "total_km": 380.1, "nearest_neighbour_km": 380.1,
+    "total_km": 124.5, "nearest_neighbour_km": 124.5,
     "specialties": {
-        "GEN": {"doctors": 2, "expected_patients": 265, "capacity": 240, "advice": "keep"},
-        "GYN": {"doctors": 0, "expected_patients": 150, "capacity": 0, "advice": "add"},
-        "OPH": {"doctors": 2, "expected_patients": 386, "capacity": 240, "advice": "add"},
-        "PED": {"doctors": 1, "expected_patients": 88, "capacity": 120, "advice": "keep"},
+        "GEN": {"doctors": 2, "expected_patients": 522, "capacity": 240, "advice": "add",
+                "suggested_doctors": 5, "advice_label": "Add doctors",
+                "reason": "About 522 patients are expected for a capacity of 240 (2 doctor(s) × "
+                          "3 days × 40 a day): bring 5 doctor(s)."},
+        "GYN": {"doctors": 0, "expected_patients": 150, "capacity": 0, "advice": "add",
+                "suggested_doctors": 2, "advice_label": "Add doctors",
+                "reason": "About 150 patients are expected and the team has no doctor for them; "
+                          "one doctor sees 40 a day: 2 doctor(s) for 3 days."},
+        "OPH": {"doctors": 2, "expected_patients": 179, "capacity": 240, "advice": "keep",
+                "suggested_doctors": 2, "advice_label": "Keep",
+                "reason": "About 179 patients are expected for a capacity of 240 (2 doctor(s) × "
+                          "3 days × 40 a day): the team fits."},
+        "PED": {"doctors": 1, "expected_patients": 153, "capacity": 120, "advice": "keep",
+                "suggested_doctors": 1, "advice_label": "Keep",
+                "reason": "About 153 patients are expected for a capacity of 120 (1 doctor(s) × "
+                          "3 days × 40 a day): the team fits."},
     },
 }
 
@@ -141,38 +187,21 @@ def get_public_summary(query: SummaryQuery):
 
 @blp.route("/needs", methods=["GET"])
 @allow(*STAFF)
-@blp.arguments(NeedsArgs, location="query")
-@blp.response(200, description="Areas ranked by need score, with each component",
+@blp.arguments(NeedsArgs, location="query", as_kwargs=False)
+@blp.response(200, NeedRankingSchema, description="Areas ranked by need, with each component",
               example=EXAMPLE_NEEDS)
-def get_needs(args: dict[str, Any]):
+def get_needs(query: needs.NeedsQuery):
     """Rank communes, provinces or regions by need for one specialty, with the reasons."""
-    specialty = args["specialty"].strip()
-    if specialty not in specialty_codes():
-        raise ValidationFailed(f"Unknown specialty {specialty}.",
-                               errors={"specialty": ["unknown specialty code"]})
-    body = needs.need_rows(
-        specialty,
-        level=args["level"],
-        weights=needs.parse_weights(args.get("weights")),
-        window_months=args.get("window_months"),
-        as_of=args.get("as_of"),
-        principal=current_principal(),
-        regions=args.get("region", []),
-        provinces=args.get("province", []),
-    )
-    if args.get("limit"):
-        body["rows"] = body["rows"][: args["limit"]]
-        body["row_count"] = len(body["rows"])
-    return body
+    return needs.need_ranking(query, current_principal())
 
 
 @blp.route("/plans", methods=["POST"])
 @allow(*STAFF)
 @blp.arguments(PlanSchema, example=EXAMPLE_PLAN_REQUEST)
-@blp.response(200, description="The plan (GeoJSON FeatureCollection with "
+@blp.response(200, PlanResultSchema, description="The plan (GeoJSON FeatureCollection with "
               "Accept: application/geo+json)", example=EXAMPLE_PLAN)
-def create_plan(body: dict[str, Any]):
-    """Plan a caravan: stops within reach ranked by need, their order, the specialty mix."""
+def create_plan(plan_request: plans.PlanRequest):
+    """Plan a caravan: stops reaching the most patients per km, their order, the specialty mix."""
     principal = current_principal()
     spend(f"plan:{principal.actor_id or request.remote_addr}",
           limit=current_app.config["PLAN_MAX_PER_MINUTE"], window=dt.timedelta(minutes=1),
@@ -182,11 +211,11 @@ def create_plan(body: dict[str, Any]):
                                     seconds=seconds))
     db.session.commit()  # the plan counts even if it fails
     with plans.plan_slot():
-        plan = plans.make_plan(body, principal)
+        plan = plans.make_plan(plan_request, principal)
     if request.accept_mimetypes.best_match(["application/json", "application/geo+json"]) == (
         "application/geo+json"
     ):
-        response = jsonify(plans.as_geojson(plan))
+        response = jsonify(plans.as_geojson(PlanResultSchema().dump(plan)))
         response.mimetype = "application/geo+json"
         return response
     return plan

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import DateField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 
@@ -14,3 +15,10 @@ class LoginForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     """Only carries the CSRF token: logging out is a POST so no link or image can do it."""
+
+
+class SavePlanForm(FlaskForm):
+    """Save a plan as planned caravans (the plan's own fields travel as hidden inputs)."""
+
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
+    first_day = DateField(_l("First day"), validators=[DataRequired()])

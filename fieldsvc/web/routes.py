@@ -35,6 +35,7 @@ from fieldsvc.errors import DomainError, Forbidden, TooManyRequests, register_er
 from fieldsvc.extensions import db
 from fieldsvc.security import ALL_ROLES, STAFF_ROLES, Principal, allow, current_principal
 from fieldsvc.web.forms import LoginForm, LogoutForm
+from fieldsvc.web.insights_routes import insights_blp
 from fieldsvc.web.phone_routes import phone_blp
 from fieldsvc.web.services import languages, migration_state
 from fieldsvc.web.workspace_routes import workspace_blp
@@ -43,6 +44,7 @@ web_blp = Blueprint("web", __name__, template_folder="templates", static_folder=
                     static_url_path="/static/web")
 web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (phone_routes.py)
 web_blp.register_blueprint(workspace_blp)  # the coordinator's workspace (workspace_routes.py)
+web_blp.register_blueprint(insights_blp)  # needs, map, plans, summaries (insights_routes.py)
 
 
 @web_blp.route("/healthz")

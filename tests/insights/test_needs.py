@@ -144,3 +144,92 @@ def test_needs_route_checks_its_parameters(client, db):
                       headers=auth(planner)).status_code == 422
     assert client.get("/api/v1/needs?specialty=OPH").status_code == 401
     assert db.session.get(Area, "08") is None
+
+
+def _population(code, bands):
+    from fieldsvc.areas.models import AreaPopulation
+    from fieldsvc.extensions import db
+
+    for (sex, band), people in bands.items():
+        db.session.add(AreaPopulation(area_code=code, sex=sex, age_band=band, people=people))
+
+
+def test_rows_name_their_province_and_region_and_rank_within_the_filter(client, db):
+    make_areas()
+    admin = make_user("admin")
+    db.session.commit()
+    body = client.get(f"/api/v1/needs?specialty=OPH&region=08&as_of={AS_OF}",
+                      headers=auth(admin)).json
+    assert [row["rank"] for row in body["rows"]] == list(range(1, len(body["rows"]) + 1))
+    assert {row["region"] for row in body["rows"]} == {"08"}
+    assert body["national_row_count"] == 5 and body["row_count"] == 3
+    mhamid = _rows(body)["08.587.09.23"]
+    assert (mhamid["province_name_fr"], mhamid["region_name_fr"]) == ("Zagora", "Drâa-Tafilalet")
+    assert mhamid["national_rank"] >= mhamid["rank"]
+    assert body["components"]["access"]["unit"].startswith("km")
+    provinces = client.get(f"/api/v1/needs?specialty=OPH&level=province&as_of={AS_OF}",
+                           headers=auth(admin)).json
+    assert _rows(provinces)["08.587"]["region_name_ar"] == "درعة تافيلالت"
+
+
+def test_labels_and_reasons_come_in_the_callers_language(client, db):
+    make_areas()
+    admin = make_user("admin")
+    db.session.commit()
+    english = client.get(f"/api/v1/needs?specialty=OPH&as_of={AS_OF}&lang=en",
+                         headers=auth(admin)).json
+    arabic = client.get(f"/api/v1/needs?specialty=OPH&as_of={AS_OF}&lang=ar",
+                        headers=auth(admin)).json
+    assert english["components"]["demand"]["label"] == "Demand"
+    assert english["components"]["demand"]["unit"] == (
+        "consultations per caravan-day per 1,000 people aged 50 and over")
+    assert arabic["components"]["demand"]["label"] != "Demand"
+    assert arabic["rows"][0]["name"] == arabic["rows"][0]["name_ar"]
+    # Nothing was ever observed and no facility imported: every estimate says why, in words.
+    demand = english["rows"][0]["components"]["demand"]
+    assert demand["estimated"] and demand["why"] == "not_visited"
+    assert demand["estimated_from"] == "prior"
+    access = english["rows"][0]["components"]["access"]
+    assert access["why"] == "no_facility_data"
+    assert "facility" in access["reason"]
+    assert "why" not in english["rows"][0]["components"]["recency"]
+    assert arabic["rows"][0]["components"]["access"]["reason"] != access["reason"]
+
+
+def test_with_no_data_each_specialty_counts_its_own_population(app, db):
+    """A fresh install: no caravan, no facility. OPH and GYN must not share one ranking."""
+    make_areas()
+    # Tinghir: many older people, few young women; Assilah: the reverse.
+    _population("08.577.01.11", {("F", "50-64"): 6000, ("M", "65+"): 5000,
+                                 ("F", "15-24"): 1000, ("F", "25-49"): 1000})
+    _population("01.511.01.01", {("F", "50-64"): 500, ("M", "65+"): 500,
+                                 ("F", "15-24"): 6000, ("F", "25-49"): 7000})
+    db.session.commit()
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    assert [r["code"] for r in oph["rows"]] != [r["code"] for r in gyn["rows"]]
+    oph_rows, gyn_rows = _rows(oph), _rows(gyn)
+    assert oph_rows["08.577.01.11"]["rank"] < oph_rows["01.511.01.01"]["rank"]
+    assert gyn_rows["01.511.01.01"]["rank"] < gyn_rows["08.577.01.11"]["rank"]
+    assert oph_rows["08.577.01.11"]["expected_patients"] > 0
+    by_size = need_rows("OPH", as_of=AS_OF, principal=ADMIN, sort="expected_patients")
+    sizes = [r["expected_patients"] for r in by_size["rows"]]
+    assert sizes == sorted(sizes, reverse=True) and by_size["sort"] == "expected_patients"
+
+
+def test_a_small_commune_shows_its_small_need_beside_its_score(app, db):
+    areas = make_areas()
+    tiny = Area(code="08.587.09.99", level="commune", parent_code="08.587", region_code="08",
+                province_code="08.587", name_fr="Lamssid", name_ar="لمسيد", search_text="lamssid",
+                population_legal=305, population_municipal=305, lat=30.0, lon=-5.6)
+    db.session.add(tiny)
+    db.session.flush()
+    _distance("08.587.09.99", 190.0)
+    _distance("08.587.01.13", 2.0)
+    db.session.commit()
+    del areas
+    rows = _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN))
+    assert rows["08.587.09.99"]["score"] > rows["08.587.01.13"]["score"]
+    assert rows["08.587.09.99"]["expected_patients"] < rows["08.587.01.13"]["expected_patients"]
+    by_size = _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN, sort="expected_patients"))
+    assert by_size["08.587.01.13"]["rank"] < by_size["08.587.09.99"]["rank"]

@@ -141,3 +141,82 @@ def test_busy_plan_slots_answer_503_and_never_hold_up_the_health_check(app, clie
         for _ in range(taken):
             gate.release()
     assert _plan(client, header, days=1).status_code == 200
+
+
+def test_ophthalmology_only_team_from_zagora_by_name(client, db):
+    """A team of ophthalmologists planned from 'Zagora' keeps ophthalmology, with its numbers."""
+    make_areas()
+    caravan = make_caravan("08.587.09.23", first_day=dt.date(2026, 10, 3), sites=())
+    make_tally(caravan, day=dt.date(2026, 10, 3), specialty="OPH", status="approved",
+               lines=[("consultations", "F", "65+", None, 120)])
+    planner = make_user("planner", organization="Union")
+    header = auth(planner)
+    for doctors in (1, 2, 3):
+        response = _plan(client, header, base="Zagora", team={"OPH": doctors}, days=3)
+        assert response.status_code == 200, response.json
+        plan = response.json
+        assert plan["base"]["code"] == "08.587.01.13"
+        oph = plan["specialties"]["OPH"]
+        assert oph["expected_patients"] > 0
+        assert oph["advice"] != "drop"
+        assert str(oph["expected_patients"]) in oph["reason"]
+        assert str(oph["capacity"]) in oph["reason"]
+        for stop in plan["stops"]:
+            assert set(stop["expected_patients"]) == {"OPH"}
+        if oph["expected_patients"] < oph["capacity"] * 0.5 and oph["suggested_doctors"] < doctors:
+            assert oph["advice"] == "reduce"
+    french = client.post("/api/v1/plans?lang=fr", headers=header, json={
+        "base": "zagora", "radius_km": 150, "days": 3, "team": {"OPH": 1}}).json
+    assert french["specialties"]["OPH"]["advice_label"] in {"Ajouter des médecins", "Garder",
+                                                            "Moins de médecins"}
+
+
+def test_an_overstaffed_team_is_told_how_many_doctors_would_do(client, db):
+    make_areas()
+    caravan = make_caravan("08.587.01.13", first_day=dt.date(2026, 10, 3), sites=())
+    make_tally(caravan, day=dt.date(2026, 10, 3), specialty="OPH", status="approved",
+               lines=[("consultations", "F", "65+", None, 120)])
+    admin = make_user("admin")
+    plan = _plan(client, auth(admin), team={"OPH": 40, "GEN": 1}).json
+    oph = plan["specialties"]["OPH"]
+    assert oph["advice"] == "reduce" and 1 <= oph["suggested_doctors"] < 40
+
+
+def test_an_ambiguous_or_unknown_base_name_is_refused_with_choices(client, db):
+    from fieldsvc.areas.models import Area
+    from fieldsvc.areas.text import search_key
+
+    make_areas()
+    db.session.add(Area(code="08.577.05.05", level="commune", parent_code="08.577",
+                        region_code="08", province_code="08.577", name_fr="Zagora",
+                        name_ar="زاكورة", search_text=search_key("Zagora", "زاكورة"),
+                        population_legal=100, lat=31.4, lon=-5.5))
+    admin = make_user("admin")
+    response = _plan(client, auth(admin), base="Zagora")
+    assert response.status_code == 422
+    assert "08.577.05.05" in response.json["detail"] and "08.587.01.13" in response.json["detail"]
+    assert _plan(client, auth(admin), base="Nowhere-sur-Mer").status_code == 422
+
+
+def test_stops_are_chosen_by_patients_reached_per_kilometre(client, db):
+    """A 305-person commune far away with a higher score loses to a large one at the base."""
+    from fieldsvc.areas.models import Area, Facility, FacilityDistance
+    from fieldsvc.areas.text import search_key
+
+    make_areas()
+    db.session.add(Area(code="08.587.09.99", level="commune", parent_code="08.587",
+                        region_code="08", province_code="08.587", name_fr="Lamssid",
+                        name_ar="لمسيد", search_text=search_key("Lamssid", "لمسيد"),
+                        population_legal=305, lat=29.7, lon=-5.3))
+    db.session.flush()
+    facility = Facility(name="Hôpital provincial", category="HP", commune_code="08.587.01.13")
+    db.session.add(facility)
+    db.session.flush()
+    for code, distance in (("08.587.09.99", 190.0), ("08.587.01.13", 1.0),
+                           ("08.587.09.23", 95.0)):
+        db.session.add(FacilityDistance(commune_code=code, specialty_code="OPH",
+                                        facility_id=facility.id, km=distance))
+    admin = make_user("admin")
+    plan = _plan(client, auth(admin), team={"OPH": 1}, days=1, radius_km=150).json
+    assert [stop["code"] for stop in plan["stops"]] == ["08.587.01.13"]
+    assert plan["stops"][0]["patients_reached"] > 0

@@ -146,7 +146,8 @@ def test_planner_needs_and_plans_show_no_small_count(client, db):
     assert plan.status_code == 200
     # A plan shows model estimates only, never an observed count.
     for item in plan.json["specialties"].values():
-        assert set(item) == {"doctors", "expected_patients", "capacity", "advice"}
+        assert set(item) == {"doctors", "expected_patients", "capacity", "advice",
+                             "suggested_doctors", "advice_label", "reason"}
     assert "count" not in str(plan.json)
 
 
