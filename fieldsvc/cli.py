@@ -340,7 +340,7 @@ def setup_command(demo: bool | None) -> None:
     from fieldsvc.accounts.models import User
     from fieldsvc.areas.models import Area, Facility
     from fieldsvc.catalog.services import ensure_catalog
-    from fieldsvc.demo import DEMO_LOGINS, load_demo
+    from fieldsvc.demo import DEMO_LOGINS, load_demo, renew_old_demo_passwords
     from fieldsvc.extensions import db
 
     if demo is None:
@@ -378,6 +378,8 @@ def setup_command(demo: bool | None) -> None:
     demo_users = set(db.session.scalars(
         select(User.username).where(User.username.in_([login[0] for login in DEMO_LOGINS]))))
     if demo_users:
+        renew_old_demo_passwords()
+        db.session.commit()
         base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
         click.echo(f"Log in at {base_url}/login with:")
         for username, password, role in DEMO_LOGINS:

@@ -47,6 +47,22 @@ DEMO_LOGINS = [
     ("admin", "atlas-caravanes-26", "admin"),
 ]
 DEMO_PASSWORDS = {user: password for user, password, _role in DEMO_LOGINS}
+# Before the 12-character password policy; a database made then still holds them.
+_OLD_DEMO_PASSWORDS = {"coordinator": "demo-coordinator", "planner": "demo-planner",
+                       "admin": "demo-admin"}
+
+
+def renew_old_demo_passwords() -> list[str]:
+    """Give demo accounts still on their old published passwords the current ones, so that the
+    logins `setup` prints work on a database made before the password policy."""
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    renewed = []
+    for user in db.session.scalars(select(User).where(User.username.in_(_OLD_DEMO_PASSWORDS))):
+        if check_password_hash(user.password_hash, _OLD_DEMO_PASSWORDS[user.username]):
+            user.password_hash = generate_password_hash(DEMO_PASSWORDS[user.username])
+            renewed.append(user.username)
+    return renewed
 
 
 SEED = 2026

@@ -136,3 +136,25 @@ def test_demo_season_is_realistic_and_idempotent(app):
     after = (db.session.scalar(select(func.count()).select_from(Submission)),
              db.session.scalar(select(func.count()).select_from(TallyLine)))
     assert after == before
+
+
+def test_setup_renews_the_old_demo_passwords_it_prints(runner, db):
+    """A database made before the 12-character policy still works with the printed logins."""
+    from werkzeug.security import generate_password_hash
+
+    from tests.factories import make_user
+
+    make_areas()
+    make_user("admin", username="admin")
+    db.session.commit()
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    admin.password_hash = generate_password_hash("demo-admin")  # as `setup` made it before
+    db.session.commit()
+
+    result = runner.invoke(args=["setup", "--no-demo"])
+
+    assert result.exit_code == 0, result.output
+    assert "user 'admin'  password 'atlas-caravanes-26'" in result.output
+    db.session.expire_all()
+    assert authenticate("admin", "atlas-caravanes-26") is not None
+    assert authenticate("admin", "demo-admin") is None
