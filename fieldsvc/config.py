@@ -50,6 +50,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "LOGIN_MAX_FAILURES_PER_IP": 20,
         "LOGIN_THROTTLE_MINUTES": 15,
         "LATE_SYNC_DAYS": 30,
+        # Two caravans this close in km and days get a clash warning (fieldsvc.caravans.clashes).
+        "CLASH_KM": float(env.get("CLASH_KM", "30")),
+        "CLASH_DAYS": int(env.get("CLASH_DAYS", "14")),
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],
         # flask-smorest / OpenAPI

@@ -18,6 +18,7 @@ from fieldsvc.accounts.models import Organization
 from fieldsvc.accounts.services import audit
 from fieldsvc.areas.models import Area
 from fieldsvc.areas.points import MOROCCO_LAT, MOROCCO_LON, in_morocco, parse_point
+from fieldsvc.caravans.clashes import Clash, clash_warnings
 from fieldsvc.caravans.models import (
     MAX_CARAVAN_DAYS,
     Caravan,
@@ -107,6 +108,7 @@ class CaravanView:
     join_code: str | None = None
     join_url: str | None = None
     warnings: list[str] | None = None
+    clashes: list[Clash] | None = None  # other caravans too close in km and days
 
 
 @dataclass
@@ -552,13 +554,23 @@ def list_caravans(filters: CaravanFilter, principal: Principal) -> Page[CaravanV
     # Load the communes in one query; each caravan then finds its own in the identity map.
     list(db.session.scalars(
         select(Area).where(Area.code.in_({c.commune_code for c in page.items}))))
-    return Page(items=[caravan_view(caravan, principal) for caravan in page.items],
+    return Page(items=[_view(caravan, principal) for caravan in page.items],
                 total=page.total, limit=page.limit, offset=page.offset)
 
 
 def caravan_view(caravan: Caravan, principal: Principal,
                  warnings: list[str] | None = None) -> CaravanView:
-    """A caravan as the caller may see it: the join code only for those who run it."""
+    """One caravan as the caller may see it, with what deserves a look (clashes included)."""
+    warnings = list(warnings or [])
+    clashes = clash_warnings(caravan, warnings)
+    view = _view(caravan, principal, warnings)
+    view.clashes = clashes
+    return view
+
+
+def _view(caravan: Caravan, principal: Principal,
+          warnings: list[str] | None = None) -> CaravanView:
+    # The join code only for those who run it.
     if not principal.in_region(caravan.region_code):
         return CaravanView(caravan, warnings=warnings)
     return CaravanView(caravan, display_join_code(caravan.join_code), join_url(caravan), warnings)

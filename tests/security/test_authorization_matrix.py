@@ -142,6 +142,8 @@ CASES: list[Case] = [
     Case("GET", "/api/v1/volunteers/me", VOLUNTEER),
     Case("POST", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {}),
     Case("PATCH", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {"public_consent": True}),
+    Case("GET", "/api/v1/notifications", STAFF,
+         why="clashes of the caller's own caravans; caravan metadata is not health data"),
     # tallies
     Case("POST", "/api/v1/submissions", IN_SCOPE_AND_VOLUNTEER, body=lambda w, r: w.tally(),
          why="volunteers send their own; coordinators in scope enter paper sheets"),
