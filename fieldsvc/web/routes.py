@@ -34,10 +34,13 @@ from fieldsvc.security import ALL_ROLES, Principal, allow, current_principal
 from fieldsvc.web.forms import LoginForm, LogoutForm
 from fieldsvc.web.phone_routes import phone_blp
 from fieldsvc.web.services import languages, migration_state
+from fieldsvc.web.volunteer_routes import volunteer_blp
 
 web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                     static_url_path="/static/web")
 web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (phone_routes.py)
+# Contributions, clash notifications, certificates (volunteer_routes.py).
+web_blp.register_blueprint(volunteer_blp)
 
 
 @web_blp.route("/healthz")

@@ -37,7 +37,7 @@ def _setup(db):
                             organizers=("Wahat Al-Khair",))
     user = make_user("coordinator", regions=["08"], organization="Tafilalet Santé")
     db.session.commit()
-    return existing, auth(user)
+    return existing, {**auth(user), "Accept-Language": "en"}
 
 
 def test_clash_at_the_day_boundary_and_not_one_day_beyond(app, client, db):

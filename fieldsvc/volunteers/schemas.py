@@ -1,0 +1,61 @@
+"""Shapes of contributions, certificates and pledges (meaning is in services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, post_load, validate
+
+from fieldsvc.volunteers.services import CONTRIBUTION_KINDS, ContributionQuery
+
+
+class ContributionArgs(Schema):
+    by = fields.String(load_default="organization", validate=validate.OneOf(CONTRIBUTION_KINDS),
+                       metadata={"description": "organization, partnership (organizations that "
+                                                "organized caravans together) or volunteer."})
+    year = fields.Integer(load_default=None, validate=validate.Range(2000, 2100),
+                          metadata={"description": "Only caravans whose first day falls in this "
+                                                   "year.", "example": 2026})
+
+    @post_load
+    def _query(self, data: dict[str, Any], **kwargs: Any) -> ContributionQuery:
+        return ContributionQuery(**data)
+
+
+class ContributorOrganizationSchema(Schema):
+    id = fields.Integer(metadata={"example": 1})
+    name = fields.String(metadata={"example": "Wahat Al-Khair"})
+    name_ar = fields.String(allow_none=True, metadata={"example": "واحة الخير"})
+    kind = fields.String(metadata={"example": "association"})
+
+
+class ContributionSchema(Schema):
+    kind = fields.String(metadata={"example": "organization"})
+    key = fields.String(metadata={"description": "Organization id, member ids joined by '-', "
+                                                 "or volunteer id.", "example": "1"})
+    name = fields.String(metadata={"example": "Wahat Al-Khair"})
+    name_ar = fields.String(allow_none=True, metadata={"example": "واحة الخير"})
+    organizations = fields.List(fields.Nested(ContributorOrganizationSchema))
+    volunteer_id = fields.Integer(allow_none=True, metadata={"example": None})
+    specialty = fields.String(allow_none=True, metadata={"example": None})
+    caravans = fields.Integer(metadata={"example": 4})
+    caravan_ids = fields.List(fields.Integer(), metadata={"example": [3, 5, 8, 12]})
+    days = fields.Integer(metadata={"example": 8})
+    communes_reached = fields.Integer(metadata={"example": 3})
+    communes = fields.List(fields.String(), metadata={"example": ["07.351.02.07"]})
+    specialties = fields.List(fields.String(), metadata={"example": ["GEN", "OPH"]})
+    first_day = fields.Date(allow_none=True)
+    last_day = fields.Date(allow_none=True)
+    consultations = fields.Integer(
+        allow_none=True, metadata={"description": "Null unless you have full detail for this "
+                                                  "row (see suppressed).", "example": 2140})
+    procedures = fields.Integer(allow_none=True, metadata={"example": 96})
+    full_detail = fields.Boolean(metadata={"example": True})
+    suppressed = fields.String(allow_none=True, metadata={"example": None})
+
+
+class ContributionsSchema(Schema):
+    by = fields.String(metadata={"example": "organization"})
+    year = fields.Integer(allow_none=True, metadata={"example": None})
+    rows = fields.List(fields.Nested(ContributionSchema))
+    row_count = fields.Integer(metadata={"example": 1})
