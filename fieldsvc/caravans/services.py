@@ -487,6 +487,19 @@ def register_day_guard(app: Flask, guard: DayGuard) -> None:
         guards.append(guard)
 
 
+# Other domains' work when a caravan's status moves on (volunteers: pledges become enrollments
+# when it starts); registered at app setup, like the day guards.
+StatusHook = Callable[[Caravan, str, str, Principal], None]
+STATUS_HOOKS = "fieldsvc.caravan_status_hooks"
+
+
+def register_status_hook(app: Flask, hook: StatusHook) -> None:
+    """Have ``hook(caravan, old, new, principal)`` run when a caravan's status changes."""
+    hooks = app.extensions.setdefault(STATUS_HOOKS, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
 def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal) -> CaravanView:
     """Change a caravan's title, days, specialties, sites or status; say what to check."""
     require_scope(caravan, principal)
@@ -532,6 +545,8 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
         caravan.status = new
         if new == "closed":
             caravan.closed_at = utcnow()
+        for hook in current_app.extensions.get(STATUS_HOOKS, []):
+            hook(caravan, old, new, principal)
     db.session.flush()
     db.session.expire(caravan, ["specialty_rows", "sites"])
     audit("caravan.update", object_type="caravan", object_id=caravan.id,
@@ -619,11 +634,11 @@ class UnknownJoinCode(NotFound):
     """A join code that matches no caravan; the failure must be committed before answering."""
 
 
-def enroll(data: EnrollmentInput, client: str) -> Enrolled:
-    """Turn a join code into a device token for that caravan (and optionally a profile)."""
+def caravan_by_join_code(join_code: str, client: str) -> Caravan:
+    """The caravan a join code opens; a wrong code counts towards the client's throttle."""
     now = utcnow()
     _throttle(client, now)
-    code = normalise_join_code(data.join_code)
+    code = normalise_join_code(join_code)
     caravan = db.session.scalar(select(Caravan).where(Caravan.join_code == code)) if code else None
     if caravan is None:
         # Forget old failures as new ones come: the table stays a few rows long.
@@ -635,6 +650,12 @@ def enroll(data: EnrollmentInput, client: str) -> Enrolled:
             _("No caravan has this join code; check it with your coordinator."),
             errors={"join_code": ["unknown join code"]},
         )
+    return caravan
+
+
+def enroll(data: EnrollmentInput, client: str) -> Enrolled:
+    """Turn a join code into a device token for that caravan (and optionally a profile)."""
+    caravan = caravan_by_join_code(data.join_code, client)
     if morocco_today() > sync_deadline(caravan):
         # A token made now would be dead on arrival: it lives only as long as the window.
         days = current_app.config["LATE_SYNC_DAYS"]

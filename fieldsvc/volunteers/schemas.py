@@ -6,7 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, post_load, validate
 
-from fieldsvc.volunteers.services import CONTRIBUTION_KINDS, ContributionQuery
+from fieldsvc.caravans.schemas import SPECIALTY_CODE
+from fieldsvc.volunteers.services import CONTRIBUTION_KINDS, ContributionQuery, PledgeInput
 
 
 class ContributionArgs(Schema):
@@ -59,3 +60,57 @@ class ContributionsSchema(Schema):
     year = fields.Integer(allow_none=True, metadata={"example": None})
     rows = fields.List(fields.Nested(ContributionSchema))
     row_count = fields.Integer(metadata={"example": 1})
+
+
+class PledgeCreateSchema(Schema):
+    join_code = fields.String(required=True, validate=validate.Length(1, 40),
+                              metadata={"description": "The caravan's join code, from its "
+                                                       "pledge link.", "example": "K7QX-4MZP"})
+    display_name = fields.String(required=True, validate=validate.Length(1, 120),
+                                 metadata={"example": "Dr Amina Bennani"})
+    specialty = fields.String(required=True, validate=SPECIALTY_CODE,
+                              metadata={"description": "One of the caravan's planned "
+                                                       "specialties.", "example": "OPH"})
+    profile_key = fields.String(load_default=None, allow_none=True,
+                                validate=validate.Length(10, 100),
+                                metadata={"description": "A volunteer profile's key, so the "
+                                                         "pledge counts for that profile."})
+
+    @post_load
+    def _input(self, data: dict[str, Any], **kwargs: Any) -> PledgeInput:
+        return PledgeInput(**data)
+
+
+class PledgeSchema(Schema):
+    id = fields.Integer(metadata={"example": 7})
+    caravan_id = fields.Integer(metadata={"example": 12})
+    specialty = fields.String(attribute="specialty_code", metadata={"example": "OPH"})
+    display_name = fields.String(metadata={"example": "Dr Amina Bennani"})
+    volunteer_id = fields.Integer(allow_none=True, metadata={"example": None})
+    enrollment_id = fields.Integer(allow_none=True, metadata={
+        "description": "Set once the caravan started and the pledge became an enrollment.",
+        "example": None})
+    created_at = fields.DateTime()
+
+
+class PledgedSchema(Schema):
+    pledge = fields.Nested(PledgeSchema)
+    token = fields.String(metadata={
+        "description": "Shown once: when the caravan starts, the pledge becomes an enrollment "
+                       "and this is its device bearer token.", "example": "Zr8…"})
+
+
+class SpecialtyStaffingSchema(Schema):
+    specialty = fields.String(metadata={"example": "OPH"})
+    pledged = fields.Integer(metadata={"example": 1})
+    enrolled = fields.Integer(metadata={"example": 0})
+    gap = fields.Boolean(metadata={"description": "Nobody pledged or enrolled for it yet.",
+                                   "example": False})
+
+
+class StaffingSchema(Schema):
+    caravan_id = fields.Integer(attribute="caravan.id", metadata={"example": 12})
+    status = fields.String(attribute="caravan.status", metadata={"example": "planned"})
+    specialties = fields.List(fields.Nested(SpecialtyStaffingSchema))
+    gaps = fields.List(fields.String(), metadata={"example": ["PED"]})
+    pledges = fields.List(fields.Nested(PledgeSchema))

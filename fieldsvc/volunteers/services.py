@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -28,11 +29,14 @@ from flask_babel import gettext as _
 from sqlalchemy import Select, func, select
 
 from fieldsvc.accounts.models import Organization
+from fieldsvc.accounts.services import audit
+from fieldsvc.caravans import services as caravans
 from fieldsvc.caravans.models import Caravan, Enrollment, Volunteer
-from fieldsvc.errors import NotFound
+from fieldsvc.errors import Conflict, NotFound, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.insights.queries import SummaryQuery, counted_lines, summary_rows
-from fieldsvc.security import Principal
+from fieldsvc.security import Principal, token_digest
+from fieldsvc.volunteers.models import Pledge
 
 CONTRIBUTION_KINDS = ("organization", "partnership", "volunteer")
 COUNTED_MEASURES = ("consultations", "procedures")
@@ -352,3 +356,124 @@ def verify_certificate(code: str) -> Certificate:
         return certificate(volunteer_id, scope, subject)
     except NotFound:
         raise refused from None
+
+
+# --- coordination: pledges --------------------------------------------------------------------
+
+
+@dataclass
+class PledgeInput:
+    join_code: str
+    display_name: str
+    specialty: str
+    profile_key: str | None = None
+
+
+@dataclass
+class Pledged:
+    """A new pledge with its key, shown once: it becomes the device token when the caravan starts."""
+
+    pledge: Pledge
+    token: str
+
+
+@dataclass
+class SpecialtyStaffing:
+    specialty: str
+    pledged: int
+    enrolled: int
+
+    @property
+    def gap(self) -> bool:
+        return self.pledged + self.enrolled == 0
+
+
+@dataclass
+class Staffing:
+    """The specialties a caravan plans against the doctors who pledged or enrolled for them."""
+
+    caravan: Caravan
+    specialties: list[SpecialtyStaffing]
+    pledges: list[Pledge]
+
+    @property
+    def gaps(self) -> list[str]:
+        return [row.specialty for row in self.specialties if row.gap]
+
+
+def pledge(data: PledgeInput, client: str) -> Pledged:
+    """Record a doctor's pledge to bring a specialty the caravan plans, before it starts."""
+    caravan = caravans.caravan_by_join_code(data.join_code, client)
+    if caravan.status != "planned":
+        raise Conflict(_("This caravan has already started; join it with its code instead."),
+                       errors={"join_code": ["the caravan has started"]})
+    if data.specialty not in caravan.specialties:
+        planned = ", ".join(caravan.specialties)
+        raise ValidationFailed(
+            _("This caravan plans %(planned)s; pledge for one of them.", planned=planned),
+            errors={"specialty": [f"not planned; use one of {planned}"]})
+    name = data.display_name.strip()
+    if not name:
+        raise ValidationFailed(_("The name cannot be empty."),
+                               errors={"display_name": ["cannot be empty"]})
+    volunteer = None
+    if data.profile_key:
+        volunteer = db.session.scalar(
+            select(Volunteer).where(Volunteer.profile_key_hash == token_digest(data.profile_key)))
+        if volunteer is None:
+            raise ValidationFailed(
+                _("This profile key is not known; pledge without it."),
+                errors={"profile_key": ["unknown profile key"]})
+    token = secrets.token_urlsafe(32)
+    record = Pledge(caravan_id=caravan.id, specialty_code=data.specialty, display_name=name,
+                    volunteer_id=volunteer.id if volunteer else None,
+                    token_hash=token_digest(token))
+    db.session.add(record)
+    db.session.flush()
+    audit("pledge.create", object_type="pledge", object_id=record.id,
+          region_code=caravan.region_code, caravan_id=caravan.id, specialty=data.specialty)
+    return Pledged(record, token)
+
+
+def staffing(caravan: Caravan, principal: Principal) -> Staffing:
+    """What a caravan's plan needs against who pledged and enrolled, specialty by specialty."""
+    caravans.require_scope(caravan, principal)
+    return staffing_of(caravan)
+
+
+def staffing_of(caravan: Caravan) -> Staffing:
+    """The staffing of a caravan, for its coordinators and (counts only) its pledge page."""
+    pledges = list(db.session.scalars(
+        select(Pledge).where(Pledge.caravan_id == caravan.id)
+        .order_by(Pledge.specialty_code, Pledge.created_at, Pledge.id)))
+    pledged: dict[str, int] = defaultdict(int)
+    for item in pledges:
+        if item.enrollment_id is None:
+            pledged[item.specialty_code] += 1
+    enrolled = dict(db.session.execute(
+        select(Enrollment.specialty_code, func.count())
+        .where(Enrollment.caravan_id == caravan.id, Enrollment.revoked_at.is_(None))
+        .group_by(Enrollment.specialty_code)).all())
+    rows = [SpecialtyStaffing(code, pledged.get(code, 0), enrolled.get(code, 0))
+            for code in caravan.specialties]
+    return Staffing(caravan, rows, pledges)
+
+
+def enroll_pledges(caravan: Caravan, old: str, new: str, principal: Principal) -> None:
+    """When a caravan starts, turn each of its pledges into an enrollment with the pledge's key."""
+    if not (old == "planned" and new == "active"):
+        return
+    pending = list(db.session.scalars(
+        select(Pledge).where(Pledge.caravan_id == caravan.id, Pledge.enrollment_id.is_(None))
+        .order_by(Pledge.id)))
+    for item in pending:
+        enrollment = Enrollment(caravan_id=caravan.id, volunteer_id=item.volunteer_id,
+                                display_name=item.display_name,
+                                specialty_code=item.specialty_code, token_hash=item.token_hash)
+        db.session.add(enrollment)
+        db.session.flush()
+        item.enrollment_id = enrollment.id
+        audit("enrollment.create", object_type="enrollment", object_id=enrollment.id,
+              region_code=caravan.region_code, principal=principal, caravan_id=caravan.id,
+              volunteer_id=item.volunteer_id, pledge_id=item.id)
+    db.session.flush()

@@ -11,11 +11,20 @@ from typing import Any
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
+from flask_wtf import FlaskForm
 from marshmallow import ValidationError
+from wtforms import RadioField, StringField
+from wtforms.validators import DataRequired, Length
 
 from fieldsvc.areas.models import Area
 from fieldsvc.caravans import clashes
-from fieldsvc.caravans.services import morocco_today
+from fieldsvc.caravans.services import (
+    UnknownJoinCode,
+    caravan_by_join_code,
+    display_join_code,
+    get_caravan,
+    morocco_today,
+)
 from fieldsvc.catalog.services import list_specialties
 from fieldsvc.errors import DomainError, NotFound
 from fieldsvc.extensions import db
@@ -25,6 +34,11 @@ from fieldsvc.volunteers.pdf import PdfUnavailable, html_to_pdf
 from fieldsvc.volunteers.schemas import ContributionArgs
 
 volunteer_blp = Blueprint("volunteers", __name__, template_folder="templates")
+
+
+class PledgeForm(FlaskForm):
+    display_name = StringField(validators=[DataRequired(), Length(max=120)])
+    specialty = RadioField(validators=[DataRequired()])
 
 RUNNERS = ("admin", "coordinator")
 
@@ -167,3 +181,52 @@ def verify(code: str):
                                error=error.detail), 404
     return render_template("volunteers/verify.html", certificate=found, code=found.code,
                            specialties=_specialty_labels(_lang()))
+
+
+@volunteer_blp.route("/caravans/<int:caravan_id>/staffing")
+@allow(*RUNNERS)
+def staffing(caravan_id: int):
+    """Show the specialties a caravan plans against the doctors who pledged or enrolled."""
+    result = services.staffing(get_caravan(caravan_id), current_principal())
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    pledge_url = base + url_for(".pledge_page", code=display_join_code(result.caravan.join_code))
+    labels = _specialty_labels(_lang())
+    sep = "، " if _lang() == "ar" else ", "
+    return render_template("volunteers/staffing.html", staffing=result, pledge_url=pledge_url,
+                           specialties=labels,
+                           gap_labels=sep.join(labels.get(code, code) for code in result.gaps))
+
+
+@volunteer_blp.route("/pledge/<code>", methods=["GET", "POST"])
+@allow(*ALL_ROLES)
+def pledge_page(code: str):
+    """Pledge to bring a specialty the caravan still needs (the link a coordinator shares)."""
+    try:
+        caravan = caravan_by_join_code(code[:40], request.remote_addr or "unknown")
+    except UnknownJoinCode as error:
+        db.session.commit()  # keep the failure: it is what throttles guessing
+        return render_template("volunteers/pledge.html", caravan=None, error=error.detail), 404
+    staffing = services.staffing_of(caravan)
+    labels = _specialty_labels(_lang())
+    form = PledgeForm()
+    form.specialty.choices = [(row.specialty, labels.get(row.specialty, row.specialty))
+                              for row in staffing.specialties]
+    pledged, status = None, 200
+    if request.method == "POST" and caravan.status == "planned":
+        if form.validate_on_submit():
+            try:
+                pledged = services.pledge(services.PledgeInput(
+                    join_code=code[:40], display_name=form.display_name.data or "",
+                    specialty=form.specialty.data or ""), request.remote_addr or "unknown")
+            except DomainError as error:
+                db.session.rollback()
+                form.form_errors.append(error.detail)
+                status = error.status
+            else:
+                db.session.commit()
+                staffing = services.staffing_of(caravan)
+        else:
+            status = 422
+    return render_template("volunteers/pledge.html", caravan=caravan, staffing=staffing,
+                           form=form, pledged=pledged, specialties=labels,
+                           code=code[:40]), status

@@ -10,7 +10,7 @@ import pytest
 
 from fieldsvc.caravans.models import Caravan, Enrollment, Volunteer
 from fieldsvc.volunteers.services import certificate_code
-from tests.security.test_authorization_matrix import COORDINATORS, EVERYONE, STAFF, _world
+from tests.security.test_authorization_matrix import COORDINATORS, EVERYONE, IN_SCOPE, STAFF, _world
 
 pytestmark = pytest.mark.usefixtures("fresh_release")
 
@@ -23,6 +23,8 @@ PAGES = [
     ("/certificates/{code}", COORDINATORS),
     ("/verify", EVERYONE),
     ("/verify/{code}", EVERYONE),
+    ("/pledge/{join_code}", EVERYONE),
+    ("/caravans/{caravan}/staffing", IN_SCOPE),
 ]
 
 
@@ -35,7 +37,8 @@ def test_recognition_pages_matrix(app, client, db):
     enrollment = db.session.scalars(db.select(Enrollment)).first()
     enrollment.volunteer_id = volunteer.id
     db.session.commit()
-    values = {"volunteer": volunteer.id,
+    values = {"volunteer": volunteer.id, "caravan": world.caravan_a,
+              "join_code": world.join_code(),
               "code": certificate_code(volunteer.id, "caravan", world.caravan_a)}
     assert db.session.get(Caravan, world.caravan_a).status == "active"
     wrong = []
