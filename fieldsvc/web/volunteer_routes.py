@@ -87,12 +87,17 @@ def _lang() -> str:
     return str(get_locale() or "fr")
 
 
+def _isolated(text: object) -> str:
+    # First-strong isolates keep a French name or a date whole inside Arabic text (and back).
+    return f"\u2068{text}\u2069"
+
+
 def _sides(certificate: services.Certificate) -> list[dict[str, Any]]:
     """The certificate's text in French and in Arabic, each in its own language and direction."""
     sides = []
     for lang in ("fr", "ar"):
         with force_locale(lang):
-            organizers = [(org.name_ar or org.name) if lang == "ar" else org.name
+            organizers = [_isolated((org.name_ar or org.name) if lang == "ar" else org.name)
                           for org in certificate.organizers]
             sep = "، " if lang == "ar" else ", "
             values = {"name": certificate.volunteer.display_name,
@@ -103,9 +108,10 @@ def _sides(certificate: services.Certificate) -> list[dict[str, Any]]:
                 place = caravan.commune.name_ar if lang == "ar" else caravan.commune.name_fr
                 body = _("For volunteering as a doctor in the medical caravan “%(title)s” in "
                          "%(place)s, from %(first)s to %(last)s (%(days)s days), organized by "
-                         "%(organizers)s.", title=caravan.title, place=place,
-                         first=format_date(caravan.first_day, "long"),
-                         last=format_date(caravan.last_day, "long"),
+                         "%(organizers)s.", title=_isolated(caravan.title),
+                         place=_isolated(place),
+                         first=_isolated(format_date(caravan.first_day, "long")),
+                         last=_isolated(format_date(caravan.last_day, "long")),
                          **{k: v for k, v in values.items() if k != "name"})
             else:
                 body = _("For volunteering as a doctor in %(count)s medical caravans in "
