@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from fieldsvc.accounts.models import AuditEvent
 from fieldsvc.caravans.models import Enrollment
@@ -71,16 +72,22 @@ def test_pledge_refusals_say_what_to_fix_and_store_nothing(app, client, db):
 
 def test_pledge_page_shows_gaps_and_records_a_pledge(app, client, db):
     caravan, headers = _planned(db)
-    app.config["WTF_CSRF_ENABLED"] = False
     page = client.get("/pledge/PLDG-2345?lang=en")
     assert page.status_code == 200
     assert page.get_data(as_text=True).count("nobody yet") == 3
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      page.get_data(as_text=True))[1]
+    refused = client.post("/pledge/PLDG-2345?lang=en",
+                          data={"display_name": "Dr Amina", "specialty": "PED"})
+    assert refused.status_code in (400, 422) and "your pledge is recorded" not in refused.get_data(
+        as_text=True)
     sent = client.post("/pledge/PLDG-2345?lang=en",
-                       data={"display_name": "Dr Amina", "specialty": "PED"})
+                       data={"display_name": "Dr Amina", "specialty": "PED", "csrf_token": token})
     assert sent.status_code == 200
     assert "your pledge is recorded" in sent.get_data(as_text=True)
     assert sent.get_data(as_text=True).count("nobody yet") == 2
-    wrong = client.post("/pledge/PLDG-2345?lang=en", data={"display_name": "", "specialty": "PED"})
+    wrong = client.post("/pledge/PLDG-2345?lang=en",
+                        data={"display_name": "", "specialty": "PED", "csrf_token": token})
     assert wrong.status_code == 422 and "Write your name." in wrong.get_data(as_text=True)
     assert client.get("/pledge/NOPE-NOPE").status_code == 404
     gaps = client.get(f"/caravans/{caravan.id}/staffing?lang=en", headers=headers)
