@@ -75,6 +75,7 @@ def create_pledge(data: services.PledgeInput):
 @allow("admin", "coordinator")
 @blp.response(200, StaffingSchema, example={
     "caravan_id": 12, "status": "planned", "gaps": ["PED"], "pledges": [EXAMPLE_PLEDGE],
+    "pledge_url": "https://fieldsvc.example.org/pledge/K7QX-4MZP",
     "specialties": [{"specialty": "GEN", "pledged": 0, "enrolled": 2, "gap": False},
                     {"specialty": "OPH", "pledged": 1, "enrolled": 0, "gap": False},
                     {"specialty": "PED", "pledged": 0, "enrolled": 0, "gap": True}]})

@@ -113,4 +113,6 @@ class StaffingSchema(Schema):
     status = fields.String(attribute="caravan.status", metadata={"example": "planned"})
     specialties = fields.List(fields.Nested(SpecialtyStaffingSchema))
     gaps = fields.List(fields.String(), metadata={"example": ["PED"]})
+    pledge_url = fields.String(metadata={
+        "example": "https://fieldsvc.example.org/pledge/K7QX-4MZP"})
     pledges = fields.List(fields.Nested(PledgeSchema))

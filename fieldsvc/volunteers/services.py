@@ -400,6 +400,12 @@ class Staffing:
     def gaps(self) -> list[str]:
         return [row.specialty for row in self.specialties if row.gap]
 
+    @property
+    def pledge_url(self) -> str:
+        """The link to share with doctors: the caravan's join code opens its pledge page."""
+        base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+        return f"{base}/pledge/{caravans.display_join_code(self.caravan.join_code)}"
+
 
 def pledge(data: PledgeInput, client: str) -> Pledged:
     """Record a doctor's pledge to bring a specialty the caravan plans, before it starts."""

@@ -21,7 +21,6 @@ from fieldsvc.caravans import clashes
 from fieldsvc.caravans.services import (
     UnknownJoinCode,
     caravan_by_join_code,
-    display_join_code,
     get_caravan,
     morocco_today,
 )
@@ -194,11 +193,9 @@ def verify(code: str):
 def staffing(caravan_id: int):
     """Show the specialties a caravan plans against the doctors who pledged or enrolled."""
     result = services.staffing(get_caravan(caravan_id), current_principal())
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    pledge_url = base + url_for(".pledge_page", code=display_join_code(result.caravan.join_code))
     labels = _specialty_labels(_lang())
     sep = "، " if _lang() == "ar" else ", "
-    return render_template("volunteers/staffing.html", staffing=result, pledge_url=pledge_url,
+    return render_template("volunteers/staffing.html", staffing=result,
                            specialties=labels,
                            gap_labels=sep.join(labels.get(code, code) for code in result.gaps))
 

@@ -25,6 +25,7 @@ def test_pledges_fill_gaps_and_become_enrollments_when_the_caravan_starts(app, c
     caravan, headers = _planned(db)
     staffing = client.get(f"/api/v1/caravans/{caravan.id}/staffing", headers=headers).json
     assert staffing["gaps"] == ["GEN", "OPH", "PED"]
+    assert staffing["pledge_url"].endswith("/pledge/PLDG-2345")
     sent = client.post("/api/v1/pledges", json={"join_code": "pldg-2345",
                                                 "display_name": "Dr Amina", "specialty": "OPH"})
     assert sent.status_code == 201, sent.json
