@@ -18,7 +18,8 @@ from fieldsvc.security import document_access, init_security
 
 # Each domain's routes module exposes `blp`, a flask-smorest Blueprint for its API; pages
 # (including the API docs page) are all web's `web_blp`.
-DOMAINS = ("catalog", "areas", "accounts", "caravans", "tallies", "insights", "exports", "web")
+DOMAINS = ("catalog", "areas", "accounts", "caravans", "tallies", "insights", "exports",
+           "volunteers", "web")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

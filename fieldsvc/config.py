@@ -73,6 +73,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "PLAN_MAX_PER_MINUTE": int(env.get("PLAN_MAX_PER_MINUTE", "6")),
         "PLAN_CONCURRENCY": int(env.get("PLAN_CONCURRENCY", "2")),
         "PLAN_WAIT_SECONDS": float(env.get("PLAN_WAIT_SECONDS", "5")),
+        # Two caravans this close in km and days get a clash warning (fieldsvc.caravans.clashes).
+        "CLASH_KM": float(env.get("CLASH_KM", "30")),
+        "CLASH_DAYS": int(env.get("CLASH_DAYS", "14")),
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],
         # Maps draw points and region outlines offline; a tile server (e.g.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, request
 from flask_smorest import Blueprint
 
-from fieldsvc.caravans import services
+from fieldsvc.caravans import clashes, services
 from fieldsvc.caravans.schemas import (
     EXAMPLE_CARAVAN,
     CaravanCreateSchema,
@@ -16,6 +16,7 @@ from fieldsvc.caravans.schemas import (
     EnrollmentCreateSchema,
     EnrollmentSchema,
     JoinCodeSchema,
+    NotificationSchema,
     VolunteerCreateSchema,
     VolunteerPatchSchema,
     VolunteerProfileSchema,
@@ -246,3 +247,17 @@ def update_my_profile(data: services.ProfileChanges):
     profile = services.update_my_profile(data, current_principal())
     db.session.commit()
     return profile
+
+
+@blp.route("/notifications", methods=["GET"])
+@allow(*STAFF_ROLES)
+@blp.response(200, NotificationSchema(many=True), example=[{
+    "kind": "clash", "about": EXAMPLE_BRIEF, "km": 10.2, "days_apart": 2,
+    "caravan": {"id": 14, "title": "Caravane de Tamegroute", "commune": "08.587.01.13",
+                "commune_name_fr": "Zagora", "first_day": "2026-11-30",
+                "last_day": "2026-12-01", "status": "planned",
+                "organizers": [{"id": 2, "name": "Association Tafilalet Santé"}]},
+    "message": "Caravan 14 “Caravane de Tamegroute” … works 10.2 km away, 2 days apart; …"}])
+def notifications():
+    """List clashes of the caravans to come that your organization organizes or your regions run."""
+    return clashes.notifications(current_principal(), services.morocco_today())

@@ -44,6 +44,7 @@ EXAMPLE_CARAVAN = {
     "join_url": "https://fieldsvc.example.org/join/K7QX-4MZP",
     "created_at": "2026-11-01T09:30:00+00:00",
     "warnings": [],
+    "clashes": [],
 }
 
 
@@ -166,6 +167,38 @@ class SiteSchema(Schema):
     )
 
 
+class ClashCaravanSchema(Schema):
+    """Another caravan, as a clash names it (caravan metadata is not health data)."""
+
+    id = fields.Integer(metadata={"example": 14})
+    title = fields.String(metadata={"example": "Caravane de Tamegroute"})
+    commune = fields.String(attribute="commune_code", metadata={"example": "08.587.01.13"})
+    commune_name_fr = fields.String(attribute="commune.name_fr", metadata={"example": "Zagora"})
+    first_day = fields.Date(metadata={"example": "2026-11-30"})
+    last_day = fields.Date(metadata={"example": "2026-12-01"})
+    status = fields.String(metadata={"example": "planned"})
+    organizers = fields.List(fields.Nested(OrganizerSchema))
+
+
+class ClashSchema(Schema):
+    """Another caravan within CLASH_KM km and CLASH_DAYS days of this one."""
+
+    caravan = fields.Nested(ClashCaravanSchema, attribute="other")
+    km = fields.Float(metadata={"description": "Geodesic km between the nearest points of the "
+                                               "two caravans.", "example": 10.2})
+    days_apart = fields.Integer(metadata={"description": "0 when their days overlap.",
+                                          "example": 2})
+    message = fields.String(metadata={"example": "Caravan 14 “Caravane de Tamegroute” … works "
+                                                 "10.2 km away, 2 days apart; …"})
+
+
+class NotificationSchema(ClashSchema):
+    """A clash that concerns one of the caller's caravans."""
+
+    kind = fields.Constant("clash", metadata={"type": "string", "example": "clash"})
+    about = fields.Nested(ClashCaravanSchema, attribute="caravan")
+
+
 class CaravanSchema(Schema):
     """A CaravanView: the caravan, and its join code only for those who run it."""
 
@@ -208,8 +241,17 @@ class CaravanSchema(Schema):
     def _join_url(self, view: Any) -> Any:
         return missing if view.join_url is None else view.join_url
 
+    clashes = fields.Method(
+        "_clashes",
+        metadata={"type": "array", "items": {"type": "object"},
+                  "description": "Other caravans within 30 km and 14 days (CLASH_KM, "
+                                 "CLASH_DAYS): each is also a line of `warnings`."})
+
     def _warnings(self, view: Any) -> Any:
         return missing if view.warnings is None else view.warnings
+
+    def _clashes(self, view: Any) -> Any:
+        return missing if view.clashes is None else ClashSchema(many=True).dump(view.clashes)
 
 
 class JoinCodeSchema(Schema):

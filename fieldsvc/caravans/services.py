@@ -18,6 +18,7 @@ from fieldsvc.accounts.models import Organization
 from fieldsvc.accounts.services import audit
 from fieldsvc.areas.models import Area
 from fieldsvc.areas.points import MOROCCO_LAT, MOROCCO_LON, in_morocco, parse_point
+from fieldsvc.caravans.clashes import Clash, clash_warnings
 from fieldsvc.caravans.models import (
     MAX_CARAVAN_DAYS,
     Caravan,
@@ -108,6 +109,7 @@ class CaravanView:
     join_code: str | None = None
     join_url: str | None = None
     warnings: list[str] | None = None
+    clashes: list[Clash] | None = None  # other caravans too close in km and days
 
 
 @dataclass
@@ -502,6 +504,19 @@ def register_day_guard(app: Flask, guard: DayGuard) -> None:
         guards.append(guard)
 
 
+# Other domains' work when a caravan's status moves on (volunteers: pledges become enrollments
+# when it starts); registered at app setup, like the day guards.
+StatusHook = Callable[[Caravan, str, str, Principal], None]
+STATUS_HOOKS = "fieldsvc.caravan_status_hooks"
+
+
+def register_status_hook(app: Flask, hook: StatusHook) -> None:
+    """Have ``hook(caravan, old, new, principal)`` run when a caravan's status changes."""
+    hooks = app.extensions.setdefault(STATUS_HOOKS, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
 def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal) -> CaravanView:
     """Change a caravan's title, days, specialties, sites or status; say what to check."""
     require_scope(caravan, principal)
@@ -550,6 +565,8 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
         caravan.status = new
         if new == "closed":
             caravan.closed_at = utcnow()
+        for hook in current_app.extensions.get(STATUS_HOOKS, []):
+            hook(caravan, old, new, principal)
     db.session.flush()
     db.session.expire(caravan, ["specialty_rows", "sites"])
     audit("caravan.update", object_type="caravan", object_id=caravan.id,
@@ -572,13 +589,23 @@ def list_caravans(filters: CaravanFilter, principal: Principal) -> Page[CaravanV
     # Load the communes in one query; each caravan then finds its own in the identity map.
     list(db.session.scalars(
         select(Area).where(Area.code.in_({c.commune_code for c in page.items}))))
-    return Page(items=[caravan_view(caravan, principal) for caravan in page.items],
+    return Page(items=[_view(caravan, principal) for caravan in page.items],
                 total=page.total, limit=page.limit, offset=page.offset)
 
 
 def caravan_view(caravan: Caravan, principal: Principal,
                  warnings: list[str] | None = None) -> CaravanView:
-    """A caravan as the caller may see it: the join code only for those who run it."""
+    """One caravan as the caller may see it, with what deserves a look (clashes included)."""
+    warnings = list(warnings or [])
+    clashes = clash_warnings(caravan, warnings)
+    view = _view(caravan, principal, warnings)
+    view.clashes = clashes
+    return view
+
+
+def _view(caravan: Caravan, principal: Principal,
+          warnings: list[str] | None = None) -> CaravanView:
+    # The join code only for those who run it.
     if not principal.in_region(caravan.region_code):
         return CaravanView(caravan, warnings=warnings)
     return CaravanView(caravan, display_join_code(caravan.join_code), join_url(caravan), warnings)
@@ -627,11 +654,11 @@ class UnknownJoinCode(NotFound):
     """A join code that matches no caravan; the failure must be committed before answering."""
 
 
-def enroll(data: EnrollmentInput, client: str) -> Enrolled:
-    """Turn a join code into a device token for that caravan (and optionally a profile)."""
+def caravan_by_join_code(join_code: str, client: str) -> Caravan:
+    """The caravan a join code opens; a wrong code counts towards the client's throttle."""
     now = utcnow()
     _throttle(client, now)
-    code = normalise_join_code(data.join_code)
+    code = normalise_join_code(join_code)
     caravan = db.session.scalar(select(Caravan).where(Caravan.join_code == code)) if code else None
     if caravan is None:
         # Forget old failures as new ones come: the table stays a few rows long.
@@ -643,6 +670,12 @@ def enroll(data: EnrollmentInput, client: str) -> Enrolled:
             _("No caravan has this join code; check it with your coordinator."),
             errors={"join_code": ["unknown join code"]},
         )
+    return caravan
+
+
+def enroll(data: EnrollmentInput, client: str) -> Enrolled:
+    """Turn a join code into a device token for that caravan (and optionally a profile)."""
+    caravan = caravan_by_join_code(data.join_code, client)
     if morocco_today() > sync_deadline(caravan):
         # A token made now would be dead on arrival: it lives only as long as the window.
         days = current_app.config["LATE_SYNC_DAYS"]

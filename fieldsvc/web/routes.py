@@ -38,6 +38,7 @@ from fieldsvc.web.forms import LoginForm, LogoutForm
 from fieldsvc.web.insights_routes import insights_blp
 from fieldsvc.web.phone_routes import phone_blp
 from fieldsvc.web.services import languages, migration_state
+from fieldsvc.web.volunteer_routes import volunteer_blp
 from fieldsvc.web.workspace_routes import workspace_blp
 
 web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
@@ -45,6 +46,8 @@ web_blp = Blueprint("web", __name__, template_folder="templates", static_folder=
 web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (phone_routes.py)
 web_blp.register_blueprint(workspace_blp)  # the coordinator's workspace (workspace_routes.py)
 web_blp.register_blueprint(insights_blp)  # needs, map, plans, summaries (insights_routes.py)
+# Contributions, clash notifications, certificates (volunteer_routes.py).
+web_blp.register_blueprint(volunteer_blp)
 
 
 @web_blp.route("/healthz")

@@ -147,6 +147,16 @@ CASES: list[Case] = [
     Case("GET", "/api/v1/volunteers/me", VOLUNTEER),
     Case("POST", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {}),
     Case("PATCH", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {"public_consent": True}),
+    Case("GET", "/api/v1/notifications", STAFF,
+         why="clashes of the caller's own caravans; caravan metadata is not health data"),
+    # recognition: contributions are public (tallies in them only with full detail)
+    Case("GET", "/api/v1/contributions", EVERYONE),
+    Case("GET", "/api/v1/contributions", EVERYONE,
+         url=lambda w: "/api/v1/contributions?by=volunteer"),
+    Case("POST", "/api/v1/pledges", EVERYONE,
+         body=lambda w, r: {"join_code": w.join_code(), "display_name": f"Dr {r}",
+                            "specialty": "OPH"}, why="pledge links are public, like join codes"),
+    Case("GET", "/api/v1/caravans/<int:caravan_id>/staffing", IN_SCOPE),
     # tallies
     Case("POST", "/api/v1/submissions", IN_SCOPE_AND_VOLUNTEER, body=lambda w, r: w.tally(),
          why="volunteers send their own; coordinators in scope enter paper sheets"),
