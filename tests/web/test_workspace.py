@@ -279,3 +279,20 @@ def test_text_a_database_cannot_store_is_refused_not_a_server_error(client, db):
         assert "Remove NUL characters" in response.get_data(as_text=True)
     assert db.session.scalar(select(Caravan)) is None
     assert db.session.scalar(select(User).where(User.username != "root")) is None
+
+
+def test_a_caravan_page_shows_its_clash_warnings_and_links_its_pledges(client, db):
+    _coordinator(db)
+    first = dt.date.today() + dt.timedelta(days=30)
+    ours = make_caravan("08.587.01.13", title="Caravane de Zagora", status="planned",
+                        first_day=first, last_day=first + dt.timedelta(days=1), sites=())
+    make_caravan("08.587.01.13", title="Caravane voisine", status="planned",
+                 first_day=first + dt.timedelta(days=3), last_day=first + dt.timedelta(days=4),
+                 sites=())
+    db.session.commit()
+    log_in(client, "amina")
+    page = client.get(f"/workspace/caravans/{ours.id}",
+                      headers={**HTML, "Accept-Language": "en"}).get_data(as_text=True)
+    notices = re.findall(r'<p class="notice" role="status">([^<]*)</p>', page)
+    assert any("Caravane voisine" in n or "Caravan " in n for n in notices), notices
+    assert f"/caravans/{ours.id}/staffing" in page
