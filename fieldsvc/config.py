@@ -42,6 +42,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "SUPPRESSED_EXPORT_MAX_CELLS": int(env.get("SUPPRESSED_EXPORT_MAX_CELLS", "50000")),
         # How often a served process checks whether the protected release needs rebuilding.
         "RELEASE_REFRESH_SECONDS": float(env.get("RELEASE_REFRESH_SECONDS", "300")),
+        # How often a served process folds new, amended and reviewed tallies into the summary
+        # rollup (summaries stay exact in between; they read more raw lines).
+        "ROLLUP_FOLD_SECONDS": float(env.get("ROLLUP_FOLD_SECONDS", "10")),
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),
         "GEOCODER_MIN_DELAY_SECONDS": float(env.get("GEOCODER_MIN_DELAY_SECONDS", "1.1")),
         "API_TOKEN_HOURS": int(env.get("API_TOKEN_HOURS", "12")),
