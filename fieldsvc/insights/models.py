@@ -53,6 +53,26 @@ class TallyRollup(Model):
     line_count: Mapped[int]  # how many raw lines the count sums (a zero count is still a group)
 
 
+class TallyRollupMonth(Model):
+    """The same by month (``day`` is the month's first day) and without condition: several times
+    smaller, for summaries by month, quarter or year, or by no period at all."""
+
+    __tablename__ = "tally_rollup_month"
+    __table_args__ = (
+        Index("ix_tally_rollup_month_slice", "commune_code", "day", "specialty_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_code: Mapped[str] = mapped_column(String(16))
+    day: Mapped[dt.date]
+    specialty_code: Mapped[str] = mapped_column(String(8))
+    measure_code: Mapped[str] = mapped_column(String(32))
+    sex: Mapped[str] = mapped_column(String(1))
+    age_band: Mapped[str] = mapped_column(String(8))
+    count: Mapped[int]
+    line_count: Mapped[int]
+
+
 class RollupChange(Model):
     """Scratch rows of one fold (the versions to add and subtract), emptied before it commits."""
 

@@ -199,10 +199,8 @@ def summary_rows(query: SummaryQuery) -> list[dict[str, Any]]:
 
     keys: dict[str, Any] = {}
     having: list[Any] = []
-    if current_app.config.get("SUMMARY_ROLLUP", True) and rollup.answers(
-            query.by, caravans=bool(query.caravans), organizations=bool(query.organizations),
-            statuses=bool(query.statuses)):
-        lines = rollup.rollup_lines()
+    lines = rollup.rollup_lines(query) if current_app.config.get("SUMMARY_ROLLUP", True) else None
+    if lines is not None:
         commune = lines.c.commune_code
         base = select().select_from(lines)
         if query.by:  # without keys, the raw lines answer one row even when there are none

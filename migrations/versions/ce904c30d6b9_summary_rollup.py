@@ -1,11 +1,12 @@
-"""summary rollup: tally_rollup, its fold's scratch table, and each submission's folded version
+"""summary rollup: tally_rollup (by day) and tally_rollup_month, the fold's scratch table, and
+each submission's folded version
 
 Existing submissions start unrolled (0): summaries read them from the raw lines until the
 first fold (`flask rollup fold`, or the served processes' background fold).
 
-Revision ID: 7e0911d98db3
+Revision ID: ce904c30d6b9
 Revises: c9b92d6796bd
-Create Date: 2026-11-29 11:11:37.438326
+Create Date: 2026-11-29 11:31:54.073267
 
 """
 from alembic import op
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '7e0911d98db3'
+revision = 'ce904c30d6b9'
 down_revision = 'c9b92d6796bd'
 branch_labels = None
 depends_on = None
@@ -42,6 +43,21 @@ def upgrade():
     with op.batch_alter_table('tally_rollup', schema=None) as batch_op:
         batch_op.create_index('ix_tally_rollup_slice', ['commune_code', 'day', 'specialty_code'], unique=False)
 
+    op.create_table('tally_rollup_month',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('commune_code', sa.String(length=16), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('specialty_code', sa.String(length=8), nullable=False),
+    sa.Column('measure_code', sa.String(length=32), nullable=False),
+    sa.Column('sex', sa.String(length=1), nullable=False),
+    sa.Column('age_band', sa.String(length=8), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('line_count', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tally_rollup_month'))
+    )
+    with op.batch_alter_table('tally_rollup_month', schema=None) as batch_op:
+        batch_op.create_index('ix_tally_rollup_month_slice', ['commune_code', 'day', 'specialty_code'], unique=False)
+
     with op.batch_alter_table('submission', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rolled_version_id', sa.Integer(), server_default=sa.text('0'), nullable=False))
         batch_op.create_index('ix_submission_unrolled', ['id'], unique=False, postgresql_where=sa.text("rolled_version_id <> CASE WHEN review_status = 'rejected' THEN 0 ELSE coalesce(current_version_id, 0) END"), sqlite_where=sa.text("rolled_version_id <> CASE WHEN review_status = 'rejected' THEN 0 ELSE coalesce(current_version_id, 0) END"))
@@ -55,6 +71,10 @@ def downgrade():
         batch_op.drop_index('ix_submission_unrolled', postgresql_where=sa.text("rolled_version_id <> CASE WHEN review_status = 'rejected' THEN 0 ELSE coalesce(current_version_id, 0) END"), sqlite_where=sa.text("rolled_version_id <> CASE WHEN review_status = 'rejected' THEN 0 ELSE coalesce(current_version_id, 0) END"))
         batch_op.drop_column('rolled_version_id')
 
+    with op.batch_alter_table('tally_rollup_month', schema=None) as batch_op:
+        batch_op.drop_index('ix_tally_rollup_month_slice')
+
+    op.drop_table('tally_rollup_month')
     with op.batch_alter_table('tally_rollup', schema=None) as batch_op:
         batch_op.drop_index('ix_tally_rollup_slice')
 
