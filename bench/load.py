@@ -233,6 +233,7 @@ def load_season(url: str, lines: int = 1_000_000, caravans: int = 3000, *,
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE submission")
         conn.execute("ANALYZE tally_rollup")
+        conn.execute("ANALYZE tally_rollup_month")
     rollup_seconds = time.perf_counter() - started
     echo(f"  rollup rebuilt: {rollup_rows:,} rows in {rollup_seconds:.0f} s")
     return Season(caravans, submissions, versions, stored_lines, counted, first_day, today,
