@@ -71,6 +71,7 @@ class Season:
     seconds: float
     rollup_seconds: float
     rollup_rows: int
+    month_rows: int
 
 
 def _tally(rng: random.Random) -> list[tuple[str, str, str, str | None, int]]:
@@ -225,9 +226,10 @@ def load_season(url: str, lines: int = 1_000_000, caravans: int = 3000, *,
         rollup.rebuild()
         from sqlalchemy import func
 
-        from fieldsvc.insights.models import TallyRollup
+        from fieldsvc.insights.models import TallyRollup, TallyRollupMonth
 
         rollup_rows = db.session.scalar(select(func.count()).select_from(TallyRollup))
+        month_rows = db.session.scalar(select(func.count()).select_from(TallyRollupMonth))
         db.session.remove()
         db.engine.dispose()
     with psycopg.connect(plain, autocommit=True) as conn:
@@ -235,6 +237,7 @@ def load_season(url: str, lines: int = 1_000_000, caravans: int = 3000, *,
         conn.execute("ANALYZE tally_rollup")
         conn.execute("ANALYZE tally_rollup_month")
     rollup_seconds = time.perf_counter() - started
-    echo(f"  rollup rebuilt: {rollup_rows:,} rows in {rollup_seconds:.0f} s")
+    echo(f"  rollups rebuilt: {rollup_rows:,} rows by day, {month_rows:,} by month, in "
+         f"{rollup_seconds:.0f} s")
     return Season(caravans, submissions, versions, stored_lines, counted, first_day, today,
-                  loaded, rollup_seconds, rollup_rows)
+                  loaded, rollup_seconds, rollup_rows, month_rows)

@@ -167,7 +167,8 @@ def run(lines: int, repeat: int) -> None:
             conn.rollback()
         scale = f"{season.counted_lines:,} counted of {season.lines:,} stored lines"
         print(f"  season: {season.caravans:,} caravans, {season.submissions:,} submissions, "
-              f"{scale}; rollup {season.rollup_rows:,} rows", flush=True)
+              f"{scale}; rollups {season.rollup_rows:,} rows by day, {season.month_rows:,} by month",
+              flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             for rollup_on in (True,) if smoke() else (True, False):
                 env = {"RELEASE_REFRESH_SECONDS": "0", "ROLLUP_FOLD_SECONDS": "0",
