@@ -31,14 +31,15 @@ $(VENDOR)/.stamp: package.json package-lock.json
 install: $(BIN)/activate $(VENDOR)/.stamp
 	$(BIN)/pybabel -q compile -d fieldsvc/translations
 
-# Join links and the printed login address follow where `make run` serves.
-run: export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+# Join links and the printed addresses follow where `make run` serves (HOST=0.0.0.0: the LAN
+# address, unless PUBLIC_BASE_URL says otherwise; see fieldsvc/config.py).
+run: export GUNICORN_BIND = $(HOST):$(PORT)
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) setup
 	@echo ""
-	@echo "fieldsvc is starting on http://$(HOST):$(PORT)  (Ctrl-C stops it)"
-	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	@echo "fieldsvc is starting on $(HOST):$(PORT)  (Ctrl-C stops it)"
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -67,8 +68,12 @@ migration: install
 
 # Re-extract every _() string (Python and Jinja, see babel.cfg) and merge it into fr, ar, en;
 # then translate the new msgids (tests/phone/test_translations.py fails on any left empty or fuzzy).
+# Nothing new to translate leaves every file as it was (no timestamp-only changes).
+POT := fieldsvc/translations/messages.pot
 translations: $(BIN)/activate
 	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
-		--project fieldsvc -w 100 -o fieldsvc/translations/messages.pot .
-	$(BIN)/pybabel -q update -i fieldsvc/translations/messages.pot -d fieldsvc/translations \
-		--no-fuzzy-matching --ignore-obsolete -w 100
+		--project fieldsvc -w 100 -o $(POT).new .
+	if diff -q -I '^"POT-Creation-Date: ' $(POT).new $(POT) >/dev/null 2>&1; \
+		then rm $(POT).new; else mv $(POT).new $(POT); fi
+	$(BIN)/pybabel -q update -i $(POT) -d fieldsvc/translations \
+		--no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -w 100

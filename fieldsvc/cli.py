@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -14,12 +17,31 @@ users_cli = AppGroup("users", help="Staff accounts.")
 demo_cli = AppGroup("demo", help="A realistic, reproducible demo season.")
 release_cli = AppGroup("release", help="The protected release served without full detail.")
 rollup_cli = AppGroup("rollup", help="The summary rollup (summaries are exact without it).")
+dhis2_cli = AppGroup("dhis2", help="DHIS2 and ADX exports.")
 
 
 def register_cli(app: Flask) -> None:
-    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli, rollup_cli):
+    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli, rollup_cli,
+                  dhis2_cli):
         app.cli.add_command(group)
     app.cli.add_command(setup_command)
+
+
+@dhis2_cli.command("mapping-template")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file (default: print it).")
+def dhis2_mapping_template(output: str | None) -> None:
+    """Write a DHIS2 mapping to fill in: every measure, specialty × sex × age band and commune."""
+    import json
+
+    from fieldsvc.exports.dhis2 import mapping_template
+
+    text = json.dumps(mapping_template(), ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {output}: fill in your DHIS2 identifiers, then set DHIS2_MAPPING_FILE={output}.")
 
 
 @areas_cli.command("load")
@@ -142,11 +164,96 @@ def users_create(name: str, role: str, regions: tuple[str, ...], organization: s
     click.echo(f"Created {role} {user.username!r}{scope}{member}.")
 
 
+def _change_user(name: str, change: Any) -> Any:
+    """Run `change(user)` on the named user as the command-line operator; commit or explain."""
+    from sqlalchemy import select
+
+    from fieldsvc.accounts.models import User
+    from fieldsvc.errors import DomainError
+    from fieldsvc.extensions import db
+
+    user = db.session.scalar(select(User).where(User.username == name.strip()))
+    if user is None:
+        raise click.ClickException(f"No user is named {name!r}; see `users list`.")
+    try:
+        result = change(user)
+    except DomainError as error:
+        db.session.rollback()
+        raise click.ClickException(error.detail) from None
+    db.session.commit()
+    return result
+
+
+@users_cli.command("update")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), help="The new role.")
+@click.option("--region", "regions", multiple=True, metavar="CODE",
+              help="Replaces a coordinator's regions; repeat it.")
+@click.option("--organization", metavar="NAME", help="The organization (created if missing).")
+@click.option("--display-name", metavar="TEXT", help="The name shown on pages.")
+def users_update(name: str, role: str | None, regions: tuple[str, ...],
+                 organization: str | None, display_name: str | None) -> None:
+    """Change a user's role, regions or organization; ends their sessions and tokens."""
+    from fieldsvc.accounts.services import UserChanges, get_or_create_organization, update_user
+
+    def change(user: Any) -> Any:
+        sent: dict[str, Any] = {}
+        if role:
+            sent["role"] = role
+        if regions:
+            sent["regions"] = list(regions)
+        if organization:
+            sent["organization"] = get_or_create_organization(organization.strip()).id
+        if display_name:
+            sent["display_name"] = display_name
+        return update_user(user, UserChanges(sent=frozenset(sent), **sent))
+
+    user = _change_user(name, change)
+    click.echo(f"Updated {user.username!r}: {user.role}"
+               f"{' in regions ' + ', '.join(user.region_codes) if user.region_codes else ''}; "
+               "their sessions and tokens are ended.")
+
+
+@users_cli.command("deactivate")
+@click.argument("name")
+def users_deactivate(name: str) -> None:
+    """Deactivate a staff account at once: its sessions and tokens end, logins are refused."""
+    from fieldsvc.accounts.services import UserChanges, update_user
+
+    _change_user(name, lambda user: update_user(
+        user, UserChanges(sent=frozenset({"active"}), active=False)))
+    click.echo(f"Deactivated {name!r}; their sessions and tokens are ended.")
+
+
+@users_cli.command("activate")
+@click.argument("name")
+def users_activate(name: str) -> None:
+    """Let a deactivated staff account log in again."""
+    from fieldsvc.accounts.services import UserChanges, update_user
+
+    _change_user(name, lambda user: update_user(
+        user, UserChanges(sent=frozenset({"active"}), active=True)))
+    click.echo(f"Activated {name!r}.")
+
+
+@users_cli.command("reset-password")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for, twice, when not given.")
+def users_reset_password(name: str, password: str) -> None:
+    """Set a new password for a staff account; ends their sessions and tokens."""
+    from fieldsvc.accounts.services import reset_password
+
+    _change_user(name, lambda user: reset_password(user, password))
+    click.echo(f"New password set for {name!r}; their sessions and tokens are ended.")
+
+
 @users_cli.command("list")
 def users_list() -> None:
     """List staff accounts with their roles, regions and organizations."""
     from fieldsvc.accounts.services import list_users
 
+    click.echo(f"{'USERNAME':<20} {'ROLE':<12} {'REGIONS':<10} ORGANIZATION")
     for user in list_users():
         regions = ",".join(user.region_codes) or "-"
         organization = user.organization.name if user.organization else "-"
@@ -213,7 +320,7 @@ def setup_command(demo: bool | None) -> None:
     from sqlalchemy import func, select
 
     from fieldsvc.accounts.models import User
-    from fieldsvc.areas.models import Area
+    from fieldsvc.areas.models import Area, Facility
     from fieldsvc.catalog.services import ensure_catalog
     from fieldsvc.demo import DEMO_LOGINS, load_demo
     from fieldsvc.extensions import db
@@ -228,6 +335,16 @@ def setup_command(demo: bool | None) -> None:
 
         click.echo("Loading Morocco's regions, provinces and communes (HCP, RGPH 2024)…")
         load_areas(echo=click.echo)
+        db.session.commit()
+    if not db.session.scalar(select(func.count()).select_from(Facility)):
+        from fieldsvc.areas.facilities import import_shipped_lists, recompute_distances
+
+        click.echo("Importing the Ministry of Health's facility lists (2024)…")
+        for report in import_shipped_lists():
+            click.echo(f"  {Path(report.path).name}: {report.matched} of {report.rows} facilities "
+                       "placed in their commune")
+        click.echo(f"Nearest able facility computed for {recompute_distances()} commune × "
+                   "specialty pairs.")
         db.session.commit()
     if not db.session.scalar(select(func.count()).select_from(User)):
         if not demo:
@@ -248,3 +365,25 @@ def setup_command(demo: bool | None) -> None:
         for username, password, role in DEMO_LOGINS:
             if username in demo_users:
                 click.echo(f"  {role:<12} user {username!r}  password {password!r}")
+    _echo_join_links()
+
+
+def _echo_join_links() -> None:
+    """Print where phones join the caravans still running, and what a phone needs for offline."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from fieldsvc.caravans.models import Caravan
+    from fieldsvc.caravans.services import join_url
+    from fieldsvc.extensions import db
+
+    caravans = db.session.scalars(select(Caravan).where(Caravan.status != "closed")
+                                  .order_by(Caravan.first_day).limit(3)).all()
+    base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    click.echo(f"Phones join at {base_url}/join with a caravan's code, or with its join link:")
+    for caravan in caravans:
+        click.echo(f"  {join_url(caravan)}  {caravan.title}")
+    host = base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    if base_url.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+        click.echo(f"Note: over plain http ({base_url}) phones work online but cannot keep the "
+                   "form for offline use; give them the HTTPS address (PUBLIC_BASE_URL).")

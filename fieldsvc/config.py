@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,9 @@ def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -37,9 +41,13 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
-        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+        # Join links must open on phones: serving on every interface (0.0.0.0) means the LAN address.
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL")
+        or reachable_base_url(env.get("GUNICORN_BIND", "127.0.0.1:8000")),
         "SUPPRESSION_K": int(env.get("SUPPRESSION_K", "5")),
         "SUPPRESSED_EXPORT_MAX_CELLS": int(env.get("SUPPRESSED_EXPORT_MAX_CELLS", "50000")),
+        # The operator's DHIS2 mapping (flask --app wsgi dhis2 mapping-template); default: codes.
+        "DHIS2_MAPPING_FILE": env.get("DHIS2_MAPPING_FILE") or None,
         # How often a served process checks whether the protected release needs rebuilding.
         "RELEASE_REFRESH_SECONDS": float(env.get("RELEASE_REFRESH_SECONDS", "300")),
         # How often a served process folds new, amended and reviewed tallies into the summary
@@ -50,10 +58,19 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),
         "GEOCODER_MIN_DELAY_SECONDS": float(env.get("GEOCODER_MIN_DELAY_SECONDS", "1.1")),
         "API_TOKEN_HOURS": int(env.get("API_TOKEN_HOURS", "12")),
-        # Failed logins allowed per username and per address within the window, then 429.
-        "LOGIN_MAX_FAILURES_PER_USER": 5,
+        # Addresses or networks of the reverse proxies whose X-Forwarded-For and
+        # X-Forwarded-Proto are believed (e.g. "127.0.0.1, 10.0.0.0/8"); none by default.
+        "TRUSTED_PROXIES": [part.strip() for part in env.get("TRUSTED_PROXIES", "").split(",")
+                            if part.strip()],
+        # Failed logins (accounts.services.LoginPolicy, README "Logging in"): per username and
+        # caller, 5 free tries then waits of 1 minute doubling up to an hour; 20 failures per
+        # address in 15 minutes; 50 per username from unknown callers; counted over 24 hours.
+        "LOGIN_FREE_FAILURES": 5,
+        "LOGIN_FIRST_DELAY_SECONDS": 60,
+        "LOGIN_MAX_DELAY_SECONDS": 3600,
         "LOGIN_MAX_FAILURES_PER_IP": 20,
-        "LOGIN_THROTTLE_MINUTES": 15,
+        "LOGIN_MAX_FAILURES_PER_USER": 50,
+        "LOGIN_WINDOW_HOURS": 24,
         "LATE_SYNC_DAYS": 30,
         "BABEL_DEFAULT_LOCALE": "fr",
         "LANGUAGES": ["fr", "ar", "en"],
@@ -82,7 +99,52 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         if config["FIELDSVC_ENV"] == "production":
             raise ConfigError("SECRET_KEY must be set in production (FIELDSVC_ENV=production).")
         config["SECRET_KEY"] = _development_secret(instance_path)
+    secret = config["SECRET_KEY"]
+    secret_bytes = len(secret.encode("utf-8") if isinstance(secret, str) else secret)
+    if config["FIELDSVC_ENV"] == "production" and secret_bytes < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production; generate "
+            "one with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+    for entry in config.get("TRUSTED_PROXIES") or ():
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {entry!r} is not an address or a network "
+                              "(e.g. 127.0.0.1 or 10.0.0.0/8).") from None
     return config
+
+
+def lan_address() -> str:
+    """This machine's address on its local network, as other devices there reach it."""
+    import socket
+
+    try:
+        # Connecting a UDP socket sends nothing; it only picks the interface of the default route.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            address = probe.getsockname()[0]
+        if address and not address.startswith(("0.", "127.")):
+            return address
+    except OSError:
+        pass
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+        if not address.startswith("127."):
+            return address
+    except OSError:
+        pass
+    return "127.0.0.1"
+
+
+def reachable_base_url(bind: str) -> str:
+    """The http address of a server bound to ``bind`` (gunicorn's HOST:PORT) that phones can open."""
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = lan_address()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port or '8000'}"
 
 
 def _development_secret(instance_path: str) -> str:

@@ -42,10 +42,11 @@ ORGANIZATIONS = [
 DEMO_REGIONS = ("08", "07")
 
 DEMO_LOGINS = [
-    ("coordinator", "demo-coordinator", "coordinator"),
-    ("planner", "demo-planner", "planner"),
-    ("admin", "demo-admin", "admin"),
+    ("coordinator", "oasis-de-zagora-26", "coordinator"),
+    ("planner", "wahat-al-khair-26", "planner"),
+    ("admin", "atlas-caravanes-26", "admin"),
 ]
+DEMO_PASSWORDS = {user: password for user, password, _role in DEMO_LOGINS}
 
 
 SEED = 2026
@@ -240,10 +241,14 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
             continue
         first = today - dt.timedelta(days=round(plan.months_ago * 30.4))
         last = first + dt.timedelta(days=plan.days - 1)
+        # The latest caravan is still open: its coordinator closes it from its completeness page.
+        still_open = (today - last).days <= 45
         caravan = Caravan(
             title=plan.title, commune_code=area.code, region_code=area.region_code,
-            first_day=first, last_day=last, status="closed", join_code=_join_code(crng),
-            closed_at=dt.datetime.combine(last + dt.timedelta(days=2), dt.time(18), dt.UTC),
+            first_day=first, last_day=last, status="active" if still_open else "closed",
+            join_code=_join_code(crng),
+            closed_at=None if still_open else dt.datetime.combine(
+                last + dt.timedelta(days=2), dt.time(18), dt.UTC),
             created_at=dt.datetime.combine(first - dt.timedelta(days=30), dt.time(9), dt.UTC),
         )
         caravan.organizers = [organizations[i] for i in plan.organizers]
@@ -304,11 +309,13 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
                 submission_id = stored.submission.id
                 flags = services.render_flags(stored.version.flags)
                 if flags:
-                    services.review(submission_id, ReviewDecision("flagged", (
-                        "À vérifier avec le médecin : " + flags[0]["message"])), reviewer)
+                    services.review(submission_id, ReviewDecision(
+                        "flagged", stored.version.number,
+                        "À vérifier avec le médecin : " + flags[0]["message"]), reviewer)
                     flagged += 1
                 elif plan.months_ago > 3 and crng.random() < 0.85:
-                    services.review(submission_id, ReviewDecision("approved"), reviewer)
+                    services.review(submission_id,
+                                    ReviewDecision("approved", stored.version.number), reviewer)
         if team and number % 5 == 2:
             # A doctor who miscounted and corrected from the phone: a second version counts.
             enrollment, specialty = team[0]
@@ -338,7 +345,8 @@ def load_season(organizations: list[Organization], echo: Callable[[str], object]
                 volunteer = Principal(role="volunteer", enrollment=enrollment)
                 stored, _ = services.submit(content, volunteer, today=day)
                 services.review(stored.submission.id, ReviewDecision(
-                    "rejected", "Doublon de la fiche du même jour."), reviewer)
+                    "rejected", stored.version.number, "Doublon de la fiche du même jour."),
+                    reviewer)
                 submitted += 1
         db.session.flush()
     return (f"Demo season: {made} caravans created ({len(CARAVANS) - len(missing)} available), "
@@ -358,17 +366,17 @@ def load_demo(echo: Callable[[str], object] = print) -> str:
     }
     created = 0
     if db.session.scalar(select(User).where(User.username == "coordinator")) is None:
-        create_user("coordinator", "demo-coordinator", "coordinator",
+        create_user("coordinator", DEMO_PASSWORDS["coordinator"], "coordinator",
                     region_codes=list(DEMO_REGIONS),
                     display_name="Coordinatrice Drâa-Tafilalet et Marrakech-Safi")
         created += 1
     if db.session.scalar(select(User).where(User.username == "planner")) is None:
-        create_user("planner", "demo-planner", "planner",
+        create_user("planner", DEMO_PASSWORDS["planner"], "planner",
                     organization=organizations["Wahat Al-Khair"],
                     display_name="Planificatrice, Wahat Al-Khair")
         created += 1
     if db.session.scalar(select(User).where(User.username == "admin")) is None:
-        create_user("admin", "demo-admin", "admin", display_name="Administrateur")
+        create_user("admin", DEMO_PASSWORDS["admin"], "admin", display_name="Administrateur")
         created += 1
     season = load_season([organizations[name] for name, _, _ in ORGANIZATIONS], echo)
     return f"Demo: {len(organizations)} organizations, {created} accounts created. {season}"

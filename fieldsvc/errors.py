@@ -6,9 +6,33 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, json, request
+from flask_babel import lazy_gettext as _l
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_TYPE_BASE = "https://fieldsvc.org/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemSchema(Schema):
+    """What every error answer is (RFC 9457), as the OpenAPI document describes it."""
+
+    class Meta:
+        # Some problems add members: understood, accepted_until, retry_after, nearest…
+        unknown = INCLUDE
+
+    type = fields.String(metadata={"example": PROBLEM_TYPE_BASE + "validation",
+                                   "description": "A URI naming the kind of problem"})
+    title = fields.String(metadata={"example": "Validation failed",
+                                    "description": "Short, in the caller's language"})
+    status = fields.Integer(metadata={"example": 422})
+    detail = fields.String(metadata={
+        "example": "Some fields are invalid: commune: Use the commune's HCP code, e.g. "
+                   "08.587.01.13.",
+        "description": "What went wrong and what to fix, in the caller's language"})
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "For invalid input: each field's path and its messages",
+        "example": {"commune": ["Use the commune's HCP code, e.g. 08.587.01.13."]}})
 
 
 class DomainError(Exception):
@@ -76,19 +100,19 @@ class TooManyRequests(DomainError):
 def problem(
     status: int,
     title: str,
-    detail: str,
+    detail: Any,
     *,
     type_slug: str | None = None,
     errors: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """Render an RFC 9457 problem document."""
+    """Render an RFC 9457 problem document (title and detail in the request's language)."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + (type_slug or str(status)),
-        "title": title,
+        "title": str(TITLES.get(title, title)),
         "status": status,
-        "detail": detail,
+        "detail": str(detail),
     }
     if errors:
         body["errors"] = errors
@@ -96,7 +120,7 @@ def problem(
     response = Response(
         # "replace": a lone surrogate echoed from bad input must not turn a 4xx into a 500.
         json.dumps(body, ensure_ascii=False).encode("utf-8", "replace"),
-        status=status, mimetype="application/problem+json",
+        status=status, mimetype=PROBLEM_JSON,
     )
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -135,13 +159,34 @@ def _merge(existing: dict[str, list[str]], new: dict[str, list[str]]) -> dict[st
 
 
 _HTTP_DETAILS = {
-    400: "The request could not be read; check that it is well-formed JSON.",
-    401: "Log in, or send a valid bearer token in the Authorization header.",
-    403: "Your role or scope does not allow this.",
-    404: "Nothing exists at this address.",
-    405: "This address does not accept that method.",
-    413: "The request body is too large (the limit is 256 KB); split the submission.",
-    415: "Send the body as application/json.",
+    400: _l("The request could not be read; check that it is well-formed JSON."),
+    401: _l("Log in, or send a valid bearer token in the Authorization header."),
+    403: _l("Your role or scope does not allow this."),
+    404: _l("Nothing exists at this address."),
+    405: _l("This address does not accept that method."),
+    413: _l("The request body is too large (the limit is 256 KB); split the submission."),
+    415: _l("Send the body as application/json."),
+}
+# Every problem's title, in the caller's language: `problem` looks the English title up here.
+TITLES: dict[str, Any] = {
+    "Bad request": _l("Bad request"),
+    "Authentication required": _l("Authentication required"),
+    "Forbidden": _l("Forbidden"),
+    "Not found": _l("Not found"),
+    "Method not allowed": _l("Method not allowed"),
+    "Conflict": _l("Conflict"),
+    "Request too large": _l("Request too large"),
+    "Unsupported media type": _l("Unsupported media type"),
+    "Validation failed": _l("Validation failed"),
+    "Too many requests": _l("Too many requests"),
+    "Internal error": _l("Internal error"),
+    "Release not built yet": _l("Release not built yet"),
+}
+# Werkzeug's names are English only (and capitalised differently): the titles we use instead.
+_HTTP_TITLES = {
+    400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
+    405: "Method not allowed", 409: "Conflict", 413: "Request too large",
+    415: "Unsupported media type", 422: "Validation failed", 429: "Too many requests",
 }
 
 
@@ -159,14 +204,15 @@ def problem_from_http_exception(error: HTTPException) -> Response:
                 messages = inner
         errors = flatten_messages(messages)
     if status == 422 and errors:
-        detail = "Some fields are invalid: " + "; ".join(
-            f"{field}: {' '.join(msgs)}" for field, msgs in list(errors.items())[:5]
+        detail = str(_l("Some fields are invalid: ")) + "; ".join(
+            f"{field}: {' '.join(map(str, msgs))}" for field, msgs in list(errors.items())[:5]
         )
-        return problem(422, "Validation failed", detail, type_slug="validation", errors=errors)
+        return problem(422, _HTTP_TITLES[422], detail, type_slug="validation", errors=errors)
     detail = _HTTP_DETAILS.get(status) or (error.description or error.name)
     headers = dict(error.get_headers()) if status in {401, 405} else {}
     headers.pop("Content-Type", None)
-    return problem(status, error.name, detail, type_slug=str(status), errors=errors, headers=headers)
+    return problem(status, _HTTP_TITLES.get(status, error.name), detail, type_slug=str(status),
+                   errors=errors, headers=headers)
 
 
 def _unstorable_text(value: Any, path: str = "") -> str | None:
@@ -207,10 +253,11 @@ def refuse_unstorable_text() -> Response | None:
         return None
     return problem(
         422,
-        "Validation failed",
-        f"{found}: text may not contain NUL characters or unpaired surrogates.",
+        _HTTP_TITLES[422],
+        str(_l("%(field)s: text may not contain NUL characters or unpaired surrogates.",
+               field=found)),
         type_slug="validation",
-        errors={found: ["Remove NUL characters and unpaired surrogates."]},
+        errors={found: [str(_l("Remove NUL characters and unpaired surrogates."))]},
     )
 
 
@@ -255,7 +302,7 @@ def register_error_handlers(app: Flask) -> None:
         return problem(
             500,
             "Internal error",
-            "Something went wrong on our side; nothing was saved. Try again later.",
+            _l("Something went wrong on our side; nothing was saved. Try again later."),
             type_slug="internal",
         )
 

@@ -28,6 +28,11 @@ ALL_ROLES = (*STAFF_ROLES, VOLUNTEER, ANONYMOUS)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Staff bearer tokens start with this, so that one no longer valid gets the staff's wording
+# (ask for a new one with a password) rather than the volunteers' (join again with a code).
+STAFF_TOKEN_PREFIX = "st_"
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -225,7 +230,7 @@ SECURITY_HEADERS = (
 
 
 def _load_principal() -> Principal:
-    from fieldsvc.accounts.models import ApiToken, User
+    from fieldsvc.accounts.models import ApiToken
     from fieldsvc.extensions import db
 
     header = request.headers.get("Authorization", "")
@@ -244,16 +249,24 @@ def _load_principal() -> Principal:
                 expires = expires.replace(tzinfo=dt.UTC)
             if expires > now and api_token.user.active:
                 return _staff(api_token.user)
-            raise Unauthorized("This token has expired; ask for a new one at /api/v1/tokens.")
-        raise Unauthorized("Unknown bearer token; join with a code or ask for a new token.")
+            raise Unauthorized(_("This token has expired; ask for a new one: POST /api/v1/tokens "
+                                 "with your username and password."))
+        if token.startswith(STAFF_TOKEN_PREFIX):
+            raise Unauthorized(_("This staff token is no longer valid (revoked or replaced); ask "
+                                 "for a new one: POST /api/v1/tokens with your username and "
+                                 "password."))
+        raise Unauthorized(_("Unknown device token; join the caravan again with its code."))
     user_id = session.get("user_id")
     # The API is exempt from CSRF tokens, so a session cookie may only read it; changes through
     # the API need a bearer token (pages post forms, which carry CSRF tokens).
     if request.path.startswith("/api/") and request.method not in {"GET", "HEAD", "OPTIONS"}:
         user_id = None
     if user_id is not None:
-        user = db.session.get(User, user_id)
-        if user is not None and user.active:
+        from fieldsvc.accounts.services import web_session_user
+
+        # The cookie alone is not enough: its session must still be open on the server.
+        user = web_session_user(session.get("sid"), user_id)
+        if user is not None:
             return _staff(user)
     return Principal()
 

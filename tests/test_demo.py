@@ -32,10 +32,10 @@ def test_demo_has_the_forums_organizations_and_accounts(db):
     ]:
         assert organizations[name].kind == kind
         assert organizations[name].name_ar
-    coordinator = authenticate("coordinator", "demo-coordinator")
+    coordinator = authenticate("coordinator", "oasis-de-zagora-26")
     assert coordinator.role == "coordinator"
     assert coordinator.region_codes == ["07", "08"]  # Marrakech-Safi and Drâa-Tafilalet
-    planner = authenticate("planner", "demo-planner")
+    planner = authenticate("planner", "wahat-al-khair-26")
     assert planner.organization.name == "Wahat Al-Khair"
     for username, password, role in DEMO_LOGINS:
         assert authenticate(username, password).role == role
@@ -66,7 +66,7 @@ def test_production_setup_creates_no_demo_accounts(app, runner, db, monkeypatch)
 
     assert result.exit_code == 0, result.output
     assert "users create NAME --role admin" in result.output
-    assert "demo-admin" not in result.output
+    assert "atlas-caravanes-26" not in result.output
     assert db.session.scalars(select(User)).all() == []
 
 
@@ -78,9 +78,9 @@ def test_setup_prints_the_demo_logins_and_keeps_data(runner, db):
     second = runner.invoke(args=["setup"])
 
     assert first.exit_code == 0, first.output
-    assert "user 'coordinator'  password 'demo-coordinator'" in first.output
+    assert "user 'coordinator'  password 'oasis-de-zagora-26'" in first.output
     assert "Existing data kept." in second.output
-    assert "user 'planner'  password 'demo-planner'" in second.output
+    assert "user 'planner'  password 'wahat-al-khair-26'" in second.output
 
 
 def _sum(rows, *conditions) -> int:

@@ -224,9 +224,12 @@ def _tallies_match_their_examples(spec: dict[str, Any], answer: Any,
     amended = {**_request_example(spec, "put", one), **here}
     _same_shape(_example(spec, "put", one, "200"),
                 answer("PUT", url, json=amended, headers=device))
+    review = _request_example(spec, "post", one + "/review")
     _same_shape(_example(spec, "post", one + "/review", "200"),
-                answer("POST", f"{url}/review", json=_request_example(spec, "post", one + "/review"),
-                       headers=coordinator))
+                answer("POST", f"{url}/review", json=review, headers=coordinator))
+    _same_shape(_example(spec, "post", one + "/review", "409", media_type=problem),
+                answer("POST", f"{url}/review", 409, json={**review, "version": 1},
+                       headers=coordinator), "errors")
     _same_shape(_example(spec, "get", one, "200"), answer("GET", url, headers=coordinator))
     _same_shape(_example(spec, "get", submissions, "200"),
                 answer("GET", f"{submissions}?caravan_id={caravan.id}", headers=coordinator))

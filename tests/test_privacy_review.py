@@ -140,18 +140,22 @@ def test_full_detail_callers_still_filter_freely(app, client, db):
 
 def test_disabled_user_token_and_session_stop_working(app, client, db):
     make_areas()
-    planner = make_user("planner", organization="Autre association", password="planner-pass")
+    planner = make_user("planner", organization="Autre association", password="planner-passphrase")
     header = auth(planner)
     db.session.commit()
     assert client.get("/api/v1/me", headers=header).status_code == 200
+    from fieldsvc.accounts.services import start_web_session
+
+    sid = start_web_session(planner)
+    db.session.commit()
     with client.session_transaction() as session:
-        session["user_id"] = planner.id
+        session["user_id"], session["sid"] = planner.id, sid
     assert client.get("/api/v1/organizations").status_code == 200
     planner.active = False
     db.session.commit()
     assert client.get("/api/v1/me", headers=header).status_code == 401
     assert client.get("/api/v1/organizations").status_code == 401
-    refused = client.post("/api/v1/tokens", auth=(planner.username, "planner-pass"))
+    refused = client.post("/api/v1/tokens", auth=(planner.username, "planner-passphrase"))
     assert refused.status_code == 401
 
 
@@ -230,7 +234,8 @@ def test_out_of_scope_coordinator_cannot_touch_submissions(app, client, db):
     assert listed["total"] == 0 and "Électricité" not in str(listed)
     assert client.get(f"/api/v1/submissions?caravan_id={caravan.id}",
                       headers=outside).status_code == 403
-    review = client.post(f"/api/v1/submissions/{sid}/review", json={"status": "rejected", "reason": "x"},
+    review = client.post(f"/api/v1/submissions/{sid}/review", json={"status": "rejected", "reason": "x",
+                                                                "version": 1},
                          headers=outside)
     assert review.status_code == 403
     amend = client.put(f"/api/v1/submissions/{sid}", headers=outside, json={
@@ -463,14 +468,14 @@ def test_staff_can_revoke_a_bearer_token(app, client, db):
 def test_a_session_cookie_cannot_change_anything_through_the_api(app, client, db):
     """The API skips CSRF tokens, so a logged-in browser may read it but only bearer tokens write."""
     make_areas()
-    make_user("coordinator", regions=["08"], username="sara", password="correct horse battery")
+    from fieldsvc.accounts.services import start_web_session
+
+    sara = make_user("coordinator", regions=["08"], username="sara",
+                     password="correct horse battery")
+    sid = start_web_session(sara)
     db.session.commit()
     with client.session_transaction() as session:
-        from sqlalchemy import select
-
-        from fieldsvc.accounts.models import User
-
-        session["user_id"] = db.session.scalar(select(User.id).where(User.username == "sara"))
+        session["user_id"], session["sid"] = sara.id, sid
     assert client.get("/api/v1/me").status_code == 200
     response = client.post("/api/v1/caravans", json={
         "title": "Caravane", "commune": "08.587.01.13", "first_day": "2026-12-01",

@@ -64,6 +64,30 @@ class ApiToken(TimestampMixin, Model):
     user: Mapped[User] = relationship()
 
 
+class WebSession(Model):
+    """A logged-in browser session: the cookie carries a random id, only its SHA-256 is stored,
+    so logging out (or an admin's change to the user) ends it on the server."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None]
+
+
+class ThrottleHit(Model):
+    """One costly request (a plan) by one caller, kept briefly so every worker counts them."""
+
+    __tablename__ = "throttle_hit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
 class AuditEvent(Model):
     """Who did what, when: logins, enrollments, submissions, reviews, revocations, exports."""
 

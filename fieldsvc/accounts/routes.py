@@ -13,7 +13,9 @@ from fieldsvc.accounts.schemas import (
     AuditQuerySchema,
     MeSchema,
     OrganizationSchema,
+    PasswordResetSchema,
     TokenSchema,
+    UserPatchSchema,
     UserSchema,
 )
 from fieldsvc.errors import problem
@@ -140,6 +142,29 @@ def create_organization(data: dict[str, Any]):
 def list_users():
     """List staff accounts with their roles, regions and organizations (admin)."""
     return services.list_users()
+
+
+@blp.route("/users/<int:user_id>", methods=["PATCH"])
+@allow("admin")
+@blp.arguments(UserPatchSchema, example={"role": "coordinator", "regions": ["08", "07"]})
+@blp.response(200, UserSchema, example=EXAMPLE_USERS[2])
+def update_user(changes: services.UserChanges, user_id: int):
+    """Change a user's role, regions, organization or name, or deactivate them (admin); a change
+    of rights ends their sessions and tokens."""
+    user = services.update_user(services.find_user(user_id), changes)
+    db.session.commit()
+    return user
+
+
+@blp.route("/users/<int:user_id>/password", methods=["POST"])
+@allow("admin")
+@blp.arguments(PasswordResetSchema, example={"password": "palmiers-de-skoura-au-matin"})
+@blp.response(204, description="Set; the user's sessions and tokens are ended")
+def reset_password(data: dict[str, Any], user_id: int):
+    """Set a new password for a user (admin); ends their sessions and tokens."""
+    services.reset_password(services.find_user(user_id), data["password"])
+    db.session.commit()
+    return None
 
 
 @blp.route("/audit", methods=["GET"])

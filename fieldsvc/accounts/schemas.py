@@ -1,10 +1,14 @@
 """Shapes of tokens, the caller, organizations and users."""
 
-import datetime as dt
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, fields, post_load, validate
 
 from fieldsvc.accounts.models import ORGANIZATION_KINDS, ROLES
+from fieldsvc.accounts.services import UserChanges
+from fieldsvc.db import ID_RANGE
+from fieldsvc.fields import Moment, VisibleText
 from fieldsvc.pagination import PageArgs
 
 
@@ -15,9 +19,8 @@ class TokenSchema(Schema):
 
 class OrganizationSchema(Schema):
     id = fields.Integer(dump_only=True)
-    name = fields.String(required=True, validate=[
-        validate.Length(1, 200), validate.Regexp(r".*\S", error="The name cannot be blank.")])
-    name_ar = fields.String(load_default=None, allow_none=True, validate=validate.Length(0, 200))
+    name = VisibleText(required=True, validate=validate.Length(1, 200))
+    name_ar = VisibleText(load_default=None, allow_none=True, validate=validate.Length(1, 200))
     kind = fields.String(load_default="association", validate=validate.OneOf(ORGANIZATION_KINDS))
 
 
@@ -52,14 +55,39 @@ class UserSchema(Schema):
     created_at = fields.DateTime()
 
 
+class UserPatchSchema(Schema):
+    role = fields.String(validate=validate.OneOf(ROLES), metadata={"example": "coordinator"})
+    regions = fields.List(
+        fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08.")),
+        validate=validate.Length(max=12),
+        metadata={"description": "Replaces a coordinator's regions.", "example": ["08"]})
+    organization = fields.Integer(allow_none=True, strict=True, validate=ID_RANGE,
+                                  metadata={"description": "Organization id, or null.",
+                                            "example": 1})
+    active = fields.Boolean(metadata={"description": "false deactivates the account.",
+                                      "example": False})
+    display_name = VisibleText(validate=validate.Length(1, 200),
+                               metadata={"example": "Saïd Aït Ali"})
+
+    @post_load
+    def _changes(self, data: dict[str, Any], **kwargs: Any) -> UserChanges:
+        return UserChanges(sent=frozenset(data), **data)
+
+
+class PasswordResetSchema(Schema):
+    password = fields.String(required=True, validate=validate.Length(1, 200),
+                             metadata={"description": "At least 12 characters, not the username "
+                                                      "and not a common password.",
+                                       "example": "palmiers-de-skoura-au-matin"})
+
+
 class AuditQuerySchema(PageArgs):
     action = fields.String(validate=validate.Length(1, 40),
                            metadata={"example": "enrollment.create"})
     region = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08."),
                            metadata={"example": "08"})
-    from_ = fields.AwareDateTime(data_key="from", default_timezone=dt.UTC,
-                                 metadata={"example": "2026-11-01T00:00:00Z"})
-    to = fields.AwareDateTime(default_timezone=dt.UTC, metadata={"example": "2026-11-30T23:59:59Z"})
+    from_ = Moment(data_key="from", metadata={"example": "2026-11-01T00:00:00Z"})
+    to = Moment(metadata={"example": "2026-11-30T23:59:59Z"})
 
 
 class AuditEventSchema(Schema):

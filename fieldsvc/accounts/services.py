@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from fieldsvc.accounts.models import ROLES, ApiToken, AuditEvent, Organization, User, user_region
+from fieldsvc.accounts.models import (
+    ROLES,
+    ApiToken,
+    AuditEvent,
+    Organization,
+    User,
+    WebSession,
+    user_region,
+)
 from fieldsvc.areas.models import Area
-from fieldsvc.errors import Conflict, ValidationFailed
+from fieldsvc.db import utcnow
+from fieldsvc.errors import Conflict, TooManyRequests, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.pagination import Page, paginate
-from fieldsvc.security import Principal, current_principal, refuse_when_throttled, token_digest
+from fieldsvc.security import (
+    STAFF_TOKEN_PREFIX,
+    Principal,
+    current_principal,
+    refuse_when_throttled,
+    token_digest,
+)
 
 USERNAME = re.compile(r"[^\s:]{1,80}")
 
@@ -35,6 +52,35 @@ def get_or_create_organization(
         db.session.add(organization)
         db.session.flush()
     return organization
+
+
+MIN_PASSWORD_LENGTH = 12
+# Common passwords long enough to pass the length rule; guessers try them first.
+COMMON_PASSWORDS = frozenset({
+    "123456789012", "1234567890123", "12345678901234", "123456789abc", "000000000000",
+    "111111111111", "123123123123", "azertyuiop12", "azertyuiop123", "azertyuiopqs",
+    "qwertyuiop12", "qwertyuiop123", "qwerty123456", "1q2w3e4r5t6y", "password1234",
+    "password12345", "passwordpassword", "motdepasse12", "motdepasse123", "motdepasse2024",
+    "motdepasse2025", "motdepasse2026", "administrator", "administrateur", "iloveyou1234",
+    "welcome12345", "bienvenue123", "changeme1234", "letmein12345", "morocco12345",
+    "maroc1234567", "marrakech123", "casablanca123", "fieldsvc1234", "caravane2026",
+})
+
+
+def check_password_policy(password: str, username: str) -> None:
+    """Refuse a password shorter than 12 characters, equal to or containing the username, or common."""
+    folded = password.casefold()
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problem = _("at least %(count)s characters", count=MIN_PASSWORD_LENGTH)
+    elif username and (folded == username.casefold()
+                       or (len(username) >= 4 and username.casefold() in folded)):
+        problem = _("must not be or contain the username")
+    elif folded in COMMON_PASSWORDS or len(set(folded)) < 4:
+        problem = _("too common; choose a phrase of several words")
+    else:
+        return
+    raise ValidationFailed(_("Choose another password: %(problem)s.", problem=problem),
+                           errors={"password": [problem]})
 
 
 def create_user(
@@ -60,9 +106,7 @@ def create_user(
     if db.session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(_("A user named %(name)r already exists.", name=username),
                        errors={"username": [_("taken")]})
-    if len(password) < 8:
-        raise ValidationFailed(_("Passwords need at least 8 characters."),
-                               errors={"password": [_("at least 8 characters")]})
+    check_password_policy(password, username)
     regions = list(region_codes or [])
     if role == "coordinator" and not regions:
         raise ValidationFailed(_("A coordinator needs at least one region."),
@@ -101,14 +145,14 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
-def issue_token(user: User) -> tuple[str, ApiToken]:
-    """Make a bearer token for a user; only its digest is stored."""
-    token = secrets.token_urlsafe(32)
-    hours = current_app.config["API_TOKEN_HOURS"]
+def issue_token(user: User, *, lifetime: dt.timedelta | None = None) -> tuple[str, ApiToken]:
+    """Make a bearer token for a user (API_TOKEN_HOURS, or a shorter lifetime); store its digest."""
+    token = STAFF_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    lifetime = lifetime or dt.timedelta(hours=current_app.config["API_TOKEN_HOURS"])
     row = ApiToken(
         token_hash=token_digest(token),
         user_id=user.id,
-        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours),
+        expires_at=dt.datetime.now(dt.UTC) + lifetime,
     )
     db.session.add(row)
     db.session.flush()
@@ -167,45 +211,145 @@ def audit(
 LOGIN_FAILED = "login.fail"
 
 
-def _login_limits() -> tuple[int, int, dt.timedelta]:
+DEVICE_COOKIE = "fieldsvc_device"
+_DEVICE_SALT = "fieldsvc-known-device"
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """Failed logins, counted in the audit log so every worker sees them (see the README).
+
+    Guessing is slowed per username *and* caller (an address, or a known device): after
+    `free` failures each further try waits `first_delay`, doubling up to `max_delay`. A
+    stranger's failures therefore never slow the real user on their own device; an address
+    trying many usernames waits after `per_address` failures; and once a username has
+    `per_user` failures from unknown callers (a guess spread over many addresses), only
+    unknown callers wait: a device that logged in before still logs in.
+    """
+
+    free: int
+    first_delay: dt.timedelta
+    max_delay: dt.timedelta
+    per_address: int
+    per_user: int
+    window: dt.timedelta
+
+    def delay(self, failures: int) -> dt.timedelta:
+        if failures < self.free:
+            return dt.timedelta(0)
+        return min(self.first_delay * 2 ** (failures - self.free), self.max_delay)
+
+
+def _login_policy() -> LoginPolicy:
     config = current_app.config
-    return (
-        int(config["LOGIN_MAX_FAILURES_PER_USER"]),
-        int(config["LOGIN_MAX_FAILURES_PER_IP"]),
-        dt.timedelta(minutes=int(config["LOGIN_THROTTLE_MINUTES"])),
+    return LoginPolicy(
+        free=int(config["LOGIN_FREE_FAILURES"]),
+        first_delay=dt.timedelta(seconds=int(config["LOGIN_FIRST_DELAY_SECONDS"])),
+        max_delay=dt.timedelta(seconds=int(config["LOGIN_MAX_DELAY_SECONDS"])),
+        per_address=int(config["LOGIN_MAX_FAILURES_PER_IP"]),
+        per_user=int(config["LOGIN_MAX_FAILURES_PER_USER"]),
+        window=dt.timedelta(hours=int(config["LOGIN_WINDOW_HOURS"])),
     )
 
 
 def _too_many_logins(seconds: int) -> str:
+    if seconds < 120:
+        return _("Too many failed logins; wait %(seconds)s seconds before trying again.",
+                 seconds=seconds)
     return _("Too many failed logins; wait %(minutes)s minutes before trying again.",
              minutes=max(1, -(-seconds // 60)))
 
 
-def check_login_throttle(username: str, ip: str | None) -> None:
-    """Refuse a login attempt after too many recent failures for this username or address."""
-    per_user, per_ip, window = _login_limits()
+def _device_serializer() -> Any:
+    from itsdangerous import URLSafeSerializer
+
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_DEVICE_SALT)
+
+
+def known_device(username: str) -> str | None:
+    """The id of this browser or client if it logged in as `username` before, else None."""
+    if not has_request_context():
+        return None
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        user_id, nonce = _device_serializer().loads(raw)
+    except Exception:  # noqa: BLE001 - a forged or stale cookie is simply not a known device
+        return None
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or user.username != username or not isinstance(nonce, str):
+        return None
+    return f"device:{nonce[:40]}"
+
+
+def _remember_device(user: User) -> None:
+    """After a successful login, let this browser or client prove it is a known device."""
+    from flask import after_this_request
+
+    if not has_request_context():
+        return
+    value = _device_serializer().dumps([user.id, secrets.token_urlsafe(16)])
+    secure = bool(current_app.config.get("SESSION_COOKIE_SECURE"))
+
+    @after_this_request
+    def _set(response: Any) -> Any:
+        response.set_cookie(DEVICE_COOKIE, value, max_age=365 * 24 * 3600, httponly=True,
+                            secure=secure, samesite="Lax")
+        return response
+
+
+def _wait(failures: int, last: dt.datetime | None, delay: dt.timedelta,
+          now: dt.datetime) -> None:
+    if not failures or last is None or delay <= dt.timedelta(0):
+        return
+    if last.tzinfo is None:  # SQLite gives back naive UTC
+        last = last.replace(tzinfo=dt.UTC)
+    remaining = math.ceil((last + delay - now).total_seconds())
+    if remaining > 0:
+        raise TooManyRequests(_too_many_logins(remaining), headers={"Retry-After": str(remaining)},
+                              retry_after=remaining)
+
+
+def check_login_throttle(username: str, ip: str | None, device: str | None = None) -> None:
+    """Refuse a login attempt that must still wait (429 with Retry-After) under LoginPolicy."""
+    policy = _login_policy()
     now = dt.datetime.now(dt.UTC)
     key = username[:64]
-    by_user = AuditEvent.object_id == key
+    caller = device or ip
+    by_pair = (AuditEvent.object_id == key) & (AuditEvent.actor_id == caller)
     by_ip = AuditEvent.actor_id == ip
-    user_failures, user_oldest, ip_failures, ip_oldest = db.session.execute(
+    by_user_unknown = (AuditEvent.object_id == key) & ~AuditEvent.actor_id.like("device:%")
+    (pair, pair_last, address, address_oldest, anywhere,
+     anywhere_last) = db.session.execute(
         select(
-            func.count().filter(by_user), func.min(AuditEvent.at).filter(by_user),
+            func.count().filter(by_pair), func.max(AuditEvent.at).filter(by_pair),
             func.count().filter(by_ip), func.min(AuditEvent.at).filter(by_ip),
-        ).where(AuditEvent.action == LOGIN_FAILED, AuditEvent.at > now - window,
-                or_(by_user, by_ip))
+            func.count().filter(by_user_unknown), func.max(AuditEvent.at).filter(by_user_unknown),
+        ).where(AuditEvent.action == LOGIN_FAILED, AuditEvent.at > now - policy.window,
+                or_(AuditEvent.object_id == key, by_ip))
     ).one()
-    refuse_when_throttled(user_failures, user_oldest, limit=per_user, window=window, now=now,
-                          message=_too_many_logins)
-    if ip is not None:
-        refuse_when_throttled(ip_failures, ip_oldest, limit=per_ip, window=window, now=now,
-                              message=_too_many_logins)
+    _wait(pair, pair_last, policy.delay(pair), now)
+    if device is not None:
+        return  # a known device answers only for its own failures
+    if ip is not None and address >= policy.per_address:
+        # Guessing many usernames from one address: wait until the oldest failure leaves
+        # the last 15 minutes' count.
+        window = dt.timedelta(minutes=15)
+        recent = db.session.execute(
+            select(func.count(), func.min(AuditEvent.at)).where(
+                AuditEvent.action == LOGIN_FAILED, by_ip, AuditEvent.at > now - window)).one()
+        refuse_when_throttled(recent[0], recent[1], limit=policy.per_address, window=window,
+                              now=now, message=_too_many_logins)
+    if anywhere >= policy.per_user:
+        _wait(anywhere, anywhere_last,
+              policy.delay(policy.free + (anywhere - policy.per_user) // policy.free), now)
 
 
-def record_login_failure(username: str, ip: str | None) -> None:
-    """Remember a failed login (username and address) for the audit log and the throttle."""
+def record_login_failure(username: str, ip: str | None, device: str | None = None) -> None:
+    """Remember a failed login (username and caller) for the audit log and the throttle."""
     db.session.add(AuditEvent(
-        actor_kind="anonymous", actor_id=ip, action=LOGIN_FAILED,
+        actor_kind="anonymous", actor_id=device or ip, action=LOGIN_FAILED,
         object_type="login", object_id=username[:64], detail={"ip": ip},
     ))
 
@@ -224,18 +368,133 @@ def record_login(user: User, method: str) -> AuditEvent:
 def login(username: str, password: str, method: str) -> User | None:
     """Check credentials under the throttle; audit the outcome. None means wrong credentials."""
     ip = request.remote_addr if has_request_context() else None
-    check_login_throttle(username, ip)
+    device = known_device(username)
+    check_login_throttle(username, ip, device)
     user = authenticate(username, password)
     if user is None:
-        record_login_failure(username, ip)
+        record_login_failure(username, ip, device)
         return None
     record_login(user, method)
+    _remember_device(user)
     return user
 
 
-def logout(user: User) -> AuditEvent:
-    """Audit the end of a web session."""
+def start_web_session(user: User) -> str:
+    """Open a server-side session for a browser; the cookie keeps the returned id."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(WebSession(token_hash=token_digest(token), user_id=user.id))
+    db.session.flush()
+    return token
+
+
+def web_session_user(token: str | None, user_id: Any) -> User | None:
+    """The active user of a session that is still open, or None (ended, forged, another user)."""
+    if not token or not isinstance(token, str) or not isinstance(user_id, int):
+        return None
+    row = db.session.scalar(select(WebSession).where(
+        WebSession.token_hash == token_digest(token), WebSession.ended_at.is_(None)))
+    if row is None or row.user_id != user_id:
+        return None
+    user = db.session.get(User, user_id)
+    return user if user is not None and user.active else None
+
+
+def logout(user: User, session_token: str | None) -> AuditEvent:
+    """End this web session on the server (a replayed cookie then gets 401) and audit it."""
+    if session_token:
+        db.session.execute(
+            update(WebSession).where(WebSession.token_hash == token_digest(session_token),
+                                     WebSession.ended_at.is_(None))
+            .values(ended_at=utcnow()))
     return audit("logout", object_type="user", object_id=user.id)
+
+
+def end_access(user: User) -> int:
+    """End every web session and delete every bearer token of a user; how many ended."""
+    sessions = db.session.execute(
+        update(WebSession).where(WebSession.user_id == user.id, WebSession.ended_at.is_(None))
+        .values(ended_at=utcnow())).rowcount or 0
+    tokens = db.session.execute(delete(ApiToken).where(ApiToken.user_id == user.id)).rowcount or 0
+    return sessions + tokens
+
+
+@dataclass
+class UserChanges:
+    """What an admin changes about a staff account; `sent` says which fields were given."""
+
+    sent: frozenset[str] = field(default_factory=frozenset)
+    role: str | None = None
+    regions: list[str] = field(default_factory=list)
+    organization: int | None = None
+    active: bool = True
+    display_name: str | None = None
+
+
+def find_user(user_id: int) -> User:
+    from fieldsvc.errors import NotFound
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("No user has id %(id)s.", id=user_id))
+    return user
+
+
+def update_user(user: User, changes: UserChanges) -> User:
+    """Change a user's role, regions, organization, name or activity; a change of rights or a
+    deactivation ends their sessions and tokens at once."""
+    role = changes.role if "role" in changes.sent else user.role
+    if role not in ROLES:
+        raise ValidationFailed(_("Unknown role %(role)r; use one of %(roles)s.", role=role,
+                                 roles=", ".join(ROLES)), errors={"role": [", ".join(ROLES)]})
+    regions = list(changes.regions) if "regions" in changes.sent else user.region_codes
+    if role != "coordinator" and "regions" in changes.sent and regions:
+        raise ValidationFailed(_("Only coordinators have regions."),
+                               errors={"regions": [_("only for coordinators")]})
+    if role != "coordinator":
+        regions = []
+    if role == "coordinator" and not regions:
+        raise ValidationFailed(_("A coordinator needs at least one region."),
+                               errors={"regions": [_("at least one region code")]})
+    for code in regions:
+        area = db.session.get(Area, code)
+        if area is None or area.level != "region":
+            raise ValidationFailed(
+                _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
+                errors={"regions": [_("unknown region %(code)s", code=code)]})
+    organization_id = changes.organization if "organization" in changes.sent \
+        else user.organization_id
+    if organization_id is not None and db.session.get(Organization, organization_id) is None:
+        raise ValidationFailed(_("No organization has id %(id)s.", id=organization_id),
+                               errors={"organization": [_("unknown organization")]})
+    active = changes.active if "active" in changes.sent else user.active
+    before = {"role": user.role, "regions": user.region_codes,
+              "organization": user.organization_id, "active": user.active}
+    after = {"role": role, "regions": sorted(set(regions)), "organization": organization_id,
+             "active": active}
+    user.role, user.organization_id, user.active = role, organization_id, active
+    if "display_name" in changes.sent and changes.display_name:
+        user.display_name = changes.display_name
+    if before["regions"] != after["regions"]:
+        db.session.execute(delete(user_region).where(user_region.c.user_id == user.id))
+        for code in after["regions"]:
+            db.session.execute(user_region.insert().values(user_id=user.id, region_code=code))
+    db.session.flush()
+    db.session.expire(user, ["region_rows", "organization"])
+    changed = sorted(key for key in before if before[key] != after[key])
+    ended = end_access(user) if changed else 0
+    audit("user.update", object_type="user", object_id=user.id, changed=changed,
+          role=role, regions=after["regions"], active=active, access_ended=ended)
+    return user
+
+
+def reset_password(user: User, password: str) -> User:
+    """Set a new password (under the policy) and end every session and token of the user."""
+    check_password_policy(password, user.username)
+    user.password_hash = generate_password_hash(password)
+    ended = end_access(user)
+    db.session.flush()
+    audit("user.password_reset", object_type="user", object_id=user.id, access_ended=ended)
+    return user
 
 
 def create_organization(name: str, kind: str, name_ar: str | None = None) -> Organization:
@@ -270,6 +529,8 @@ def list_audit_events(
         query = query.where(AuditEvent.region_code.in_(principal.region_codes))
     if "action" in filters:
         query = query.where(AuditEvent.action == filters["action"])
+    if "actor" in filters:
+        query = query.where(AuditEvent.actor_id == filters["actor"])
     if "region" in filters:
         query = query.where(AuditEvent.region_code == filters["region"])
     if "from_" in filters:

@@ -313,6 +313,16 @@ def import_facilities(path: str | Path) -> ImportReport:
     return report
 
 
+# The Ministry of Health's 2024 lists (data.gov.ma), shipped byte for byte as published.
+SHIPPED_LISTS = tuple(Path(__file__).parent / "data" / name
+                      for name in ("moh-hospitals-2024.csv", "moh-primary-care-2024.csv"))
+
+
+def import_shipped_lists() -> list[ImportReport]:
+    """Import the lists fieldsvc ships (idempotent); the caller recomputes distances."""
+    return [import_facilities(path) for path in SHIPPED_LISTS]
+
+
 def _great_circle_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
     p1, p2 = np.radians(lat), np.radians(lats)
     dp, dl = p2 - p1, np.radians(lons - lon)

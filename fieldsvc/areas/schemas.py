@@ -1,9 +1,16 @@
 """Shapes of areas in the API."""
 
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 
 from fieldsvc.areas.models import LEVELS
 from fieldsvc.pagination import PageArgs
+
+# HCP commune codes: region.province.circle.commune; the six big-city communes (Rabat, Salé,
+# Casablanca, Fès, Marrakech, Tanger) end in a single digit ("07.351.01.0").
+COMMUNE_CODE_PATTERN = r"^\d{2}\.\d{3}\.\d{2}\.\d{1,2}$"
+COMMUNE_CODE = validate.Regexp(
+    COMMUNE_CODE_PATTERN, error=_l("Use the commune's HCP code, e.g. 08.587.01.13."))
 
 
 class AreaQuerySchema(PageArgs):

@@ -204,6 +204,20 @@ def revoke_enrollment(enrollment_id: int):
     return None
 
 
+@blp.route("/enrollments/<int:enrollment_id>/token", methods=["POST"])
+@allow("admin", "coordinator")
+@blp.response(201, EnrolledSchema, example={
+    "token": "Qm8v…", "enrollment_id": 41, "caravan": EXAMPLE_BRIEF,
+    "volunteer": {"id": 3, "display_name": "Dr Amina Bennani", "specialty": "OPH",
+                  "public_consent": False, "created_at": "2026-11-27T07:58:00+00:00"}})
+def readmit_device(enrollment_id: int):
+    """Give a revoked device a fresh token to hand to the volunteer (the old token stays dead);
+    the only way back for a revoked device."""
+    readmitted = services.readmit_device(enrollment_id, current_principal())
+    db.session.commit()
+    return readmitted
+
+
 @blp.route("/volunteers/me", methods=["GET"])
 @allow("volunteer")
 @blp.response(200, VolunteerProfileSchema, example=EXAMPLE_PROFILE)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
+from fieldsvc.areas.schemas import COMMUNE_CODE
 from fieldsvc.caravans.models import CARAVAN_STATUSES, MAX_CARAVAN_DAYS
 from fieldsvc.caravans.services import (
     CaravanChanges,
@@ -17,12 +19,10 @@ from fieldsvc.caravans.services import (
     ProfileChanges,
     SiteInput,
 )
+from fieldsvc.fields import Day, VisibleText
 from fieldsvc.pagination import DEFAULT_LIMIT, PageArgs
 
 SPECIALTY_CODE = validate.Regexp(r"^[A-Z]{2,8}$", error="Use a specialty code such as OPH or GEN.")
-COMMUNE_CODE = validate.Regexp(
-    r"^\d{2}\.\d{3}\.\d{2}\.\d{2}$", error="Use the commune's HCP code, e.g. 08.587.01.13."
-)
 
 EXAMPLE_SITE = {"id": 1, "name": "École Al Amal", "commune": "08.587.01.13", "lat": 30.33,
                 "lon": -5.84, "km_from_commune": 0.0}
@@ -52,8 +52,8 @@ def _strip(value: Any) -> Any:
 
 
 class SiteInSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(1, 200),
-                         metadata={"example": "École Al Amal"})
+    name = VisibleText(required=True, validate=validate.Length(1, 200),
+                       metadata={"example": "École Al Amal"})
     location = fields.String(
         required=True,
         validate=validate.Length(3, 100),
@@ -74,7 +74,7 @@ class SiteInSchema(Schema):
 
 
 class CaravanCreateSchema(Schema):
-    title = fields.String(required=True, validate=validate.Length(3, 200),
+    title = VisibleText(required=True, validate=validate.Length(3, 200),
                           metadata={"example": "Caravane médicale de Zagora"})
     organizers = fields.List(
         fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1, error="Not a known id.")),
@@ -86,8 +86,8 @@ class CaravanCreateSchema(Schema):
                             metadata={"example": "08.587.01.13"})
     sites = fields.List(fields.Nested(SiteInSchema), load_default=list,
                         validate=validate.Length(max=50))
-    first_day = fields.Date(required=True, metadata={"example": "2026-11-27"})
-    last_day = fields.Date(required=True, metadata={"example": "2026-11-28"})
+    first_day = Day(required=True, metadata={"example": "2026-11-27"})
+    last_day = Day(required=True, metadata={"example": "2026-11-28"})
     specialties = fields.List(
         fields.String(validate=SPECIALTY_CODE), required=True,
         validate=validate.Length(1, 40), metadata={"example": ["GEN", "OPH", "PED"]},
@@ -106,16 +106,17 @@ def check_days(first: dt.date | None, last: dt.date | None) -> None:
     if first is None or last is None:
         return
     if last < first:
-        raise ValidationError("The last day cannot come before the first day.", "last_day")
+        raise ValidationError(_("The last day cannot come before the first day."), "last_day")
     if (last - first).days + 1 > MAX_CARAVAN_DAYS:
-        raise ValidationError(f"A caravan lasts at most {MAX_CARAVAN_DAYS} days.", "last_day")
+        raise ValidationError(_("A caravan lasts at most %(days)s days.", days=MAX_CARAVAN_DAYS),
+                              "last_day")
 
 
 class CaravanPatchSchema(Schema):
-    title = fields.String(validate=validate.Length(3, 200),
+    title = VisibleText(validate=validate.Length(3, 200),
                           metadata={"example": "Caravane ophtalmologique de Zagora"})
-    first_day = fields.Date(metadata={"example": "2026-11-27"})
-    last_day = fields.Date(metadata={"example": "2026-11-29"})
+    first_day = Day(metadata={"example": "2026-11-27"})
+    last_day = Day(metadata={"example": "2026-11-29"})
     specialties = fields.List(fields.String(validate=SPECIALTY_CODE),
                               validate=validate.Length(1, 40),
                               metadata={"description": "Replaces the planned specialties.",
@@ -221,7 +222,7 @@ class EnrollmentCreateSchema(Schema):
         required=True, validate=validate.Length(1, 40),
         metadata={"description": "Case, spaces and dashes do not matter.", "example": "k7qx 4mzp"},
     )
-    display_name = fields.String(required=True, validate=validate.Length(1, 120),
+    display_name = VisibleText(required=True, validate=validate.Length(1, 120),
                                  metadata={"example": "Dr Amina Bennani"})
     specialty = fields.String(load_default=None, allow_none=True, validate=SPECIALTY_CODE,
                               metadata={"example": "OPH"})
@@ -289,7 +290,7 @@ class VolunteerProfileSchema(Schema):
 
 
 class VolunteerPatchSchema(Schema):
-    display_name = fields.String(validate=validate.Length(1, 120),
+    display_name = VisibleText(validate=validate.Length(1, 120),
                                  metadata={"example": "Dr Amina Bennani"})
     specialty = fields.String(allow_none=True, validate=SPECIALTY_CODE,
                               metadata={"example": "OPH"})
@@ -301,8 +302,9 @@ class VolunteerPatchSchema(Schema):
 
 
 class VolunteerCreateSchema(Schema):
-    display_name = fields.String(metadata={"example": "Dr Amina Bennani",
-                                           "description": "Defaults to the enrollment's name."})
+    display_name = VisibleText(validate=validate.Length(1, 120),
+                               metadata={"example": "Dr Amina Bennani",
+                                         "description": "Defaults to the enrollment's name."})
     specialty = fields.String(allow_none=True, validate=SPECIALTY_CODE,
                               metadata={"example": "OPH"})
     public_consent = fields.Boolean(load_default=False, metadata={"example": False})

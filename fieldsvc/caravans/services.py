@@ -88,6 +88,7 @@ class CaravanChanges:
     specialties: list[str] | None = None
     sites: list[SiteInput] | None = None
     status: str | None = None
+    organizers: list[int] | None = None
 
 
 @dataclass
@@ -289,29 +290,29 @@ def check_sites(
         key = f"{field}[{index}].location"
         point = parse_point(site.location)
         if point is None:
-            errors[key] = [
-                f"Could not read {site.location!r} as a point; write \"30.33, -5.84\" "
-                "(latitude, longitude) or 30°19'48\"N 5°50'24\"W."
-            ]
+            errors[key] = [_(
+                "Could not read %(text)s as a point; write \"30.33, -5.84\" (latitude, "
+                "longitude) or 30°19'48\"N 5°50'24\"W.", text=repr(site.location))]
             continue
         lat, lon = point
         understood = {"site": index, "text": site.location, "lat": lat, "lon": lon}
         if not in_morocco(lat, lon):
-            errors[key] = [
-                f"Read as latitude {lat}, longitude {lon}, which is outside Morocco "
-                f"(latitude {MOROCCO_LAT[0]} to {MOROCCO_LAT[1]}, longitude {MOROCCO_LON[0]} "
-                f"to {MOROCCO_LON[1]}). Check the order (latitude first) and the N/S, E/W letters."
-            ]
+            errors[key] = [_(
+                "Read as latitude %(lat)s, longitude %(lon)s, which is outside Morocco "
+                "(latitude %(south)s to %(north)s, longitude %(west)s to %(east)s). Check the "
+                "order (latitude first) and the N/S, E/W letters.", lat=lat, lon=lon,
+                south=MOROCCO_LAT[0], north=MOROCCO_LAT[1], west=MOROCCO_LON[0],
+                east=MOROCCO_LON[1])]
             first_understood = first_understood or understood
             continue
         km = None
         if commune.lat is not None and commune.lon is not None:
             km = round(geodesic((lat, lon), (commune.lat, commune.lon)).km, 1)
             if km > MAX_KM_FROM_COMMUNE:
-                errors[key] = [
-                    f"Read as latitude {lat}, longitude {lon}, which is {km} km from "
-                    f"{commune.name_fr} (at most {MAX_KM_FROM_COMMUNE:g} km)."
-                ]
+                errors[key] = [_(
+                    "Read as latitude %(lat)s, longitude %(lon)s, which is %(km)s km from "
+                    "%(commune)s (at most %(limit)s km).", lat=lat, lon=lon, km=km,
+                    commune=commune.name_fr, limit=format(MAX_KM_FROM_COMMUNE, "g"))]
                 first_understood = first_understood or {**understood, "km_from_commune": km}
                 continue
         checked.append(CheckedSite(site.name.strip(), lat, lon, km))
@@ -377,14 +378,14 @@ def rotate_join_code(caravan: Caravan, principal: Principal) -> Caravan:
 def require_scope(caravan: Caravan, principal: Principal) -> None:
     """Refuse a write to a caravan outside the caller's regions (the one scope check)."""
     if not principal.in_region(caravan.region_code):
-        raise Forbidden(_("This caravan is in region %(region)s, outside your regions.",
-                          region=caravan.region_code))
+        raise Forbidden(_("Caravan %(id)s is in region %(region)s, outside your regions.",
+                          id=caravan.id, region=caravan.region_code))
 
 
 def get_caravan(caravan_id: int) -> Caravan:
     caravan = db.session.get(Caravan, caravan_id)
     if caravan is None:
-        raise NotFound(f"No caravan has id {caravan_id}.")
+        raise NotFound(_("No caravan has id %(id)s.", id=caravan_id))
     return caravan
 
 
@@ -399,8 +400,8 @@ def caravan_for_reader(caravan_id: int, principal: Principal) -> Caravan:
 def _commune(code: str) -> Area:
     area = db.session.get(Area, code)
     if area is None or area.level != "commune":
-        raise ValidationFailed(f"No commune has the HCP code {code}.",
-                               errors={"commune": [f"unknown commune {code}"]})
+        raise ValidationFailed(_("No commune has the HCP code %(code)s.", code=code),
+                               errors={"commune": [_("unknown commune %(code)s", code=code)]})
     return area
 
 
@@ -409,8 +410,9 @@ def _check_specialties(codes: list[str]) -> list[str]:
     unknown = [code for code in wanted if code not in specialty_codes()]
     if unknown:
         raise ValidationFailed(
-            f"Unknown specialties: {', '.join(unknown)}; see GET /api/v1/catalog.",
-            errors={"specialties": [f"unknown specialty {code}" for code in unknown]},
+            _("Unknown specialties: %(codes)s; see GET /api/v1/catalog.", codes=", ".join(unknown)),
+            errors={"specialties": [_("unknown specialty %(code)s", code=code)
+                                    for code in unknown]},
         )
     return wanted
 
@@ -423,18 +425,32 @@ def _organizations(ids: list[int], principal: Principal) -> list[Organization]:
     missing = sorted(set(wanted) - {org.id for org in found})
     if missing:
         raise ValidationFailed(
-            f"Unknown organizations: {', '.join(map(str, missing))}.",
-            errors={"organizers": [f"unknown organization {i}" for i in missing]},
+            _("Unknown organizations: %(ids)s.", ids=", ".join(map(str, missing))),
+            errors={"organizers": [_("unknown organization %(id)s", id=i) for i in missing]},
         )
     return found
 
 
 def _no_point_warning(commune: Area) -> list[str]:
     if commune.lat is None or commune.lon is None:
-        return [
-            f"The commune {commune.code} ({commune.name_fr}) has no known point yet, so sites were "
-            "checked against Morocco's borders only, not against the 50 km distance."
-        ]
+        return [_("The commune %(code)s (%(name)s) has no known point yet, so sites were "
+                  "checked against Morocco's borders only, not against the 50 km distance.",
+                  code=commune.code, name=commune.name_fr)]
+    return []
+
+
+def _past_warning(last_day: dt.date) -> list[str]:
+    if last_day < morocco_today():
+        return [_("This caravan ended on %(last)s, in the past: check its days. Phones can only "
+                  "send tallies within %(days)s days of its last day.", last=last_day.isoformat(),
+                  days=current_app.config["LATE_SYNC_DAYS"])]
+    return []
+
+
+def _no_organizer_warning(organizers: list[Organization]) -> list[str]:
+    if not organizers:
+        return [_("This caravan has no organizer: no association's planner sees it in full "
+                  "detail. Add its organizers (organizers: organization ids).")]
     return []
 
 
@@ -442,9 +458,8 @@ def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
     """Create a planned caravan in a commune within the caller's regions; say what to check."""
     commune = _commune(data.commune)
     if not principal.in_region(commune.region_code):
-        raise Forbidden(
-            f"{commune.name_fr} is in region {commune.region_code}, outside your regions."
-        )
+        raise Forbidden(_("%(name)s is in region %(region)s, outside your regions.",
+                          name=commune.name_fr, region=commune.region_code))
     specialties = _check_specialties(data.specialties)
     organizers = _organizations(data.organizers, principal)
     sites = check_sites(data.sites, commune)
@@ -469,7 +484,9 @@ def create_caravan(data: CaravanInput, principal: Principal) -> CaravanView:
     audit("caravan.create", object_type="caravan", object_id=caravan.id,
           region_code=caravan.region_code, principal=principal, title=caravan.title,
           commune=commune.code)
-    return caravan_view(caravan, principal, _no_point_warning(commune) if sites else [])
+    warnings = [*(_no_point_warning(commune) if sites else []), *_past_warning(caravan.last_day),
+                *_no_organizer_warning(organizers)]
+    return caravan_view(caravan, principal, warnings)
 
 
 # Other domains' rules about a caravan's days (tallies: no submission may fall outside them);
@@ -510,12 +527,15 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
         for guard in current_app.extensions.get(DAY_GUARDS, []):
             guard(caravan, first, last)
         caravan.first_day, caravan.last_day = first, last
+        warnings += _past_warning(last)
     if data.specialties is not None:
         wanted = _check_specialties(data.specialties)
         db.session.execute(
             delete(CaravanSpecialty).where(CaravanSpecialty.caravan_id == caravan.id))
         for code in wanted:
             db.session.add(CaravanSpecialty(caravan_id=caravan.id, specialty_code=code))
+    if data.organizers is not None:
+        caravan.organizers = _organizations(data.organizers, principal)
     if data.sites:
         _add_sites(caravan, check_sites(data.sites, caravan.commune))
         warnings += _no_point_warning(caravan.commune)
@@ -649,6 +669,16 @@ def enroll(data: EnrollmentInput, client: str) -> Enrolled:
                 _("This profile key is not known; join without it, or create a new profile."),
                 errors={"profile_key": ["unknown profile key"]},
             )
+        revoked = db.session.scalar(select(Enrollment.id).where(
+            Enrollment.volunteer_id == volunteer.id, Enrollment.caravan_id == caravan.id,
+            Enrollment.revoked_at.is_not(None)).limit(1))
+        if revoked is not None:
+            # The join code is shared by the whole team: with it and the saved key, a revoked
+            # device would get its old tallies back. Only the coordinator can let it in again.
+            raise Forbidden(
+                _("The coordinator revoked this profile's device for this caravan; ask them to "
+                  "let you join again."),
+                errors={"profile_key": ["revoked for this caravan"]})
     elif data.create_profile:
         volunteer, profile_key = create_volunteer(data.display_name, specialty,
                                                   data.public_consent)
@@ -706,6 +736,24 @@ def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
               region_code=enrollment.caravan.region_code, principal=principal,
               caravan_id=enrollment.caravan_id)
     return enrollment
+
+
+def readmit_device(enrollment_id: int, principal: Principal) -> Enrolled:
+    """Give a revoked (or lost) device's enrollment a fresh token, for the coordinator to hand
+    over: the old token stays dead, and the volunteer's tallies and profile come back with it."""
+    enrollment = db.session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise NotFound(f"No enrollment has id {enrollment_id}.")
+    require_scope(enrollment.caravan, principal)
+    token = secrets.token_urlsafe(32)
+    enrollment.token_hash = token_digest(token)
+    enrollment.revoked_at = None
+    enrollment.revoked_by_id = None
+    db.session.flush()
+    audit("device.readmit", object_type="enrollment", object_id=enrollment.id,
+          region_code=enrollment.caravan.region_code, principal=principal,
+          caravan_id=enrollment.caravan_id)
+    return Enrolled(enrollment, token)
 
 
 # --- volunteer profiles ---------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from marshmallow import Schema, fields, validate
 
+from fieldsvc.fields import VisibleText
+
 CODE = validate.Regexp(r"^[A-Z]{2,8}$", error="Use 2 to 8 capital letters, e.g. NEP.")
 MEASURE_CODE = validate.Regexp(
     r"^[a-z][a-z_]{1,31}$", error="Use lower-case letters and _, e.g. vaccinations."
@@ -10,17 +12,17 @@ MEASURE_CODE = validate.Regexp(
 
 class SpecialtySchema(Schema):
     code = fields.String(required=True, validate=CODE)
-    label_fr = fields.String(required=True, validate=validate.Length(1, 120))
-    label_ar = fields.String(required=True, validate=validate.Length(1, 120))
-    label_en = fields.String(required=True, validate=validate.Length(1, 120))
+    label_fr = VisibleText(required=True, validate=validate.Length(1, 120))
+    label_ar = VisibleText(required=True, validate=validate.Length(1, 120))
+    label_en = VisibleText(required=True, validate=validate.Length(1, 120))
     needs_hospital = fields.Boolean(load_default=True)
 
 
 class MeasureSchema(Schema):
     code = fields.String(required=True, validate=MEASURE_CODE)
-    label_fr = fields.String(required=True, validate=validate.Length(1, 120))
-    label_ar = fields.String(required=True, validate=validate.Length(1, 120))
-    label_en = fields.String(required=True, validate=validate.Length(1, 120))
+    label_fr = VisibleText(required=True, validate=validate.Length(1, 120))
+    label_ar = VisibleText(required=True, validate=validate.Length(1, 120))
+    label_en = VisibleText(required=True, validate=validate.Length(1, 120))
 
 
 class LabelledCodeSchema(Schema):

@@ -195,6 +195,38 @@ def summary_rows(query: SummaryQuery) -> list[dict[str, Any]]:
     added from their raw lines) when it has every dimension and filter; from the raw lines
     otherwise (site, caravan, organization, review status).
     """
+    statement = summary_statement(query)
+    rows = []
+    for row in db.session.execute(statement).mappings():
+        item = dict(row)
+        item["count"] = int(item["count"] or 0)
+        rows.append(item)
+    # Sorted here: the two databases place NULL keys (no condition, no site) differently.
+    rows.sort(key=lambda item: tuple(
+        (0, 0) if item[name] is None else (1, item[name]) for name in query.by
+    ))
+    return rows
+
+
+def ordered_summary_statement(query: SummaryQuery) -> Any:
+    """The summary statement ordered in SQL as :func:`summary_rows` sorts (for streaming).
+
+    NULL keys first and strings in code-point order (PostgreSQL's "C" collation), as Python
+    compares them.
+    """
+    statement = summary_statement(query)
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    order = []
+    for name in query.by:
+        column = statement.selected_columns[name]
+        if postgresql and name not in ("site", "caravan", "organization"):
+            column = column.collate("C")
+        order.append(column.asc().nulls_first())
+    return statement.order_by(*order)
+
+
+def summary_statement(query: SummaryQuery) -> Any:
+    """The one SELECT that sums the counted lines by the query's dimensions, with names."""
     from fieldsvc.insights import rollup
 
     keys: dict[str, Any] = {}
@@ -263,13 +295,4 @@ def summary_rows(query: SummaryQuery) -> list[dict[str, Any]]:
             statement = statement.outerjoin(
                 Organization, Organization.id == grouped.c.organization
             ).add_columns(Organization.name.label("organization_name"))
-    rows = []
-    for row in db.session.execute(statement).mappings():
-        item = dict(row)
-        item["count"] = int(item["count"] or 0)
-        rows.append(item)
-    # Sorted here: the two databases place NULL keys (no condition, no site) differently.
-    rows.sort(key=lambda item: tuple(
-        (0, 0) if item[name] is None else (1, item[name]) for name in keys
-    ))
-    return rows
+    return statement

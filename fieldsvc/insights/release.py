@@ -15,6 +15,7 @@ measure is protected on its own.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import hashlib
 import json
@@ -115,10 +116,12 @@ def quarter_of(day: dt.date) -> str:
 
 
 def quarter_bounds(quarter: str) -> tuple[dt.date, dt.date]:
-    year, number = int(quarter[:4]), int(quarter[-1])
-    start = dt.date(year, 3 * number - 2, 1)
-    following = dt.date(year + (number == 4), (3 * number) % 12 + 1, 1)
-    return start, following - dt.timedelta(days=1)
+    # Years before 1000 have fewer digits ("932-Q3"), and 9999-Q4 has no following day.
+    year_text, _, number_text = quarter.rpartition("-Q")
+    year, number = int(year_text), int(number_text)
+    last_month = 3 * number
+    return (dt.date(year, last_month - 2, 1),
+            dt.date(year, last_month, calendar.monthrange(year, last_month)[1]))
 
 
 def window_quarters(today: dt.date) -> list[str]:

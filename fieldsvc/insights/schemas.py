@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_dump, post_load, v
 
 from fieldsvc.catalog.codes import AGE_BANDS, SEXES
 from fieldsvc.db import ID_RANGE
-from fieldsvc.fields import CommaList, each_one_of
+from fieldsvc.fields import CommaList, Day, each_one_of
 from fieldsvc.insights.needs import DEFAULT_WINDOW_MONTHS, LEVELS
 from fieldsvc.insights.queries import COUNTED_STATUSES, DIMENSIONS, SummaryQuery
 
@@ -17,8 +17,8 @@ CODE = fields.String(validate=validate.Length(1, 20))
 
 
 class _PeriodArgs(Schema):
-    from_ = fields.Date(data_key="from", metadata={"description": "First day, e.g. 2026-01-01"})
-    to = fields.Date(metadata={"description": "Last day, e.g. 2026-12-31"})
+    from_ = Day(data_key="from", metadata={"description": "First day, e.g. 2026-01-01"})
+    to = Day(metadata={"description": "Last day, e.g. 2026-12-31"})
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
@@ -117,7 +117,7 @@ class NeedsArgs(Schema):
     weights = fields.String(metadata={"description": "e.g. demand:1,unmet:2,access:1"})
     region = CommaList(CODE, metadata={"description": "Region codes, comma-separated"})
     province = CommaList(CODE, metadata={"description": "Province codes, comma-separated"})
-    as_of = fields.Date(metadata={"description": "End of the window (admins only; default today)"})
+    as_of = Day(metadata={"description": "End of the window (admins only; default today)"})
     limit = fields.Integer(validate=validate.Range(1, 5000))
 
 

@@ -111,6 +111,14 @@ EXAMPLE_DETAIL = {
          "created_at": EXAMPLE_AMENDED["updated_at"]},
     ],
 }
+EXAMPLE_STALE_REVIEW = {
+    "type": "https://fieldsvc.org/problems/conflict",
+    "title": "Conflict",
+    "status": 409,
+    "detail": "You reviewed version 1, but version 2 is current now; look at it and review again.",
+    "errors": {"version": ["not the current version (2)"]},
+    "current_version": 2,
+}
 # A general-medicine tally of the same day with glasses: flagged for a look, not refused.
 EXAMPLE_FLAGGED = {
     **EXAMPLE_SUBMISSION,
@@ -216,8 +224,11 @@ def amend_submission(data: services.SubmissionInput, submission_id: str) -> Any:
 
 @blp.route("/submissions/<string:submission_id>/review", methods=["POST"])
 @allow(*STAFF_WRITERS)
-@blp.arguments(ReviewSchema, example={"status": "flagged", "reason": "Counts look doubled."})
+@blp.arguments(ReviewSchema, example={"status": "flagged", "reason": "Counts look doubled.",
+                                      "version": 2})
 @blp.response(200, SubmissionSchema, example=EXAMPLE_REVIEWED)
+@blp.alt_response(409, description="The submission was amended since the version you judged",
+                  content_type=PROBLEM, example=EXAMPLE_STALE_REVIEW)
 def review_submission(decision: services.ReviewDecision, submission_id: str) -> Any:
     """Approve, flag or reject a submission, with a reason the volunteer sees."""
     stored = services.review(_submission_id(submission_id), decision, current_principal())

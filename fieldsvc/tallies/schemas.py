@@ -22,6 +22,7 @@ from marshmallow import (
 from fieldsvc.catalog.codes import AGE_BANDS, ICD10_CHAPTERS, SEXES
 from fieldsvc.catalog.services import is_known, known_codes
 from fieldsvc.db import ID_RANGE, MAX_INT
+from fieldsvc.fields import Day, KnownUUID, day_in_range, visible_text
 from fieldsvc.pagination import MAX_LIMIT, PageArgs
 from fieldsvc.tallies.models import REVIEW_STATUSES
 from fieldsvc.tallies.services import (
@@ -80,7 +81,7 @@ class SubmissionContentSchema(Schema):
 
     caravan_id = fields.Integer(required=True, strict=True, validate=ID_RANGE)
     site_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ID_RANGE)
-    day = fields.Date(required=True, metadata={"example": "2026-11-28"})
+    day = Day(required=True, metadata={"example": "2026-11-28"})
     specialty = _str(required=True, validate=validate.Length(1, 8),
                      metadata={"description": "A specialty code of the catalog, e.g. OPH."})
     lines = fields.List(fields.Nested(LineSchema), required=True, validate=validate.Length(
@@ -120,7 +121,7 @@ class SubmissionContentSchema(Schema):
 
 
 class SubmissionCreateSchema(SubmissionContentSchema):
-    id = fields.UUID(required=True, metadata={"description": "A UUID made by the phone."})
+    id = KnownUUID(required=True, metadata={"description": "A UUID made by the phone."})
 
     class Meta:
         unknown = RAISE
@@ -204,6 +205,9 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
             submission_id = uuid.UUID(submission_id)
         except (ValueError, AttributeError, TypeError):
             errors["id"] = None
+        else:
+            if submission_id.int == 0:
+                errors["id"] = None
     else:
         errors["id"] = None
     caravan_id = get("caravan_id")
@@ -221,6 +225,9 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
             day = dt.date.fromisoformat(day)
         except (TypeError, AttributeError, ValueError):
             errors["day"] = None
+        else:
+            if not day_in_range(day):
+                errors["day"] = None
     else:
         errors["day"] = None
     specialty = get("specialty")
@@ -266,7 +273,7 @@ def fast_load_submission(body: Any) -> tuple[SubmissionInput | None, ErrorKeys]:
 
 
 class SubmissionAmendSchema(SubmissionContentSchema):
-    id = fields.UUID(load_default=None, metadata={"description": "Optional; must match the URL."})
+    id = KnownUUID(load_default=None, metadata={"description": "Optional; must match the URL."})
 
     class Meta:
         unknown = RAISE
@@ -399,7 +406,7 @@ class SubmissionListArgs(PageArgs):
         unknown = EXCLUDE
 
     caravan_id = fields.Integer(validate=ID_RANGE)
-    day = fields.Date()
+    day = Day()
     status = _str(validate=validate.OneOf(list(REVIEW_STATUSES)))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT),
                            metadata={"description": f"Submissions per page, 1 to {MAX_LIMIT}."})
@@ -416,10 +423,15 @@ class ReviewSchema(Schema):
     status = _str(required=True, validate=validate.OneOf(
         ["approved", "flagged", "rejected"], error="Use approved, flagged or rejected."))
     reason = _str(load_default=None, allow_none=True, validate=[validate.Length(max=500), NO_NUL])
+    version = fields.Integer(
+        required=True, strict=True, validate=ID_RANGE,
+        metadata={"description": "The version you judged (`version` of the submission); 409 "
+                                 "if the volunteer has amended it since.", "example": 2})
 
     @validates_schema
     def _reason_when_not_approved(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data.get("status") in {"flagged", "rejected"} and not (data.get("reason") or "").strip():
+        if data.get("status") in {"flagged", "rejected"} \
+                and not visible_text(data.get("reason") or ""):
             raise ValidationError(
                 {"reason": [str(_l("Say why: the volunteer sees this reason."))]})
 

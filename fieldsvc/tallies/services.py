@@ -20,7 +20,20 @@ from typing import Any, NamedTuple, TypedDict
 
 from flask import request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Subquery, bindparam, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Subquery,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import lazyload
@@ -69,6 +82,7 @@ class SubmissionInput:
 @dataclass
 class ReviewDecision:
     status: str
+    version: int
     reason: str | None = None
 
 
@@ -77,6 +91,8 @@ class SubmissionFilter:
     caravan_id: int | None = None
     day: dt.date | None = None
     status: str | None = None
+    specialty: str | None = None
+    flagged_first: bool = False  # the review inbox: flagged, then plausibility-flagged, first
     limit: int = 100
     offset: int = 0
 
@@ -109,10 +125,15 @@ class CompletenessCell:
     specialty: str
     planned: bool
     submissions: int
+    approved: int = 0  # of those submissions, how many a coordinator approved
 
     @property
     def status(self) -> str:
         return "received" if self.submissions else "missing"
+
+    @property
+    def all_approved(self) -> bool:
+        return bool(self.submissions) and self.approved == self.submissions
 
 
 @dataclass
@@ -210,8 +231,6 @@ def content_hash(content: SubmissionInput) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-# Phones may be a day ahead of the server around midnight; a day further on has not happened yet.
-FUTURE_GRACE_DAYS = 1
 
 FLAG_MESSAGES = {
     "over_150_consultations": _l(
@@ -286,11 +305,16 @@ def _check_write_scope(principal: Principal, caravan: Caravan) -> None:
 
 
 def _volunteer_enrollment_ids(principal: Principal) -> Any:
-    """The enrollments that are the same person as this device: itself, or its profile's."""
+    """The enrollments that are the same person as this device: itself, or its profile's.
+
+    A revoked enrollment's tallies are no longer anyone's to amend through a profile: a device
+    the coordinator revoked must not come back through its saved profile key.
+    """
     enrollment = principal.enrollment
     if enrollment.volunteer_id is None:
         return select(Enrollment.id).where(Enrollment.id == enrollment.id)
-    return select(Enrollment.id).where(Enrollment.volunteer_id == enrollment.volunteer_id)
+    return select(Enrollment.id).where(Enrollment.volunteer_id == enrollment.volunteer_id,
+                                       Enrollment.revoked_at.is_(None))
 
 
 def _owns(principal: Principal, submission: Submission) -> bool:
@@ -326,7 +350,8 @@ def _check_content(principal: Principal, caravan: Caravan, content: SubmissionIn
             day=day.isoformat(), first=caravan.first_day.isoformat(),
             last=caravan.last_day.isoformat()))]
     today = today or morocco_today()
-    if "day" not in errors and day > today + dt.timedelta(days=FUTURE_GRACE_DAYS):
+    # Today in Morocco, where caravan days are counted: a later day has not happened yet.
+    if "day" not in errors and day > today:
         errors["day"] = [str(_l("%(day)s has not happened yet; send the tally on the day.",
                                 day=day.isoformat()))]
     site_id = content.site_id
@@ -820,6 +845,16 @@ def review(submission_id: str, decision: ReviewDecision,
         raise NotFound(str(_l("No submission has this id.")))
     caravan = db.session.get(Caravan, submission.caravan_id)
     _check_write_scope(principal, caravan)
+    current = db.session.get(SubmissionVersion, submission.current_version_id)
+    if current is None or current.number != decision.version:
+        # The volunteer amended it since the reviewer looked: judge what is there now.
+        raise Conflict(
+            str(_l("You reviewed version %(judged)s, but version %(current)s is current now; "
+                   "look at it and review again.", judged=decision.version,
+                   current=current.number if current else 0)),
+            errors={"version": [str(_l("not the current version (%(current)s)",
+                                       current=current.number if current else 0))]},
+            current_version=current.number if current else None)
     submission.review_status = decision.status
     submission.review_reason = (decision.reason or "").strip() or None
     submission.reviewed_by_id = principal.user.id
@@ -827,7 +862,7 @@ def review(submission_id: str, decision: ReviewDecision,
     db.session.flush()
     audit("submission.review", object_type="submission", object_id=submission.id,
           region_code=caravan.region_code, principal=principal, status=decision.status,
-          reason=submission.review_reason)
+          reason=submission.review_reason, version=decision.version)
     return stored_submission(submission)
 
 
@@ -860,8 +895,18 @@ def list_submissions(principal: Principal, wanted: SubmissionFilter) -> Page[Sto
         query = query.where(SubmissionVersion.day == day)
     if status is not None:
         query = query.where(Submission.review_status == status)
-    found = paginate(query.order_by(Submission.created_at.desc(), Submission.id),
-                     wanted.limit, wanted.offset)
+    if wanted.specialty is not None:
+        query = query.where(SubmissionVersion.specialty_code == wanted.specialty)
+    order: list[Any] = [Submission.created_at.desc(), Submission.id]
+    if wanted.flagged_first:
+        flags_text = cast(SubmissionVersion.flags, Text)
+        order.insert(0, case(
+            (Submission.review_status == "flagged", 0),
+            (and_(Submission.review_status == "received", flags_text.is_not(None),
+                  flags_text.not_in(["[]", "null"])), 1),
+            (Submission.review_status == "received", 2),
+            else_=3))
+    found = paginate(query.order_by(*order), wanted.limit, wanted.offset)
     page: list[Submission] = found.items
     ids = [submission.id for submission in page]
     counts = dict(db.session.execute(
@@ -914,14 +959,16 @@ def completeness(caravan_id: int, principal: Principal) -> Completeness:
     if not allowed:
         raise Forbidden(str(_l(
             "Only the caravan's coordinators, organizers and volunteers see its completeness.")))
-    received = {
-        (day, specialty): count
-        for day, specialty, count in db.session.execute(
-            select(SubmissionVersion.day, SubmissionVersion.specialty_code, func.count())
+    approved = Submission.review_status == "approved"
+    received, approvals = {}, {}
+    for day, specialty, count, approved_count in db.session.execute(
+            select(SubmissionVersion.day, SubmissionVersion.specialty_code, func.count(),
+                   func.count().filter(approved))
             .join(Submission, Submission.current_version_id == SubmissionVersion.id)
             .where(Submission.caravan_id == caravan.id, Submission.review_status != "rejected")
-            .group_by(SubmissionVersion.day, SubmissionVersion.specialty_code))
-    }
+            .group_by(SubmissionVersion.day, SubmissionVersion.specialty_code)):
+        received[(day, specialty)] = count
+        approvals[(day, specialty)] = approved_count
     days = [caravan.first_day + dt.timedelta(days=n)
             for n in range((caravan.last_day - caravan.first_day).days + 1)]
     planned = caravan.specialties
@@ -932,5 +979,15 @@ def completeness(caravan_id: int, principal: Principal) -> Completeness:
             count = received.get((day, specialty), 0)
             if specialty in extra and not count:
                 continue
-            cells.append(CompletenessCell(day, specialty, specialty in planned, count))
+            cells.append(CompletenessCell(day, specialty, specialty in planned, count,
+                                          approvals.get((day, specialty), 0)))
     return Completeness(caravan.id, days, planned, cells)
+
+
+def last_tally_times(caravan_id: int) -> dict[int, dt.datetime]:
+    """When each volunteer enrollment of a caravan last sent (or amended) a tally."""
+    return dict(db.session.execute(
+        select(Submission.enrollment_id, func.max(SubmissionVersion.created_at))
+        .join(SubmissionVersion, SubmissionVersion.submission_id == Submission.id)
+        .where(Submission.caravan_id == caravan_id, Submission.enrollment_id.is_not(None))
+        .group_by(Submission.enrollment_id)).all())

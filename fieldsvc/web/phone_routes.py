@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -22,7 +24,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
-from flask_babel import force_locale, get_locale, gettext
+from flask_babel import force_locale, get_locale, get_translations, gettext, ngettext
 
 from fieldsvc.security import ALL_ROLES, allow
 from fieldsvc.web.services import languages
@@ -98,17 +100,61 @@ PHONE_STRINGS: dict[str, str] = {
     "outbox.amend": N_("Amend"),
     "outbox.edit": N_("Edit and send again"),
     "outbox.sync": N_("Send now"),
-    "outbox.summary": N_("{day} · {specialty} · {n} consultations"),
     "status.pending": N_("Pending"),
     "status.sent": N_("Sent"),
     "status.attention": N_("Needs attention"),
+    "review.sent": N_("Sent: your coordinator can see it now."),
+    "review_status.approved": N_("Approved"),
+    "review_status.flagged": N_("To correct"),
+    "review_status.rejected": N_("Rejected"),
+    "outbox.reason": N_("Coordinator: {reason}"),
+    "outbox.correct": N_("Correct it"),
+    "app.no_offline": N_("This address is not secure (no HTTPS), so this form cannot work "
+                         "offline: without network, reloading it fails. What you type stays on "
+                         "this phone. Ask your coordinator for the HTTPS address."),
+    "draft.title": N_("Unfinished tally"),
+    "draft.text": N_("{day} · {specialty}: kept on this phone, not sent yet."),
+    "draft.resume": N_("Resume this tally"),
+    "draft.discard": N_("Discard it"),
+    "draft.first": N_("Resume or discard the unfinished tally before starting another."),
+    "draft.restored": N_("Your unfinished tally is back where you left it."),
 }
 
+# Strings with a number: every plural form of the language, chosen on the phone with PLURAL_INDEX.
+PHONE_PLURALS: dict[str, Callable[[int], str]] = {
+    "outbox.summary": lambda n: ngettext("{day} · {specialty} · {n} consultation",
+                                         "{day} · {specialty} · {n} consultations", n),
+    "warn.many": lambda n: ngettext("More than 150 consultations in one day ({n}).",
+                                    "More than 150 consultations in one day ({n}).", n),
+}
+# From 200 on, n reads as 100 + n % 100 does: true of Arabic's and English's rules (CLDR), and of
+# French's but for millions, whose form reads the same as the other plural.
+PLURAL_TABLE_SIZE = 200
 
-def phone_strings(lang: str) -> dict[str, str]:
-    """Translate the phone's strings into one language from the compiled catalogs."""
+
+def phone_strings(lang: str) -> dict[str, Any]:
+    """Translate the phone's strings into one language from the compiled catalogs.
+
+    A string with a number is the list of its plural forms; ``plural_index(lang)`` says which
+    form each number takes.
+    """
     with force_locale(lang):
-        return {key: gettext(message) for key, message in PHONE_STRINGS.items()}
+        strings: dict[str, Any] = {key: gettext(message) for key, message in PHONE_STRINGS.items()}
+        index = plural_index(lang)
+        examples = {form: index.index(form) for form in sorted(set(index))}
+        for key, forms in PHONE_PLURALS.items():
+            # A form no number below 200 takes (French's millions) is never chosen; any n fills it.
+            strings[key] = [forms(examples.get(form, 10**6)) for form in range(max(index) + 1)]
+    return strings
+
+
+def plural_index(lang: str) -> list[int]:
+    """Which plural form (of the language's catalog) each number from 0 to 199 takes."""
+    with force_locale(lang):
+        plural = getattr(get_translations(), "plural", None)
+        if plural is None:  # no catalog: English rules
+            return [0 if n == 1 else 1 for n in range(PLURAL_TABLE_SIZE)]
+        return [int(plural(n)) for n in range(PLURAL_TABLE_SIZE)]
 
 
 def _language() -> tuple[str, str]:
@@ -146,7 +192,8 @@ def _shell_version(stamps: tuple[tuple[str, float], ...], codes: tuple[str, ...]
             with open(path, "rb") as handle:
                 digest.update(name.encode() + handle.read())
     for code in codes:
-        digest.update(json.dumps(phone_strings(code), sort_keys=True).encode())
+        digest.update(json.dumps([phone_strings(code), plural_index(code)],
+                                 sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
@@ -181,7 +228,8 @@ def phone_i18n(lang: str) -> Response:
     if language is None:
         abort(404)
     response = current_app.json.response(
-        {"lang": lang, "dir": language.dir, "strings": phone_strings(lang)})
+        {"lang": lang, "dir": language.dir, "strings": phone_strings(lang),
+         "plural": plural_index(lang)})
     response.headers["Cache-Control"] = "no-cache"
     response.add_etag()
     return response.make_conditional(request)

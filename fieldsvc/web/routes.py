@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import struct
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,16 +31,18 @@ from werkzeug.exceptions import HTTPException
 
 from fieldsvc.accounts import services as accounts
 from fieldsvc.areas.models import Area
-from fieldsvc.errors import DomainError, TooManyRequests, register_error_page
+from fieldsvc.errors import DomainError, Forbidden, TooManyRequests, register_error_page
 from fieldsvc.extensions import db
-from fieldsvc.security import ALL_ROLES, Principal, allow, current_principal
+from fieldsvc.security import ALL_ROLES, STAFF_ROLES, Principal, allow, current_principal
 from fieldsvc.web.forms import LoginForm, LogoutForm
 from fieldsvc.web.phone_routes import phone_blp
 from fieldsvc.web.services import languages, migration_state
+from fieldsvc.web.workspace_routes import workspace_blp
 
 web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                     static_url_path="/static/web")
 web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (phone_routes.py)
+web_blp.register_blueprint(workspace_blp)  # the coordinator's workspace (workspace_routes.py)
 
 
 @web_blp.route("/healthz")
@@ -64,7 +69,8 @@ def healthz():
 
 # --- The interactive API docs (Swagger UI's files from swagger-ui-bundle: no CDN, no inline script)
 
-_DOCS_ASSETS = {"api-docs.js": os.path.join(os.path.dirname(__file__), "static")}
+_DOCS_ASSETS = {name: os.path.join(os.path.dirname(__file__), "static")
+                for name in ("api-docs.js", "api-docs.css")}
 _SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 
 
@@ -72,7 +78,29 @@ _SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"
 @allow(*ALL_ROLES)
 def api_docs():
     """Browse and try the API (Swagger UI served by fieldsvc itself)."""
-    return render_template("api_docs.html", spec_url=url_for("api-docs.openapi_json"))
+    return render_template("api_docs.html", spec_url=url_for("api-docs.openapi_json"),
+                           token_minutes=DOCS_TOKEN_MINUTES)
+
+
+# A token for the docs page lives long enough to try a few calls, not to be reused elsewhere.
+DOCS_TOKEN_MINUTES = 15
+
+
+@web_blp.route("/api-token", methods=["POST"])
+@allow(*STAFF_ROLES)
+def session_api_token():
+    """Give the logged-in user a short-lived bearer token for the API docs page (CSRF-checked)."""
+    principal = current_principal()
+    # Only a browser session (whose POST carries its CSRF token) turns into a token here.
+    if request.authorization is not None or session.get("user_id") != principal.user.id:
+        raise Forbidden(_("Only a logged-in browser session can ask for a token here."))
+    token, row = accounts.issue_token(principal.user,
+                                      lifetime=dt.timedelta(minutes=DOCS_TOKEN_MINUTES))
+    db.session.commit()
+    response = jsonify(token=token, expires_at=row.expires_at.isoformat(),
+                       minutes=DOCS_TOKEN_MINUTES)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @web_blp.route("/api/docs/assets/<name>")
@@ -87,6 +115,27 @@ def api_docs_asset(name: str):
     if folder is None:
         abort(404)
     return send_from_directory(folder, name, max_age=86400)
+
+
+@web_blp.route("/favicon.ico")
+@allow(*ALL_ROLES)
+def favicon():
+    """Serve the app's icon where browsers look for it unasked."""
+    response = current_app.response_class(_favicon_bytes(), mimetype="image/vnd.microsoft.icon")
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response
+
+
+@lru_cache(maxsize=1)
+def _favicon_bytes() -> bytes:
+    # An ICO holding the phone's 192 px PNG (ICO files may carry PNG images since Windows Vista).
+    with open(os.path.join(os.path.dirname(__file__), "static", "phone", "icon-192.png"),
+              "rb") as handle:
+        png = handle.read()
+    header = struct.pack("<HHH", 0, 1, 1)
+    entry = struct.pack("<BBBBHHII", 192, 192, 0, 0, 1, 32, len(png), 6 + 16)
+    return header + entry + png
 
 
 # --- Pages -------------------------------------------------------------------------------------
@@ -133,9 +182,13 @@ def _lang_url(code: str) -> str:
     return "?lang=" + code
 
 
+def _has_control_characters(text: str | None) -> bool:
+    return bool(text) and any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text)
+
+
 def _safe_next(target: str | None) -> str:
-    """Only follow a `next` that stays on this site (no //host or scheme)."""
-    if target:
+    """Only follow a `next` that stays on this site (no //host or scheme, no control characters)."""
+    if target and not _has_control_characters(target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") \
                 and not target.startswith("//") and "\\" not in target:
@@ -167,12 +220,16 @@ def login():
     error = None
     status = 200
     headers: dict[str, str] = {}
+    if _has_control_characters(request.args.get("next")):
+        # A header injection attempt (next=/x%0d%0aSet-Cookie:…): refused before any login.
+        error = _("This login link is damaged; open the login page again.")
+        return render_template("login.html", form=form, error=error), 400
     if form.validate_on_submit():
         try:
             user = accounts.login(form.username.data.strip(), form.password.data, method="web")
         except TooManyRequests as refused:
             user = None
-            error = _("Too many failed logins. Wait 15 minutes, then try again.")
+            error = refused.detail
             status = 429
             headers["Retry-After"] = str(refused.extra["retry_after"])
         else:
@@ -185,7 +242,10 @@ def login():
             if language:
                 session["lang"] = language
             session["user_id"] = user.id
+            session["sid"] = accounts.start_web_session(user)
             db.session.commit()
+            if not request.args.get("next") and user.role in ("admin", "coordinator"):
+                return redirect(url_for("web.workspace.index"))  # their regions' caravans
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         error = _("Enter your username and password.")
@@ -198,7 +258,7 @@ def logout():
     """End the web session."""
     principal = current_principal()
     if principal.user is not None and session.get("user_id") is not None:
-        accounts.logout(principal.user)
+        accounts.logout(principal.user, session.get("sid"))
         db.session.commit()
     language = session.get("lang")
     session.clear()

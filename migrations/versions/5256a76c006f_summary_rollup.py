@@ -6,7 +6,7 @@ first fold (`flask rollup fold`, or the served processes' background fold). On P
 extended statistics on the unrolled predicate let the planner see that few rows match it.
 
 Revision ID: 5256a76c006f
-Revises: c9b92d6796bd
+Revises: 389511880f27
 Create Date: 2026-11-29 11:39:35.607595
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5256a76c006f'
-down_revision = 'c9b92d6796bd'
+down_revision = '389511880f27'
 branch_labels = None
 depends_on = None
 

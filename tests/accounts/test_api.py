@@ -91,7 +91,7 @@ def test_repeated_failures_for_a_username_are_throttled(client, db):
     response = client.post("/api/v1/tokens", headers=basic("root", PASSWORD))
     assert response.status_code == 429
     assert response.content_type == "application/problem+json"
-    assert 15 * 60 - 5 <= int(response.headers["Retry-After"]) <= 15 * 60
+    assert 55 <= int(response.headers["Retry-After"]) <= 60
     # Another user is not locked out by someone guessing root's password.
     make_user("planner", username="fatima")
     db.session.commit()

@@ -48,6 +48,64 @@ def test_coordinator_creates_caravan_with_join_code_and_link(app, client, db):
     assert event.region_code == "08" and event.object_id == str(body["id"])
 
 
+def test_big_city_communes_from_the_areas_api_are_accepted(app, client, db):
+    from fieldsvc.areas.models import Area
+    from fieldsvc.areas.points import read_gz_csv
+    from fieldsvc.areas.schemas import COMMUNE_CODE
+
+    _, headers = _coordinator(db, regions=("07",), organization="Wahat Al-Khair")
+    db.session.add(Area(code="07.351.01.0", level="commune", parent_code="07.351",
+                        region_code="07", province_code="07.351", name_fr="Marrakech",
+                        name_ar="مراكش", search_text="marrakech", lat=31.63, lon=-8.0,
+                        point_source="geonames"))
+    db.session.commit()
+    listed = client.get("/api/v1/areas?parent=07.351&level=commune", headers=headers).json
+    assert "07.351.01.0" in [area["code"] for area in listed["items"]]
+    response = client.post("/api/v1/caravans", headers=headers, json={
+        **BODY, "commune": "07.351.01.0", "sites": [{"name": "Bab Doukkala", "location": "31.63, -8.0"}]})
+    assert response.status_code == 201, response.json
+    assert response.json["commune"] == "07.351.01.0"
+    listed = client.get("/api/v1/caravans?commune=07.351.01.0", headers=headers)
+    assert listed.status_code == 200
+    assert [c["commune"] for c in listed.json["items"]] == ["07.351.01.0"]
+    # Every commune code the areas data holds (all 1,503, the six big cities included) passes.
+    codes = [row["code"] for row in read_gz_csv("attributes", "communes.csv.gz")]
+    refused = []
+    for code in codes:
+        try:
+            COMMUNE_CODE(code)
+        except Exception:  # noqa: BLE001 - collect every refusal
+            refused.append(code)
+    assert len(codes) == 1503 and not refused
+    assert client.post("/api/v1/caravans", headers=headers,
+                       json={**BODY, "commune": "07.351.1.0"}).status_code == 422
+
+
+def test_warnings_for_a_caravan_in_the_past_and_without_organizers(app, client, db):
+    from fieldsvc.caravans.services import morocco_today
+
+    _, headers = _coordinator(db)
+    past = morocco_today() - dt.timedelta(days=60)
+    response = client.post("/api/v1/caravans", headers={**headers, "Accept-Language": "fr"},
+                           json={**BODY, "first_day": past.isoformat(),
+                                 "last_day": (past + dt.timedelta(days=1)).isoformat()})
+    assert response.status_code == 201, response.json
+    warnings = " ".join(response.json["warnings"])
+    assert "passé" in warnings and (past + dt.timedelta(days=1)).isoformat() in warnings
+    assert "organisat" in warnings
+    # With organizers and days to come: no warning.
+    from fieldsvc.accounts.services import get_or_create_organization
+
+    org = get_or_create_organization("Wahat Al-Khair")
+    db.session.commit()
+    soon = morocco_today() + dt.timedelta(days=10)
+    response = client.post("/api/v1/caravans", headers=headers, json={
+        **BODY, "organizers": [org.id], "first_day": soon.isoformat(),
+        "last_day": soon.isoformat()})
+    assert response.status_code == 201, response.json
+    assert not response.json.get("warnings")
+
+
 def test_organizers_by_id_and_unknown_ones_refused(app, client, db):
     from fieldsvc.accounts.services import get_or_create_organization
 
@@ -133,7 +191,7 @@ def test_point_outside_morocco_refused_with_what_was_understood(app, client, db)
                                ("30.33, 5.84", 30.33, 5.84),    # forgot the minus: Algeria
                                ("50 24 N 5 50 W", 50.4, -5.833333)]:
         body = {**BODY, "sites": [{"name": "École", "location": location}]}
-        response = client.post("/api/v1/caravans", json=body, headers=headers)
+        response = client.post("/api/v1/caravans", json=body, headers={**headers, "Accept-Language": "en"})
         assert response.status_code == 422, location
         problem = response.json
         assert problem["understood"]["lat"] == lat and problem["understood"]["lon"] == lon
@@ -146,7 +204,7 @@ def test_point_far_from_commune_refused(app, client, db):
     # Tinghir is in Morocco, but ~130 km from Zagora.
     body = {**BODY, "sites": [{"name": "Ok", "location": "30.33, -5.84"},
                               {"name": "Far", "location": "31.51, -5.53"}]}
-    response = client.post("/api/v1/caravans", json=body, headers=headers)
+    response = client.post("/api/v1/caravans", json=body, headers={**headers, "Accept-Language": "en"})
     assert response.status_code == 422
     assert response.json["understood"]["lat"] == 31.51
     assert response.json["understood"]["km_from_commune"] > 50
@@ -164,7 +222,8 @@ def test_commune_without_point_accepts_sites_and_says_so(app, client, db):
     db.session.commit()
     body = {**BODY, "commune": "08.587.09.23",
             "sites": [{"name": "Douar", "location": "29.82, -5.72"}]}
-    response = client.post("/api/v1/caravans", json=body, headers=headers)
+    response = client.post("/api/v1/caravans", json=body,
+                           headers={**headers, "Accept-Language": "en"})
     assert response.status_code == 201
     assert response.json["sites"][0]["km_from_commune"] is None
     assert "no known point" in response.json["warnings"][0]

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from fieldsvc.web.phone_routes import PHONE_STRINGS
+from fieldsvc.web.phone_routes import PHONE_PLURALS, PHONE_STRINGS
 
 
 class _Page(HTMLParser):
@@ -66,12 +66,34 @@ def test_arabic_browser_gets_rtl_arabic_shell(client):
 def test_phone_strings_come_from_the_catalogs(client):
     bodies = {lang: client.get(f"/app/i18n/{lang}.json").json for lang in ("fr", "ar", "en")}
     for lang, body in bodies.items():
-        assert set(body["strings"]) == set(PHONE_STRINGS), lang
+        assert set(body["strings"]) == set(PHONE_STRINGS) | set(PHONE_PLURALS), lang
+        assert len(body["plural"]) == 200
     assert bodies["ar"]["dir"] == "rtl" and bodies["fr"]["dir"] == "ltr"
     assert bodies["ar"]["strings"]["join.title"] == "الانضمام إلى قافلة"
     assert bodies["fr"]["strings"]["join.title"] == "Rejoindre une caravane"
     assert bodies["en"]["strings"]["join.title"] == "Join a caravan"
     assert client.get("/app/i18n/de.json").status_code == 404
+
+
+def _plural(body, key: str, n: int) -> str:
+    """What the phone shows for n (app.js's tn: the catalog's form for n, {n} filled in)."""
+    form = body["plural"][n if n < 200 else 100 + n % 100]
+    return body["strings"][key][form].replace("{n}", str(n))
+
+
+def test_phone_counts_use_each_languages_plural_forms(client):
+    fr, ar, en = (client.get(f"/app/i18n/{lang}.json").json for lang in ("fr", "ar", "en"))
+    key = "outbox.summary"
+    assert _plural(fr, key, 1).endswith("· 1 consultation")
+    assert _plural(fr, key, 0).endswith("· 0 consultation")
+    assert _plural(fr, key, 2).endswith("· 2 consultations")
+    assert _plural(en, key, 1).endswith("· 1 consultation")
+    assert _plural(en, key, 0).endswith("· 0 consultations")
+    assert _plural(ar, key, 1).endswith("فحص واحد")
+    assert _plural(ar, key, 2).endswith("فحصان")
+    assert _plural(ar, key, 3).endswith("3 فحوص") and _plural(ar, key, 10).endswith("10 فحوص")
+    assert _plural(ar, key, 11).endswith("11 فحصًا") and _plural(ar, key, 99).endswith("99 فحصًا")
+    assert _plural(ar, key, 100).endswith("100 فحص") and _plural(ar, key, 1003).endswith("1003 فحوص")
 
 
 def test_service_worker_is_served_from_the_root_scope(client):

@@ -122,6 +122,10 @@ CASES: list[Case] = [
     Case("POST", "/api/v1/organizations", ADMIN,
          body=lambda w, r: {"name": f"Association {r}", "kind": "association"}),
     Case("GET", "/api/v1/users", ADMIN),
+    Case("PATCH", "/api/v1/users/<int:user_id>", ADMIN,
+         body=lambda w, r: {"display_name": f"Planificatrice ({r})"}),
+    Case("POST", "/api/v1/users/<int:user_id>/password", ADMIN,
+         body=lambda w, r: {"password": "palmiers-de-skoura-au-matin"}),
     Case("GET", "/api/v1/audit", COORDINATORS, why="coordinators read their regions' events"),
     # caravans
     Case("POST", "/api/v1/caravans", IN_SCOPE, body=_caravan_body),
@@ -139,6 +143,7 @@ CASES: list[Case] = [
     Case("POST", "/api/v1/enrollments", EVERYONE,
          body=lambda w, r: {"join_code": w.join_code(), "display_name": f"Dr {r}"}),
     Case("DELETE", "/api/v1/enrollments/<int:enrollment_id>", IN_SCOPE),
+    Case("POST", "/api/v1/enrollments/<int:enrollment_id>/token", IN_SCOPE),
     Case("GET", "/api/v1/volunteers/me", VOLUNTEER),
     Case("POST", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {}),
     Case("PATCH", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {"public_consent": True}),
@@ -152,7 +157,7 @@ CASES: list[Case] = [
     Case("PUT", "/api/v1/submissions/<string:submission_id>", IN_SCOPE_AND_VOLUNTEER,
          body=lambda w, r: {k: v for k, v in w.tally().items() if k != "id"}),
     Case("POST", "/api/v1/submissions/<string:submission_id>/review", IN_SCOPE,
-         body=lambda w, r: {"status": "approved", "reason": "Looks right."}),
+         body=lambda w, r: {"status": "approved", "reason": "Looks right.", "version": 1}),
     Case("GET", "/api/v1/caravans/<int:caravan_id>/completeness", IN_SCOPE_AND_VOLUNTEER,
          why="the planner's organization did not organize caravan A"),
     # insights
@@ -161,6 +166,23 @@ CASES: list[Case] = [
     Case("GET", "/api/v1/needs", STAFF, url=lambda w: "/api/v1/needs?specialty=OPH"),
     Case("POST", "/api/v1/plans", STAFF, body=lambda w, r: {
         "base": "08.587.01.13", "radius_km": 80, "days": 2, "team": {"OPH": 1, "GEN": 2}}),
+    # exports: the summary's audience; the detail of lines only for coordinators (their regions)
+    *(Case("GET", f"/api/v1/exports/summary.{extension}", STAFF,
+           url=lambda w, e=extension: f"/api/v1/exports/summary.{e}?by=region,specialty")
+      for extension in ("csv", "xlsx", "json", "geojson")),
+    *(Case("GET", rule, STAFF, url=lambda w, r=rule: f"{r}?region=08&period=year")
+      for rule in ("/api/v1/exports/dhis2/dataValueSets.json",
+                   "/api/v1/exports/dhis2/dataValueSets.csv", "/api/v1/exports/adx.xml")),
+    *(Case("GET", f"/api/v1/exports/report.{extension}", STAFF,
+           url=lambda w, e=extension: f"/api/v1/exports/report.{e}?region=08")
+      for extension in ("html", "pdf")),
+    *(Case("GET", f"/api/v1/exports/caravans/<int:caravan_id>/report.{extension}", IN_SCOPE,
+           why="a caravan's report is for its coordinators and organizers (not the planner's)")
+      for extension in ("html", "pdf")),
+    Case("GET", "/api/v1/exports/detail.csv", COORDINATORS,
+         why="a coordinator outside region 08 gets their own regions' lines (none here)"),
+    Case("GET", "/api/v1/exports/detail.csv", IN_SCOPE, url=lambda w: "/api/v1/exports/detail.csv?region=08",
+         why="asking for another region's lines is refused"),
 ]
 
 
@@ -187,9 +209,10 @@ def _world(db) -> World:
     today = dt.date.today()
     organizer = get_or_create_organization("Wahat Al-Khair")
     admin = make_user("admin")
-    inside = make_user("coordinator", regions=["08"], password="coordinator-password")
+    inside = make_user("coordinator", regions=["08"], password="coordinator-pass-phrase")
     outside = make_user("coordinator", regions=["07"])
     planner = make_user("planner", organization="Union de l'Action Féminine")
+    spare = make_user("planner", organization="Union de l'Action Féminine")  # an admin's target
     a = make_caravan(first_day=today - dt.timedelta(days=1), last_day=today,
                      organizers=(organizer.name,))
     b = make_caravan("08.577.01.11", title="Caravane de Tinghir", sites=(),
@@ -202,10 +225,10 @@ def _world(db) -> World:
                "volunteer": volunteer, "anonymous": {}}
     world = World(headers=headers, caravan_a=a.id, caravan_b=b.id, submission="",
                   params={"caravan_id": str(a.id), "enrollment_id": str(target.id),
-                          "code": "08.587.01.13"}, basic={})
+                          "code": "08.587.01.13", "user_id": str(spare.id)}, basic={})
     import base64
 
-    secret = base64.b64encode(f"{inside.username}:coordinator-password".encode()).decode()
+    secret = base64.b64encode(f"{inside.username}:coordinator-pass-phrase".encode()).decode()
     world.basic = {"Authorization": f"Basic {secret}"}
     return world
 
@@ -249,3 +272,126 @@ def test_authorization_matrix(app, client, db):
                 if status != expected:
                     wrong.append(f"{case.method} {url} as {role}: {status}, expected {expected}")
     assert not wrong, "\n".join(wrong)
+
+
+# --- Pages of the coordinator's workspace (/workspace/...) -----------------------------------
+# The same table for pages: allowed callers get through, others get 403 (a page saying so);
+# anonymous visitors are sent to the login page. Forms post with a CSRF token.
+
+RUNNERS = COORDINATORS  # admins and coordinators open the workspace; their own regions' caravans
+
+
+@dataclass
+class PageCase:
+    method: str
+    rule: str
+    allowed: frozenset[str]
+    form: Callable[[World, str], dict[str, Any]] | None = None
+    url: Callable[[World], str] | None = None
+
+
+def _sheet_form(world: World, role: str) -> dict[str, Any]:
+    return {"day": (dt.date.today() - dt.timedelta(days=1)).isoformat(), "specialty": "OPH",
+            "site": "", "volunteer": "", "note": "", "n-consultations-F-50-64": "3"}
+
+
+PAGE_CASES: list[PageCase] = [
+    PageCase("GET", "/workspace/", RUNNERS),
+    PageCase("GET", "/workspace/caravans/new", RUNNERS),
+    PageCase("POST", "/workspace/caravans/new", RUNNERS, form=lambda w, r: {
+        "title": f"Caravane {r}", "commune": "Zagora (08.587.01.13)", "first_day": "2026-12-05",
+        "last_day": "2026-12-06", "specialties": "GEN", "save": "1"}),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>", IN_SCOPE),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/edit", IN_SCOPE),
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/edit", IN_SCOPE, form=lambda w, r: {
+        "title": f"Caravane de Zagora ({r})", "first_day": (dt.date.today() - dt.timedelta(days=1))
+        .isoformat(), "last_day": dt.date.today().isoformat(), "specialties": ["GEN", "OPH", "PED"]}),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/poster", IN_SCOPE),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/completeness", IN_SCOPE),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/volunteers", IN_SCOPE),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/sheet", IN_SCOPE),
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/sheet", IN_SCOPE, form=_sheet_form),
+    PageCase("GET", "/workspace/review", RUNNERS),
+    PageCase("GET", "/workspace/submissions/<string:submission_id>", IN_SCOPE),
+    PageCase("POST", "/workspace/submissions/<string:submission_id>", IN_SCOPE,
+             form=lambda w, r: {"status": "flagged", "reason": f"Vérifier ({r})", "version": "1"}),
+    PageCase("POST", "/workspace/submissions/<string:submission_id>/approve", IN_SCOPE,
+             form=lambda w, r: {"version": "1"}),
+    PageCase("GET", "/workspace/devices/<int:enrollment_id>/revoke", IN_SCOPE),
+    PageCase("POST", "/workspace/devices/<int:enrollment_id>/revoke", IN_SCOPE,
+             form=lambda w, r: {}),
+    PageCase("GET", "/workspace/audit", RUNNERS),
+    PageCase("GET", "/workspace/staff", ADMIN),
+    PageCase("POST", "/workspace/staff", ADMIN, form=lambda w, r: {
+        "username": f"new-{r}", "role": "planner", "password": "a long password",
+        "organization": "0"}),
+    PageCase("GET", "/workspace/staff/<int:user_id>", ADMIN),
+    PageCase("POST", "/workspace/staff/<int:user_id>", ADMIN, form=lambda w, r: {
+        "active": "y", "organization": "0", "regions": ["08"]}),
+    # Last: closing caravan A would change what the rows above see.
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/status", IN_SCOPE,
+             form=lambda w, r: {"status": "closed"}),
+]
+
+
+def _page_routes(app) -> set[tuple[str, str]]:
+    return {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules() if rule.rule.startswith("/workspace/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_every_workspace_page_is_in_the_matrix(app):
+    covered = {(case.method, case.rule) for case in PAGE_CASES}
+    missing = sorted(_page_routes(app) - covered)
+    assert not missing, f"add these pages to PAGE_CASES in {__file__}: {missing}"
+    assert not sorted(covered - _page_routes(app))
+
+
+def test_workspace_pages_matrix(app, client, db):
+    import re as _re
+
+    from fieldsvc.tallies.models import SubmissionVersion
+
+    world = _world(db)
+    sent = client.post("/api/v1/submissions", json=world.tally(),
+                       headers=world.headers["volunteer"])
+    assert sent.status_code == 201, sent.json
+    world.params["submission_id"] = sent.json["id"]
+    coordinator = make_user("coordinator", regions=["08"], username="target-coordinator")
+    db.session.commit()
+    world.params["user_id"] = str(coordinator.id)
+    login_page = client.get("/login").get_data(as_text=True)
+    token = _re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
+
+    wrong: list[str] = []
+    for case in PAGE_CASES:
+        for role in ROLES:
+            url = _url(case, world)  # type: ignore[arg-type]
+            headers = {**world.headers[role], "Accept": "text/html"}
+            kwargs: dict[str, Any] = {"headers": headers}
+            if case.form is not None:
+                kwargs["data"] = {**case.form(world, role), "csrf_token": token}
+            with client.open(url, method=case.method, **kwargs) as response:
+                status, location = response.status_code, response.headers.get("Location", "")
+            if status >= 500:
+                wrong.append(f"{case.method} {url} as {role}: {status} (a server error)")
+            elif role == "anonymous" and role not in case.allowed:
+                if not (status == 302 and location.startswith("/login")):
+                    wrong.append(f"{case.method} {url} as anonymous: {status} {location}, "
+                                 "expected a redirect to the login page")
+            elif role in case.allowed and status in (400, 401, 403):
+                wrong.append(f"{case.method} {url} as {role}: {status}, expected to get through")
+            elif role not in case.allowed and status != 403:
+                wrong.append(f"{case.method} {url} as {role}: {status}, expected 403")
+    assert not wrong, "\n".join(wrong)
+    # The paper sheets posted by the coordinators in scope were stored as theirs.
+    paper = db.session.scalars(select_versions(SubmissionVersion)).all()
+    assert len(paper) == 2
+
+
+def select_versions(version):
+    from sqlalchemy import select
+
+    return select(version).where(version.entered_by_id.is_not(None))

@@ -96,19 +96,22 @@ def test_review_and_what_summaries_count(client):
     coordinator = make_user("coordinator", regions=["08"])
     staff = auth(coordinator)
     url = f"/api/v1/submissions/{body['id']}/review"
-    response = client.post(url, json={"status": "rejected"}, headers=staff)
+    response = client.post(url, json={"status": "rejected", "version": 1}, headers=staff)
     assert response.status_code == 422
     assert "Say why" in response.json["errors"]["reason"][0]
-    response = client.post(url, json={"status": "done", "reason": "x"}, headers=staff)
+    response = client.post(url, json={"status": "done", "reason": "x", "version": 1},
+                           headers=staff)
     assert response.status_code == 422
     assert "approved, flagged or rejected" in response.json["errors"]["status"][0]
-    assert client.post(url, json={"status": "approved"}, headers=header).status_code == 403
+    assert client.post(url, json={"status": "approved", "version": 1},
+                       headers=header).status_code == 403
     outsider = auth(make_user("coordinator", regions=["07"]))
-    assert client.post(url, json={"status": "approved"}, headers=outsider).status_code == 403
+    assert client.post(url, json={"status": "approved", "version": 1},
+                       headers=outsider).status_code == 403
     assert client.get(f"/api/v1/submissions/{body['id']}", headers=outsider).status_code == 403
 
-    response = client.post(url, json={"status": "rejected", "reason": "Compté deux fois"},
-                           headers=staff)
+    response = client.post(url, json={"status": "rejected", "reason": "Compté deux fois",
+                                      "version": 1}, headers=staff)
     assert response.status_code == 200, response.json
     assert response.json["review_status"] == "rejected"
     assert _counted() == 0
@@ -122,7 +125,14 @@ def test_review_and_what_summaries_count(client):
     assert response.json["review_status"] == "received"
     assert response.json["review_reason"] is None
     assert _counted() == 14
-    response = client.post(url, json={"status": "approved"}, headers=staff)
+    # A review of the version the coordinator saw before the amendment is refused.
+    stale = client.post(url, json={"status": "rejected", "reason": "Compté deux fois",
+                                   "version": 1}, headers=staff)
+    assert stale.status_code == 409, stale.json
+    assert stale.json["current_version"] == 2 and "version" in stale.json["errors"]
+    assert client.get(f"/api/v1/submissions/{body['id']}",
+                      headers=header).json["review_status"] == "received"
+    response = client.post(url, json={"status": "approved", "version": 2}, headers=staff)
     assert response.json["review_status"] == "approved"
     assert _counted() == 14
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "submission.review")
@@ -228,7 +238,7 @@ def test_completeness(client):
                                     day=(DAY + dt.timedelta(days=1)).isoformat()))
     coordinator = auth(make_user("coordinator", regions=["08"]))
     client.post(f"/api/v1/submissions/{rejected['id']}/review", headers=coordinator,
-                json={"status": "rejected", "reason": "test"})
+                json={"status": "rejected", "reason": "test", "version": 1})
     response = client.get(f"/api/v1/caravans/{caravan.id}/completeness", headers=coordinator)
     assert response.status_code == 200
     cells = {(c["day"], c["specialty"]): (c["status"], c["planned"])

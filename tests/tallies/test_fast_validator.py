@@ -318,7 +318,7 @@ def test_the_daily_volume_counts_only_what_aggregates_count(client, app):
     coordinator = auth(make_user("coordinator", regions=["08"]))
     rejected = _post(client, header, payload(caravan, lines=lines(consultations=140)))
     review = client.post(f"/api/v1/submissions/{rejected['id']}/review", headers=coordinator,
-                         json={"status": "rejected", "reason": "Counted twice."})
+                         json={"status": "rejected", "reason": "Counted twice.", "version": 1})
     assert review.status_code == 200, review.json
     amended = _post(client, header, payload(caravan, lines=lines(consultations=140)))
     put = client.put(f"/api/v1/submissions/{amended['id']}", headers=header, json=dict(

@@ -185,6 +185,20 @@ def test_a_future_day_is_refused(client):
     assert "has not happened yet" in response.json["errors"]["day"][0]
 
 
+def test_tomorrow_is_refused_even_on_a_planned_caravan_and_today_accepted(client):
+    today = DAY + dt.timedelta(days=1)
+    caravan, _, header = field_setup(first_day=today, last_day=today + dt.timedelta(days=2),
+                                     status="planned")
+    response = client.post("/api/v1/submissions", headers=header, json=payload(
+        caravan, day=(today + dt.timedelta(days=1)).isoformat()))
+    assert response.status_code == 422, response.json
+    assert "has not happened yet" in response.json["errors"]["day"][0]
+    assert _count(Submission) == 0
+    response = client.post("/api/v1/submissions", headers=header, json=payload(
+        caravan, day=today.isoformat()))
+    assert response.status_code == 201, response.json
+
+
 def test_json_only_and_size_limit(client):
     caravan, _, header = field_setup()
     body = payload(caravan)
@@ -345,7 +359,7 @@ def test_odd_addresses_are_404(client):
         assert response.status_code == 404, (path, response.json)
         assert response.content_type == "application/problem+json"
     response = client.post("/api/v1/submissions/%00/review", headers=header,
-                           json={"status": "approved"})
+                           json={"status": "approved", "version": 1})
     assert response.status_code == 403  # volunteers never review
 
 

@@ -12,4 +12,29 @@
     validatorUrl: null,
     persistAuthorization: false
   });
+
+  // "Use my session": a short-lived bearer token for the logged-in user (the POST carries the
+  // page's CSRF token), put where "Authorize" would put it.
+  var button = document.getElementById("use-session");
+  if (!button) return;
+  var status = document.getElementById("use-session-status");
+  button.addEventListener("click", function () {
+    button.disabled = true;
+    fetch(button.getAttribute("data-url"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Accept": "application/json",
+        "X-CSRFToken": document.querySelector('meta[name="csrf-token"]').getAttribute("content")
+      }
+    }).then(function (response) {
+      if (!response.ok) throw new Error(String(response.status));
+      return response.json();
+    }).then(function (body) {
+      window.ui.preauthorizeApiKey("bearer", body.token);
+      status.textContent = button.getAttribute("data-done").replace("{time}", body.expires_at.slice(11, 16));
+    }).catch(function () {
+      status.textContent = button.getAttribute("data-failed");
+    }).then(function () { button.disabled = false; });
+  });
 })();

@@ -9,7 +9,8 @@
   var MAX_DAY_CONSULTATIONS = 150;
   var RETRY_EVERY_MS = 5000;
   var $ = function (id) { return document.getElementById(id); };
-  var state = { lang: 'fr', t: {}, catalog: null, tally: null, view: 'join' };
+  var REVIEWS_EVERY_MS = 60000;
+  var state = { lang: 'fr', t: {}, plural: [], catalog: null, tally: null, view: 'join' };
 
   /* ---------- storage: localStorage for the session, IndexedDB for the outbox ---------- */
   function load(key, fallback) {
@@ -49,13 +50,35 @@
   }
 
   /* ---------- strings ---------- */
-  function t(key, values) {
-    var s = state.t[key] || key;
+  function fillIn(s, values) {
     if (values) { Object.keys(values).forEach(function (k) { s = s.split('{' + k + '}').join(values[k]); }); }
     return s;
   }
+  function t(key, values) { return fillIn(typeof state.t[key] === 'string' ? state.t[key] : key, values); }
+  // A string with a number {n}: the plural form the server's catalog gives that number (ngettext).
+  function tn(key, n, values) {
+    var forms = state.t[key];
+    if (!Array.isArray(forms) || !forms.length) return key;
+    var index = state.plural[n < 200 ? n : 100 + n % 100] || 0;
+    return fillIn(forms[Math.min(index, forms.length - 1)], Object.assign({ n: n }, values || {}));
+  }
+  // Left-to-right isolation (LRI ... PDI): a date or an ICD chapter reads the same in Arabic.
+  function ltr(text) { return '\u2066' + text + '\u2069'; }
   function label(entry) { return entry ? (entry['label_' + state.lang] || entry.label_fr || entry.code) : ''; }
+  function linkLang() {
+    var wanted = new URLSearchParams(location.search).get('lang');
+    return LANGS.indexOf(wanted) >= 0 ? wanted : null;
+  }
   function chooseLang() {
+    // A join link's ?lang= wins and becomes the doctor's choice (until they pick another).
+    var fromLink = linkLang();
+    if (fromLink) {
+      save('lang', fromLink);
+      var params = new URLSearchParams(location.search);
+      params.delete('lang');
+      history.replaceState(null, '', location.pathname + (params.toString() ? '?' + params : '') + location.hash);
+      return fromLink;
+    }
     var saved = load('lang', null);
     if (LANGS.indexOf(saved) >= 0) return saved;
     var prefs = navigator.languages || [navigator.language || 'fr'];
@@ -72,6 +95,7 @@
     }).then(function (data) {
       state.lang = lang;
       state.t = data.strings;
+      state.plural = data.plural || [];
       document.documentElement.lang = lang;
       document.documentElement.dir = data.dir;
       $('lang').value = lang;
@@ -122,6 +146,7 @@
   }
   function show(view) {
     state.view = view;
+    if (view === 'outbox') fetchReviews();
     ['join', 'setup', 'grid', 'review', 'outbox'].forEach(function (v) { $('view-' + v).hidden = v !== view; });
     $('nav-tally').setAttribute('aria-current', view === 'outbox' ? 'false' : 'page');
     $('nav-outbox').setAttribute('aria-current', view === 'outbox' ? 'page' : 'false');
@@ -226,14 +251,40 @@
     fill($('setup-specialty'), codes.map(function (code) {
       return option(code, label(specialty(code)) || code, code === spec);
     }));
+    $('draft').hidden = !hasDraft();
+    if (hasDraft()) {
+      $('draft-text').textContent = t('draft.text', {
+        day: formatDay(state.tally.day), specialty: label(specialty(state.tally.specialty)) || state.tally.specialty
+      });
+    }
   }
+  // A tally with something typed in and not yet in the outbox (or an amendment in progress).
+  function hasDraft() {
+    var d = state.tally;
+    return !!(d && d.counts && (Object.keys(d.counts).length || (d.chapters || []).length || d.method === 'PUT'));
+  }
+  function onResumeDraft() { message(''); show('grid'); }
+  function onDiscardDraft() {
+    state.tally = null;
+    saveDraft();
+    message('');
+    render();
+    $('setup-form').querySelector('button[type=submit]').focus();
+  }
+  // Every screen shows a day the same way: its ISO date (isolated left-to-right), then its weekday.
   function formatDay(day) {
     try {
-      return new Date(day + 'T12:00:00Z').toLocaleDateString(state.lang + '-MA', { weekday: 'short', day: 'numeric', month: 'short', timeZone: 'UTC' }) + ' (' + day + ')';
-    } catch (e) { return day; }
+      return ltr(day) + ' (' + new Date(day + 'T12:00:00Z').toLocaleDateString(state.lang + '-MA', { weekday: 'short', timeZone: 'UTC' }) + ')';
+    } catch (e) { return ltr(day); }
   }
   function onSetup(event) {
     event.preventDefault();
+    if (hasDraft()) {  // never replace an unfinished tally without asking
+      message(t('draft.first'), 'error');
+      $('draft').hidden = false;
+      $('draft-resume').focus();
+      return;
+    }
     var s = session();
     state.tally = {
       id: uuid(), method: 'POST', caravan_id: s.caravan.id, day: $('setup-day').value,
@@ -256,7 +307,7 @@
     var m = measureList().filter(function (x) { return x.code === measure; })[0] || { code: measure };
     var ch = chapter ? state.catalog.conditions.filter(function (x) { return x.code === chapter; })[0] : null;
     var table = el('table', { className: 'tally', 'data-measure': measure, 'data-chapter': chapter || '' });
-    var caption = chapter ? (label(m) + ' · ' + chapter + ' ' + label(ch)) : label(m);
+    var caption = chapter ? (label(m) + ' · ' + ltr(chapter) + ' ' + label(ch)) : label(m);
     table.appendChild(el('caption', { text: caption }));
     var head = el('tr', {}, [el('th', { scope: 'col', text: t('grid.age') })]);
     sexes().forEach(function (s) { head.appendChild(el('th', { scope: 'col', text: label(s) })); });
@@ -305,12 +356,12 @@
       details.appendChild(block(m.code, null));
       chapters.forEach(function (c) {
         details.appendChild(block(m.code, c[1]));
-        details.appendChild(el('button', { type: 'button', className: 'link', 'data-remove-chapter': c.join('|'), text: t('grid.remove_chapter') + ' (' + c[1] + ')' }));
+        details.appendChild(el('button', { type: 'button', className: 'link', 'data-remove-chapter': c.join('|'), text: t('grid.remove_chapter') + ' (' + ltr(c[1]) + ')' }));
       });
       grid.appendChild(details);
     });
     fill($('chapter-measure'), measureList().map(function (m) { return option(m.code, label(m), m.code === 'consultations'); }));
-    fill($('chapter-code'), state.catalog.conditions.map(function (c) { return option(c.code, c.code + ' · ' + label(c)); }));
+    fill($('chapter-code'), state.catalog.conditions.map(function (c) { return option(c.code, ltr(c.code) + ' · ' + label(c)); }));
     updateSums();
   }
   function updateSums() {
@@ -391,7 +442,7 @@
     var day = consultations + others.filter(function (o) {
       return o.id !== body.id && o.body.day === body.day && o.body.caravan_id === body.caravan_id;
     }).reduce(function (s, o) { return s + measureTotal(o.body, 'consultations'); }, 0);
-    if (day > MAX_DAY_CONSULTATIONS) w.push(t('warn.many', { n: day }));
+    if (day > MAX_DAY_CONSULTATIONS) w.push(tn('warn.many', day));
     if (measureTotal(body, 'procedures') > consultations) w.push(t('warn.procedures'));
     if (measureTotal(body, 'referrals') > consultations) w.push(t('warn.referrals'));
     if (body.specialty !== 'OPH' && measureTotal(body, 'glasses') > 0) w.push(t('warn.glasses'));
@@ -455,7 +506,10 @@
       saveDraft();
       message(t('review.saved'), 'ok');
       show('outbox');
-      return sync(true);
+      return sync(true).then(function () { return outboxGet(tally.id); }).then(function (item) {
+        // The banner says what happened: sent now, or kept for later (as it said before).
+        if (item && item.status === 'sent' && $('message').textContent === t('review.saved')) message(t('review.sent'), 'ok');
+      });
     }).catch(function (e) { message(String(e), 'error'); $('review-send').disabled = false; });
   }
 
@@ -490,6 +544,7 @@
         item.status = 'sent';
         item.detail = '';
         item.sent_at = Date.now();
+        item.review = { status: (res.data && res.data.review_status) || 'received', reason: (res.data && res.data.review_reason) || '' };
       } else if (res.status === 401) {
         var all = tokens();
         delete all[item.caravan_id];
@@ -511,6 +566,37 @@
       return outboxPut(item);
     });
   }
+  /* ---------- the coordinator's review of sent tallies (kept on the phone for offline) ---------- */
+  function fetchReviews() {
+    if (!navigator.onLine) return Promise.resolve();
+    var all = tokens();
+    return outboxAll().then(function (items) {
+      var caravans = {};
+      items.forEach(function (i) { if (i.status === 'sent' && all[i.caravan_id]) caravans[i.caravan_id] = true; });
+      return Promise.all(Object.keys(caravans).map(function (id) {
+        return fetch('/api/v1/submissions?caravan_id=' + encodeURIComponent(id) + '&limit=500', { headers: apiHeaders(all[id]), cache: 'no-store' })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (page) { if (page && page.items) return keepReviews(page.items); })
+          .catch(function () { /* offline or refused: keep the last known review */ });
+      }));
+    }).then(renderOutbox);
+  }
+  function keepReviews(submissions) {
+    return tx('readwrite', function (store) {
+      submissions.forEach(function (sub) {
+        var req = store.get(sub.id);
+        req.onsuccess = function () {
+          var item = req.result;
+          // Only a sent tally takes the server's review: one being corrected keeps its own state.
+          if (!item || item.status !== 'sent') return;
+          var review = { status: sub.review_status, reason: sub.review_reason || '' };
+          if (item.review && item.review.status === review.status && item.review.reason === review.reason) return;
+          item.review = review;
+          store.put(item);
+        };
+      });
+    });
+  }
   function askToJoin(caravanId) {
     var s = session();
     if (s && s.caravan && s.caravan.id === caravanId) {
@@ -528,13 +614,18 @@
       var pending = items.filter(function (i) { return i.status !== 'sent'; }).length;
       $('pending-count').textContent = pending ? String(pending) : '';
       items.forEach(function (item) {
-        var li = el('li', { className: 'item ' + item.status, 'data-id': item.id, 'data-status': item.status }, [
-          el('span', { className: 'status', text: statusLabel(item.status) }),
-          el('span', { text: t('outbox.summary', { day: item.body.day, specialty: label(specialty(item.body.specialty)) || item.body.specialty, n: measureTotal(item.body, 'consultations') }) })
+        var review = item.status === 'sent' && item.review ? item.review.status : '';
+        var correct = review === 'flagged' || review === 'rejected';
+        var shown = review && review !== 'received' ? t('review_status.' + review) : statusLabel(item.status);
+        var li = el('li', { className: 'item ' + item.status + (correct ? ' attention' : ''), 'data-id': item.id, 'data-status': item.status, 'data-review': review || null }, [
+          el('span', { className: 'status', text: shown }),
+          el('span', { text: tn('outbox.summary', measureTotal(item.body, 'consultations'), { day: formatDay(item.body.day), specialty: label(specialty(item.body.specialty)) || item.body.specialty }) })
         ]);
         if (item.status === 'attention' && item.detail) li.appendChild(el('p', { className: 'detail', text: item.detail }));
+        if (review && item.review.reason) li.appendChild(el('p', { className: 'detail reason', text: t('outbox.reason', { reason: item.review.reason }) }));
         if (item.status !== 'pending') {
-          li.appendChild(el('button', { type: 'button', 'data-edit': item.id, text: t(item.status === 'sent' ? 'outbox.amend' : 'outbox.edit') }));
+          li.appendChild(el('button', { type: 'button', 'data-edit': item.id, className: correct ? 'primary' : null,
+            text: t(correct ? 'outbox.correct' : item.status === 'sent' ? 'outbox.amend' : 'outbox.edit') }));
         }
         list.appendChild(li);
       });
@@ -581,18 +672,29 @@
     $('outbox-list').addEventListener('click', onOutboxClick);
     $('nav-tally').addEventListener('click', function () { show(session() && tokens()[session().caravan.id] ? (state.tally ? 'grid' : 'setup') : 'join'); });
     $('nav-outbox').addEventListener('click', function () { show('outbox'); });
+    $('draft-resume').addEventListener('click', onResumeDraft);
+    $('draft-discard').addEventListener('click', onDiscardDraft);
     $('lang').addEventListener('change', function () { save('lang', $('lang').value); setLang($('lang').value); });
     window.addEventListener('online', function () { render(); sync(true); });
     window.addEventListener('offline', render);
     setInterval(function () { sync(false); }, RETRY_EVERY_MS);
-    if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(function () {});
+    setInterval(function () { if (state.view === 'outbox') fetchReviews(); }, REVIEWS_EVERY_MS);
+    // Offline reloads need the service worker, which browsers only run on a secure origin (HTTPS).
+    if ('serviceWorker' in navigator && window.isSecureContext) {
+      navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(function () {});
+    } else {
+      $('no-offline').hidden = false;
+    }
     var s = session();
     state.tally = load('draft', null);  // a tally in progress survives a reload
     var first = code || !s || !tokens()[s.caravan.id] ? 'join' : 'setup';
     if (code && s && s.caravan && tokens()[s.caravan.id] && s.join_code === code) first = 'setup';
+    // Reopen an unfinished tally where it was (a reload, or Android dropping the tab).
+    var resume = first === 'setup' && hasDraft() && state.tally.caravan_id === s.caravan.id;
     Promise.all([loadCatalog(), setLang(chooseLang()).catch(function () { /* server strings stay */ })]).then(function () {
       if (s && s.display_name && !$('join-name').value) $('join-name').value = s.display_name;
-      show(first);
+      show(resume ? 'grid' : first);
+      if (resume) message(t('draft.restored'), 'ok');
       sync(true);
     });
   }

@@ -1,0 +1,123 @@
+"""Writers for export files: XLSX (openpyxl, write-only) and GeoJSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from sqlalchemy import select
+
+from fieldsvc.areas.models import Area
+from fieldsvc.extensions import db
+from fieldsvc.insights.queries import AREA_DIMENSIONS
+
+DATE_COLUMNS = ("day", "week")  # keyed by a whole date: stored as dates in a spreadsheet
+MAX_WIDTH = 60
+
+
+def _value(column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if column in DATE_COLUMNS and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    if isinstance(value, str):  # a control character in a title would make the file unreadable
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
+
+
+def _width(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, dt.date):
+        return 10
+    return len(str(value))
+
+
+def xlsx_bytes(columns: list[str], rows: list[dict[str, Any]], about: list[tuple[str, Any]],
+               title: str = "summary") -> bytes:
+    """A workbook: a header row frozen above the rows, numbers and dates typed, fitted widths,
+    and an "about" sheet saying what the file holds."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title[:31])
+    widths = [len(column) for column in columns]
+    typed = [[_value(column, row.get(column)) for column in columns] for row in rows]
+    for values in typed:
+        for index, value in enumerate(values):
+            widths[index] = max(widths[index], _width(value))
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = min(MAX_WIDTH, width + 2)
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    header = []
+    for column in columns:
+        cell = WriteOnlyCell(sheet, value=column)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    for values in typed:
+        cells = []
+        for value in values:
+            cell = WriteOnlyCell(sheet, value=value)
+            if isinstance(value, dt.date):
+                cell.number_format = "yyyy-mm-dd"
+            cells.append(cell)
+        sheet.append(cells)
+    notes = workbook.create_sheet("about")
+    notes.column_dimensions["A"].width = 24
+    notes.column_dimensions["B"].width = min(MAX_WIDTH, max((_width(v) for _, v in about), default=10) + 2)
+    for key, value in about:
+        notes.append([key, value])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def area_points(codes: Iterable[str]) -> dict[str, tuple[float | None, float | None, str | None]]:
+    """Each area's point and where it came from (the areas domain's point, never invented)."""
+    codes = list(set(codes))
+    points: dict[str, tuple[float | None, float | None, str | None]] = {}
+    for start in range(0, len(codes), 900):
+        chunk = codes[start:start + 900]
+        for code, lat, lon, source in db.session.execute(
+            select(Area.code, Area.lat, Area.lon, Area.point_source).where(Area.code.in_(chunk))
+        ):
+            points[code] = (lat, lon, source)
+    return points
+
+
+def geojson(query_by: list[str], rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """Areas as points with their figures: one feature per area, its rows in `figures`."""
+    level = next(d for d in query_by if d in AREA_DIMENSIONS)
+    others = [d for d in query_by if d != level]
+    features: dict[str, dict[str, Any]] = {}
+    points = area_points(row[level] for row in rows if row.get(level))
+    for row in rows:
+        code = row.get(level)
+        feature = features.get(code)
+        if feature is None:
+            lat, lon, source = points.get(code, (None, None, None))
+            geometry = None if lat is None or lon is None else {
+                "type": "Point", "coordinates": [lon, lat]}
+            feature = features[code] = {
+                "type": "Feature", "id": code, "geometry": geometry,
+                "properties": {"code": code, "level": level,
+                               "name_fr": row.get(f"{level}_name_fr"),
+                               "name_ar": row.get(f"{level}_name_ar"),
+                               "point_source": source, "figures": []},
+            }
+        figure = {key: value for key, value in row.items()
+                  if key in others or key == "count" or key == "suppressed"
+                  or any(key.startswith(f"{d}_") for d in others)}
+        feature["properties"]["figures"].append(figure)
+    for feature in features.values():
+        figures = feature["properties"]["figures"]
+        if not others and len(figures) == 1:  # one figure per area: put it beside the name
+            feature["properties"].update(figures[0])
+    return {"type": "FeatureCollection", "features": list(features.values()), "fieldsvc": meta}
