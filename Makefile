@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint bench migration translations
+.PHONY: run test install lint bench bench-smoke migration translations
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,18 @@ test: install
 lint: install
 	$(BIN)/ruff check fieldsvc tests bench
 
+# Benchmarks need PostgreSQL: started and found the way .ci/run does.
+BENCH_PG = if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then \
+	  pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql)" main start || true; \
+	  for _ in $$(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done; fi; \
+	user=postgres; psql -h 127.0.0.1 -U postgres -c 'select 1' >/dev/null 2>&1 || user=root; \
+	export FIELDSVC_TEST_POSTGRES_URL=$${FIELDSVC_TEST_POSTGRES_URL:-postgresql://$$user@127.0.0.1:5432/postgres}
+
 bench: install
-	$(BIN)/python -m bench.run_all
+	$(BENCH_PG); $(BIN)/python -m bench.run_all
+
+bench-smoke: install
+	$(BENCH_PG); BENCH_SMOKE=1 $(BIN)/python -m bench.run_all
 
 # Regenerate the initial migration from the models (allowed until the first production deploy).
 migration: install

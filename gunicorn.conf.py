@@ -31,7 +31,10 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn's hook signature
-    """Keep the protected release fresh from each worker, off the request path."""
+    """Keep the protected release and the summary rollup fresh from each worker, off the request
+    path (folds take turns under a lock)."""
     from fieldsvc.insights.release import start_background_refresh
+    from fieldsvc.insights.rollup import start_background_fold
 
     start_background_refresh(worker.wsgi)
+    start_background_fold(worker.wsgi)

@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=1_000_000)
     args = parser.parse_args(argv)
+    if os.environ.get("BENCH_SMOKE"):  # make bench-smoke: the same run, small
+        args.lines = min(args.lines, 20_000)
     server = os.environ.get("FIELDSVC_BENCH_POSTGRES_URL") or os.environ.get(
         "FIELDSVC_TEST_POSTGRES_URL")
     if not server:

@@ -45,7 +45,7 @@ class Gunicorn:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a busy shared machine boots workers slowly
         while True:
             try:
                 status, _ = self.request("GET", "/healthz", None, {}, timeout=2)

@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv if argv is not None else [])
+    if os.environ.get("BENCH_SMOKE"):  # make bench-smoke: the same run, briefly
+        args.seconds = min(args.seconds, 2)
     admin = (os.environ.get("FIELDSVC_BENCH_POSTGRES_URL")
              or os.environ.get("FIELDSVC_TEST_POSTGRES_URL"))
     if not admin:

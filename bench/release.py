@@ -53,7 +53,8 @@ def run(url: str, label: str, caravans: int) -> None:
 
 
 def main() -> None:
-    sizes = [int(n) for n in os.environ.get("BENCH_RELEASE_CARAVANS", "150,600,1500").split(",")]
+    default = "20" if os.environ.get("BENCH_SMOKE") else "150,600,1500"
+    sizes = [int(n) for n in os.environ.get("BENCH_RELEASE_CARAVANS", default).split(",")]
     admin = os.environ.get("FIELDSVC_BENCH_POSTGRES_URL") or os.environ.get(
         "FIELDSVC_TEST_POSTGRES_URL")
     if not admin:

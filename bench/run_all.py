@@ -1,5 +1,7 @@
 """Run every benchmark in bench/ (`make bench`): each module with a main(), in name order.
 
+`make bench-smoke` runs the same with BENCH_SMOKE=1: each benchmark at a small scale.
+
 A benchmark that is missing or fails to import is reported and skipped; the others still run.
 """
 
@@ -12,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-NOT_BENCHMARKS = {"run_all", "trivial"}
+NOT_BENCHMARKS = {"run_all", "trivial", "gunicorn", "load"}  # helpers, not benchmarks
 
 
 def main(names: list[str] | None = None) -> int:

@@ -16,11 +16,13 @@ facilities_cli = AppGroup("facilities", help="Ministry of Health facility lists.
 users_cli = AppGroup("users", help="Staff accounts.")
 demo_cli = AppGroup("demo", help="A realistic, reproducible demo season.")
 release_cli = AppGroup("release", help="The protected release served without full detail.")
+rollup_cli = AppGroup("rollup", help="The summary rollup (summaries are exact without it).")
 dhis2_cli = AppGroup("dhis2", help="DHIS2 and ADX exports.")
 
 
 def register_cli(app: Flask) -> None:
-    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli, dhis2_cli):
+    for group in (areas_cli, facilities_cli, users_cli, demo_cli, release_cli, rollup_cli,
+                  dhis2_cli):
         app.cli.add_command(group)
     app.cli.add_command(setup_command)
     app.cli.add_command(backup_command)
@@ -313,6 +315,23 @@ def demo_load() -> None:
 def release_build(force: bool) -> None:
     """Protect and store a new release of the linked tables if the data changed."""
     _build_release(force=force)
+
+
+@rollup_cli.command("fold")
+def rollup_fold() -> None:
+    """Fold new, amended and reviewed tallies into the summary rollup."""
+    from fieldsvc.insights.rollup import fold
+
+    click.echo(f"{fold()} submissions folded into the summary rollup.")
+
+
+@rollup_cli.command("rebuild")
+def rollup_rebuild() -> None:
+    """Recompute the summary rollup from every counted line (after a bulk load)."""
+    from fieldsvc.insights.rollup import rebuild
+
+    rebuild()
+    click.echo("Summary rollup rebuilt.")
 
 
 def _build_release(*, force: bool = False) -> None:

@@ -50,6 +50,11 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         "DHIS2_MAPPING_FILE": env.get("DHIS2_MAPPING_FILE") or None,
         # How often a served process checks whether the protected release needs rebuilding.
         "RELEASE_REFRESH_SECONDS": float(env.get("RELEASE_REFRESH_SECONDS", "300")),
+        # How often a served process folds new, amended and reviewed tallies into the summary
+        # rollup (summaries stay exact in between; they read more raw lines).
+        "ROLLUP_FOLD_SECONDS": float(env.get("ROLLUP_FOLD_SECONDS", "10")),
+        # Summaries read the rollup when it has their dimensions (0: always the raw lines).
+        "SUMMARY_ROLLUP": _bool(env.get("SUMMARY_ROLLUP"), True),
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),
         "GEOCODER_MIN_DELAY_SECONDS": float(env.get("GEOCODER_MIN_DELAY_SECONDS", "1.1")),
         "API_TOKEN_HOURS": int(env.get("API_TOKEN_HOURS", "12")),

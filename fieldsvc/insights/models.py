@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldsvc.db import Model, utcnow
@@ -28,3 +28,55 @@ class Release(Model):
     build_seconds: Mapped[float]
     # {table name: [[*key, measure, count or None, status or None], ...]}
     tables: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class TallyRollup(Model):
+    """The counted lines summed by commune, specialty, measure, sex, age band, condition and day.
+
+    Exact up to the submissions marked unrolled (``tallies.models.UNROLLED``): readers add those
+    submissions' current lines and subtract what the rollup holds for them (see
+    ``insights.rollup``). Written only by the fold, off the request path.
+    """
+
+    __tablename__ = "tally_rollup"
+    __table_args__ = (Index("ix_tally_rollup_slice", "commune_code", "day", "specialty_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_code: Mapped[str] = mapped_column(String(16))
+    day: Mapped[dt.date]
+    specialty_code: Mapped[str] = mapped_column(String(8))
+    measure_code: Mapped[str] = mapped_column(String(32))
+    sex: Mapped[str] = mapped_column(String(1))
+    age_band: Mapped[str] = mapped_column(String(8))
+    condition: Mapped[str | None] = mapped_column(String(8))
+    count: Mapped[int]
+    line_count: Mapped[int]  # how many raw lines the count sums (a zero count is still a group)
+
+
+class TallyRollupMonth(Model):
+    """The same by month (``day`` is the month's first day) and without condition: several times
+    smaller, for summaries by month, quarter or year, or by no period at all."""
+
+    __tablename__ = "tally_rollup_month"
+    __table_args__ = (
+        Index("ix_tally_rollup_month_slice", "commune_code", "day", "specialty_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_code: Mapped[str] = mapped_column(String(16))
+    day: Mapped[dt.date]
+    specialty_code: Mapped[str] = mapped_column(String(8))
+    measure_code: Mapped[str] = mapped_column(String(32))
+    sex: Mapped[str] = mapped_column(String(1))
+    age_band: Mapped[str] = mapped_column(String(8))
+    count: Mapped[int]
+    line_count: Mapped[int]
+
+
+class RollupChange(Model):
+    """Scratch rows of one fold (the versions to add and subtract), emptied before it commits."""
+
+    __tablename__ = "rollup_change"
+
+    version_id: Mapped[int] = mapped_column(primary_key=True)
+    sign: Mapped[int] = mapped_column(primary_key=True)

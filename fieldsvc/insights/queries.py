@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Integer, String, cast, exists, func, literal, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
@@ -189,6 +190,10 @@ def summary_rows(query: SummaryQuery) -> list[dict[str, Any]]:
     caravan ids with their names, organization ids with names) and ``count``. Grouped by
     organization, a caravan with two organizers counts under each (so the rows then add up to
     more than the lines); filtered by organization, its lines count once.
+
+    Read from the summary rollup (``insights.rollup``: exact, with the tallies not yet folded
+    added from their raw lines) when it has every dimension and filter; from the raw lines
+    otherwise (site, caravan, organization, review status).
     """
     statement = summary_statement(query)
     rows = []
@@ -222,11 +227,22 @@ def ordered_summary_statement(query: SummaryQuery) -> Any:
 
 def summary_statement(query: SummaryQuery) -> Any:
     """The one SELECT that sums the counted lines by the query's dimensions, with names."""
-    lines, caravan, commune = _line_source()
+    from fieldsvc.insights import rollup
+
     keys: dict[str, Any] = {}
-    base = select().select_from(lines).join(caravan, caravan.id == lines.c.caravan_id)
-    if "organization" in query.by:
-        base = base.join(caravan_organizer, caravan_organizer.c.caravan_id == lines.c.caravan_id)
+    having: list[Any] = []
+    lines = rollup.rollup_lines(query) if current_app.config.get("SUMMARY_ROLLUP", True) else None
+    if lines is not None:
+        commune = lines.c.commune_code
+        base = select().select_from(lines)
+        if query.by:  # without keys, the raw lines answer one row even when there are none
+            having.append(func.sum(lines.c.line_count) > 0)
+    else:
+        lines, caravan, commune = _line_source()
+        base = select().select_from(lines).join(caravan, caravan.id == lines.c.caravan_id)
+        if "organization" in query.by:
+            base = base.join(caravan_organizer,
+                             caravan_organizer.c.caravan_id == lines.c.caravan_id)
     for dimension in query.by:
         if dimension in AREA_DIMENSIONS:
             keys[dimension] = _area_prefix(commune, dimension)
@@ -252,6 +268,7 @@ def summary_statement(query: SummaryQuery) -> Any:
         base.add_columns(*labelled, func.sum(lines.c.count).label("count"))
         .where(*conditions)
         .group_by(*keys.values())
+        .having(*having)
         .subquery("grouped")
     )
     columns: list[Any] = [grouped.c[name] for name in keys] + [grouped.c["count"]]

@@ -5,16 +5,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fieldsvc.db import Model, utcnow
 
 REVIEW_STATUSES = ("received", "approved", "flagged", "rejected")
 
+# A submission whose counted lines differ from what the summary rollup holds for it
+# (fieldsvc/insights/rollup.py): its current version, or nothing when rejected, against the
+# version folded in (0: none). New, amended and newly rejected or un-rejected submissions match
+# without any write-path code; the partial index keeps them quick to find. The same text is the
+# index's predicate and the readers' condition, so that PostgreSQL uses the index.
+# Spelled `(...) IS TRUE` so that PostgreSQL estimates it from the extended statistics the
+# migration creates on the expression (a bare `<>` is estimated at half the table, and the plan
+# then scans every submission).
+UNROLLED = ("(rolled_version_id <> CASE WHEN review_status = 'rejected' THEN 0 "
+            "ELSE coalesce(current_version_id, 0) END) IS TRUE")
+
 
 class Submission(Model):
     __tablename__ = "submission"
+    __table_args__ = (
+        Index("ix_submission_unrolled", "id",
+              postgresql_where=text(UNROLLED), sqlite_where=text(UNROLLED)),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUID made by the phone
     caravan_id: Mapped[int] = mapped_column(ForeignKey("caravan.id"), index=True)
@@ -26,6 +41,8 @@ class Submission(Model):
     # The version that aggregates count; set once the first version is flushed. No foreign key:
     # submission and submission_version would reference each other (the service keeps it right).
     current_version_id: Mapped[int | None] = mapped_column(index=True)
+    # The version whose lines the summary rollup holds (0: none); only the rollup's fold sets it.
+    rolled_version_id: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

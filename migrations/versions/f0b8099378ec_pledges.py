@@ -1,7 +1,7 @@
 """pledges
 
 Revision ID: f0b8099378ec
-Revises: 389511880f27
+Revises: 5256a76c006f
 Create Date: 2026-11-29 11:23:17.031248
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f0b8099378ec'
-down_revision = '389511880f27'
+down_revision = '5256a76c006f'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,131 @@
+"""The summary rollup answers exactly what the raw lines answer, however far behind its fold is.
+
+Tallies go in through the API (new, amended, reviewed, rejected and amended back), the fold runs
+now and then for part of them, and after every step the summaries read through the rollup equal
+the same summaries summed from the raw lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+
+from flask import current_app
+from sqlalchemy import func, select, text
+
+from fieldsvc.insights import rollup
+from fieldsvc.insights.models import TallyRollup, TallyRollupMonth
+from fieldsvc.insights.queries import SummaryQuery, summary_rows
+from fieldsvc.tallies.models import UNROLLED
+from tests.factories import auth, make_areas, make_caravan, make_enrollment, make_user
+from tests.tallies.helpers import DAY
+
+QUERIES = [
+    SummaryQuery(),
+    SummaryQuery(by=["province", "specialty"], start=DAY),
+    SummaryQuery(by=["region", "sex", "age_band"]),
+    SummaryQuery(by=["region", "commune", "month"], regions=["08"]),
+    SummaryQuery(by=["commune", "measure", "condition", "day"]),
+    SummaryQuery(by=["commune", "quarter", "specialty", "measure", "sex", "age_band"]),
+    SummaryQuery(by=["week", "sex"], specialties=["OPH"], sexes=["F"], end=DAY),
+    SummaryQuery(by=["year"], measures=["turned_away", "referrals"], communes=["08.587.09.23"]),
+    # Whole months: read from the month rollup.
+    SummaryQuery(by=["province", "specialty", "quarter"], start=DAY.replace(day=1),
+                 end=(DAY.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+                 - dt.timedelta(days=1)),
+    SummaryQuery(by=["commune", "measure", "sex", "age_band"], specialties=["GEN"]),
+]
+
+
+def _lines(rng: random.Random) -> list[dict]:
+    keys = rng.sample([(m, s, b, c) for m in ("consultations", "turned_away", "referrals")
+                       for s in ("F", "M") for b in ("0-4", "15-24", "65+")
+                       for c in (None, "VII")], rng.randint(1, 5))
+    return [{"measure": m, "sex": s, "age_band": b, "condition": c, "count": rng.randint(0, 9)}
+            for m, s, b, c in keys]
+
+
+def _raw(query: SummaryQuery) -> list[dict]:
+    current_app.config["SUMMARY_ROLLUP"] = False
+    try:
+        return summary_rows(query)
+    finally:
+        current_app.config["SUMMARY_ROLLUP"] = True
+
+
+def _unrolled(db) -> int:
+    return db.session.scalar(text(f"SELECT count(*) FROM submission WHERE {UNROLLED}"))
+
+
+def _check(db, step: str) -> None:
+    db.session.rollback()
+    for query in QUERIES:
+        assert summary_rows(query) == _raw(query), (step, query)
+    db.session.rollback()
+
+
+def test_rollup_equals_the_raw_lines_through_submissions_amendments_and_reviews(client, db):
+    make_areas()
+    zagora = make_caravan("08.587.01.13", first_day=DAY,
+                          sites=(("École Al Amal", 30.33, -5.84), ("Tamegroute", 30.26, -5.68)))
+    ouahat = make_caravan("07.351.02.07", first_day=DAY, sites=())
+    db.session.flush()
+    zagora.sites[1].commune_code = "08.587.09.23"  # lines there count in the site's commune
+    phones = [(zagora, make_enrollment(zagora)[1]), (ouahat, make_enrollment(ouahat)[1])]
+    coordinator = auth(make_user("coordinator", regions=["08", "07"]))
+    db.session.commit()
+    rng = random.Random(15)
+    stored: list[tuple[dict, dict]] = []
+    versions: dict[str, int] = {}  # a review names the version it judges
+    folded_with_rows = False
+    for step in range(45):
+        action = rng.choice(["submit"] * 4 + ["amend", "amend", "review", "review", "fold"])
+        if action == "submit" or not stored:
+            caravan, header = rng.choice(phones)
+            sites = [None, *[site.id for site in caravan.sites]]
+            body = {"id": str(uuid.uuid4()), "caravan_id": caravan.id,
+                    "site_id": rng.choice(sites),
+                    "day": (DAY + dt.timedelta(days=rng.randint(0, 1))).isoformat(),
+                    "specialty": rng.choice(["OPH", "GEN"]), "lines": _lines(rng)}
+            response = client.post("/api/v1/submissions", json=body, headers=header)
+            assert response.status_code == 201, response.json
+            stored.append((body, header))
+            versions[body["id"]] = response.json["version"]
+        elif action == "amend":
+            body, header = rng.choice(stored)
+            body = {**body, "lines": _lines(rng), "specialty": rng.choice(["OPH", "GEN"])}
+            response = client.put(f"/api/v1/submissions/{body['id']}",
+                                  json={k: v for k, v in body.items() if k != "id"},
+                                  headers=header)
+            assert response.status_code == 200, response.json
+            versions[body["id"]] = response.json["version"]
+        elif action == "review":
+            body, _ = rng.choice(stored)
+            status = rng.choice(["approved", "flagged", "rejected", "rejected"])
+            response = client.post(f"/api/v1/submissions/{body['id']}/review",
+                                   json={"status": status, "reason": "vu",
+                                         "version": versions[body["id"]]},
+                                   headers=coordinator)
+            assert response.status_code == 200, response.json
+        else:
+            rollup.fold_batch(rng.randint(1, 4))
+            folded_with_rows = folded_with_rows or bool(
+                db.session.scalar(select(func.count()).select_from(TallyRollup)))
+        _check(db, f"step {step}: {action}")
+    assert folded_with_rows  # the rollup was read with rows in it, not only corrections
+    # Folded entirely, the rollup alone answers (nothing left to correct), still exactly.
+    rollup.fold()
+    assert _unrolled(db) == 0
+    _check(db, "all folded")
+    # A rebuild from scratch gives the same tables as the folds did.
+    def tables() -> list[list[tuple]]:
+        return [sorted(tuple(row)[1:] for row in db.session.execute(select(model)).all())
+                for model in (TallyRollup, TallyRollupMonth)]
+
+    folded = tables()
+    assert folded[1] and len(folded[1]) < len(folded[0])
+    rollup.rebuild()
+    assert tables() == folded
+    _check(db, "rebuilt")
+
