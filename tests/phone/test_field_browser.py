@@ -141,7 +141,7 @@ def test_flagged_tally_shows_its_reason_offline_and_is_corrected(browser, live, 
     coordinator = auth(make_user("coordinator", regions=["08"]))
     flagged = pg_app.test_client().post(
         f"/api/v1/submissions/{submission_id}/review", headers=coordinator,
-        json={"status": "flagged", "reason": REASON})
+        json={"status": "flagged", "reason": REASON, "version": 1})
     assert flagged.status_code == 200, flagged.json
 
     page.click("#nav-tally")
