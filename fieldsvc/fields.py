@@ -117,8 +117,9 @@ def each_one_of(choices: Iterable[str], unique: bool = False) -> Callable[[list[
     def check(values: list[str]) -> None:
         unknown = [value for value in values if value not in allowed]
         if unknown:
-            raise ValidationError(f"Unknown {', '.join(unknown)}; use one of {', '.join(allowed)}.")
+            raise ValidationError(str(_l("Unknown %(codes)s; use one of %(choices)s.",
+                                         codes=", ".join(unknown), choices=", ".join(allowed))))
         if unique and len(set(values)) != len(values):
-            raise ValidationError("Name each one once.")
+            raise ValidationError(str(_l("Name each one once.")))
 
     return check

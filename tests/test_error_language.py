@@ -83,3 +83,21 @@ def test_a_revoked_staff_token_gets_the_staffs_wording(app, client, db):
     response = client.get(f"/api/v1/caravans/{caravan.id}", headers=lost)
     assert response.status_code == 401
     assert "rejoignez" in response.json["detail"].lower()
+
+
+def test_summary_refusals_answer_in_the_callers_language(client, db):
+    make_areas()
+    planner = auth(make_user("planner", organization="Wahat Al-Khair"))
+    admin = auth(make_user("admin"))
+    db.session.commit()
+    for header, query in ((planner, "by=region,day"), (planner, "by=region&status=approved"),
+                          (admin, "by=region,colour"), (admin, "specialty=XYZ")):
+        arabic = client.get(f"/api/v1/summary?{query}",
+                            headers={**header, "Accept-Language": "ar"})
+        assert arabic.status_code == 422, (query, arabic.json)
+        _arabic(arabic)
+        french = client.get(f"/api/v1/summary?{query}",
+                            headers={**header, "Accept-Language": "fr"}).json["detail"]
+        english = client.get(f"/api/v1/summary?{query}",
+                             headers={**header, "Accept-Language": "en"}).json["detail"]
+        assert french != english, query

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from fieldsvc.areas.models import Area
@@ -30,12 +31,13 @@ def check_codes(query: SummaryQuery) -> None:
                                 ("measure", "measures", query.measures)):
         unknown = unknown_codes(kind, values)
         if unknown:
-            errors[field] = [f"Unknown {', '.join(unknown)}; use one of "
-                             f"{', '.join(sorted(known_codes(kind)))}."]
+            errors[field] = [_("Unknown %(codes)s; use one of %(choices)s.",
+                               codes=", ".join(unknown),
+                               choices=", ".join(sorted(known_codes(kind))))]
     if errors:
         raise ValidationFailed(
-            "Some summary parameters are invalid: "
-            + "; ".join(f"{f}: {' '.join(m)}" for f, m in errors.items()),
+            _("Some summary parameters are invalid: %(fields)s",
+              fields="; ".join(f"{f}: {' '.join(m)}" for f, m in errors.items())),
             errors=errors,
         )
 
@@ -88,7 +90,8 @@ _AREA_FILTERS = (("regions", "region"), ("provinces", "province"), ("communes", 
 
 def _refuse(message: str, field: str, nearest: str | None = None) -> ValidationFailed:
     if nearest:
-        message = f"{message} The nearest table you can ask for: {nearest}."
+        message = _("%(message)s The nearest table you can ask for: %(nearest)s.",
+                    message=message, nearest=nearest)
     return ValidationFailed(message, errors={field: [message]})
 
 
@@ -101,53 +104,54 @@ def release_summary(query: SummaryQuery) -> SummaryResult:
     fine = [d for d in query.by if d not in RELEASE_DIMENSIONS]
     if fine:
         raise _refuse(
-            f"Without full detail, counts come from the protected release, grouped by area "
-            f"(region, province), specialty, measure, sex and age band, quarter or year; remove "
-            f"{', '.join(fine)}.", "by", "by=" + ",".join(
+            _("Without full detail, counts come from the protected release, grouped by area "
+              "(region, province), specialty, measure, sex and age band, quarter or year; "
+              "remove %(dimensions)s.", dimensions=", ".join(fine)), "by", "by=" + ",".join(
                 d if d not in ("day", "week", "month") else "quarter"
                 for d in query.by if d in RELEASE_DIMENSIONS or d in ("day", "week", "month")
             ) or "by=region,specialty")
     for attribute, name in (("caravans", "caravan"), ("organizations", "organization")):
         if getattr(query, attribute):
-            raise _refuse(f"Without full detail, only your own {name}s can be selected.", name,
-                          "the same query without " + name)
+            raise _refuse(_("Without full detail, only your own caravans and organizations can "
+                            "be selected: remove %(name)s.", name=name), name)
     if query.statuses:
-        raise _refuse("Without full detail, the review status cannot be filtered on.", "status")
+        raise _refuse(_("Without full detail, the review status cannot be filtered on."),
+                      "status")
     for attribute, name in (*_AREA_FILTERS, ("specialties", "specialty"), ("measures", "measure"),
                             ("sexes", "sex"), ("age_bands", "age_band")):
         if len(getattr(query, attribute)) > 1:
-            raise _refuse(f"Without full detail, filter on one {name} at a time, or add {name} "
-                          "to by.", name)
+            raise _refuse(_("Without full detail, filter on one %(name)s at a time, or add "
+                            "%(name)s to by.", name=name), name)
     release = release_module.current_release()
 
     by_area = [d for d in query.by if d in _AREA_ORDER]
     if len(by_area) > 1:
-        raise _refuse("Group by one area level.", "by")
+        raise _refuse(_("Group by one area level."), "by")
     filters = {name: getattr(query, attribute)[0]
                for attribute, name in _AREA_FILTERS if getattr(query, attribute)}
     for name, code in filters.items():
         if len(code) != release_module.AREA_LENGTH[name]:
-            raise _refuse(f"{code} is not a {name} code.", name)
+            raise _refuse(_("%(code)s is not a %(name)s code.", code=code, name=name), name)
     levels = by_area + list(filters)
     if not levels:
-        raise _refuse("Without full detail, group by region or province, or filter on one.",
+        raise _refuse(_("Without full detail, group by region or province, or filter on one."),
                       "by", "by=" + ",".join(["region", *query.by]))
     level = max(levels, key=_AREA_ORDER.index)
     if by_area and _AREA_ORDER.index(level) > _AREA_ORDER.index(by_area[0]):
-        raise _refuse(f"Filter areas at the level you group by or coarser; add {level} to by "
-                      f"instead of {by_area[0]}.", level)
+        raise _refuse(_("Filter areas at the level you group by or coarser; add %(level)s to by "
+                        "instead of %(grouped)s.", level=level, grouped=by_area[0]), level)
 
     specialty = "specialty" in query.by or bool(query.specialties)
     sex = "sex" in query.by or bool(query.sexes)
     band = "age_band" in query.by or bool(query.age_bands)
     if sex != band:
         missing = "age_band" if sex else "sex"
-        raise _refuse(f"Sex and age band are published together: add {missing} to by or "
-                      f"filter on one {missing}.", missing)
+        raise _refuse(_("Sex and age band are published together: add %(missing)s to by or "
+                        "filter on one %(missing)s.", missing=missing), missing)
 
     units = [d for d in query.by if d in ("quarter", "year")]
     if len(units) > 1:
-        raise _refuse("Group by one period: quarter or year.", "by")
+        raise _refuse(_("Group by one period: quarter or year."), "by")
     fixed_period: str | None = None
     if units:
         unit = units[0]
@@ -158,18 +162,20 @@ def release_summary(query: SummaryQuery) -> SummaryResult:
     if level == "commune" or unit == "window":
         if level != "commune" or unit != "window" or not specialty or sex:
             raise _refuse(
-                "Communes are published by specialty over the need window only: "
-                f"from={release.window_start.isoformat()}&to={release.window_end.isoformat()}.",
+                _("Communes are published by specialty over the need window only: %(window)s.",
+                  window=f"from={release.window_start.isoformat()}"
+                         f"&to={release.window_end.isoformat()}"),
                 "commune", f"by=commune,specialty&from={release.window_start.isoformat()}"
                 f"&to={release.window_end.isoformat()}")
     spec = release_module.TableSpec(level, specialty, sex, unit)
     spec = next((t for t in release_module.TABLES if t.dims == spec.dims), None)  # type: ignore[assignment]
     if spec is None:
-        raise _refuse("Sex and age band are published by region, for a year or for all time.",
+        raise _refuse(_("Sex and age band are published by region, for a year or for all time."),
                       "by", "by=region,sex,age_band,year")
     measures = query.measures or ([] if "measure" in query.by else [DEFAULT_MEASURE])
     if spec.measures is not None and measures and measures[0] not in spec.measures:
-        raise _refuse(f"Communes are published for {', '.join(spec.measures)} only.", "measure")
+        raise _refuse(_("Communes are published for %(measures)s only.",
+                        measures=", ".join(spec.measures)), "measure")
 
     wanted: dict[int, str] = {}
     dims = spec.dims
@@ -212,8 +218,10 @@ def release_summary(query: SummaryQuery) -> SummaryResult:
 
 def _check_aligned(start: dt.date | None, end: dt.date | None, unit: str) -> None:
     """From and to, grouped by quarter or year, must fall on that period's edges."""
-    message = (f"Grouped by {unit}, from must be the first day of a {unit} and to the last "
-               f"(e.g. from=2026-01-01&to=2026-12-31), or be left out.")
+    message = (_("Grouped by quarter, from must be the first day of a quarter and to the last "
+                 "(e.g. from=2026-10-01&to=2026-12-31), or be left out.") if unit == "quarter"
+               else _("Grouped by year, from must be the first day of a year and to the last "
+                      "(e.g. from=2026-01-01&to=2026-12-31), or be left out."))
     first_months = (1, 4, 7, 10) if unit == "quarter" else (1,)
     if start is not None and (start.day != 1 or start.month not in first_months):
         raise _refuse(message, "from")
@@ -236,9 +244,9 @@ def _one_period(start: dt.date | None, end: dt.date | None,
             return "year", str(start.year)
         if (start, end) == (release.window_start, release.window_end):
             return "window", "window"
-    raise _refuse("Without full detail, from and to select one whole quarter or year (e.g. "
-                  "from=2026-10-01&to=2026-12-31) or are left out; group by quarter to see a "
-                  "longer stretch.", "from", "by=quarter")
+    raise _refuse(_("Without full detail, from and to select one whole quarter or year (e.g. "
+                    "from=2026-10-01&to=2026-12-31) or are left out; group by quarter to see a "
+                    "longer stretch."), "from", "by=quarter")
 
 
 def _within(period: str, unit: str, start: dt.date | None, end: dt.date | None) -> bool:
