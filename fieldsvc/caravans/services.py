@@ -269,7 +269,8 @@ def device_principal(digest: str) -> DevicePrincipal | None:
     caravan = CaravanDates(*dates)
     if not enrollment_is_live(revoked_at, caravan, morocco_today()):
         raise Unauthorized(
-            "This device token was revoked or has expired; join the caravan again with its code.")
+            _("This device token was revoked or has expired; join the caravan again with its "
+              "code."))
     return DevicePrincipal(enrollment_id, caravan)
 
 
@@ -323,8 +324,8 @@ def check_sites(
         if first_understood is not None:
             extra["understood"] = first_understood
         raise ValidationFailed(
-            "A site's location is not plausible: "
-            + " ".join(message for messages in errors.values() for message in messages),
+            _("A site's location is not plausible: %(reasons)s", reasons=" ".join(
+                message for messages in errors.values() for message in messages)),
             errors=errors,
             **extra,
         )
@@ -526,7 +527,7 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
         frozen == ["status"] and data.status == "closed"
     ):
         raise Conflict(
-            f"Caravan {caravan.id} is closed; only its title can still change.",
+            _("Caravan %(id)s is closed; only its title can still change.", id=caravan.id),
             errors={name: ["the caravan is closed"] for name in frozen},
         )
     warnings: list[str] = []
@@ -558,8 +559,8 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
         new, old = data.status, caravan.status
         if STATUS_ORDER[new] != STATUS_ORDER[old] + 1:
             raise Conflict(
-                f"A caravan goes planned → active → closed; this one is {old}, "
-                f"so it cannot become {new}.",
+                _("A caravan goes planned → active → closed; this one is %(old)s, so it cannot "
+                  "become %(new)s.", old=old, new=new),
                 errors={"status": [f"{old} cannot become {new}"]},
             )
         caravan.status = new

@@ -959,8 +959,9 @@ def keep_submissions_within_days(caravan: Caravan, first: dt.date, last: dt.date
     ) or 0
     if outside:
         raise Conflict(
-            f"{outside} submissions are for days outside {first}–{last}; "
-            "keep those days or have the submissions amended first.",
+            str(_l("%(count)s submissions are for days outside %(first)s–%(last)s; keep those "
+                   "days or have the submissions amended first.", count=outside, first=first,
+                   last=last)),
             errors={"first_day": ["submissions exist outside these days"]},
         )
 
