@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import case, func, select, union_all
 from sqlalchemy.orm import aliased
 
@@ -48,7 +49,7 @@ from fieldsvc.areas.models import (
     FacilityDistance,
 )
 from fieldsvc.caravans.models import Caravan, Site, caravan_specialty
-from fieldsvc.errors import DomainError, ValidationFailed
+from fieldsvc.errors import ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.insights import suppression
 from fieldsvc.insights.queries import counted_lines
@@ -141,22 +142,25 @@ def parse_weights(text: str | None) -> dict[str, float]:
         name, _, number = part.partition(":")
         name = name.strip()
         if name not in COMPONENTS:
-            errors.append(f"unknown component {name!r}; use {', '.join(COMPONENTS)}")
+            errors.append(gettext("unknown component %(name)r; use %(components)s", name=name,
+                                  components=", ".join(COMPONENTS)))
             continue
         try:
             value = float(number)
         except ValueError:
-            errors.append(f"{part.strip()!r}: write component:number, e.g. unmet:2")
+            errors.append(gettext("%(part)r: write component:number, e.g. unmet:2",
+                                  part=part.strip()))
             continue
         if value < 0 or value != value or value == float("inf"):
-            errors.append(f"{name}: a weight is a finite number of 0 or more")
+            errors.append(gettext("%(name)s: a weight is a finite number of 0 or more",
+                                  name=name))
             continue
         weights[name] = value
     total = sum(weights.values())
     if not errors and total <= 0:
-        errors.append("at least one weight must be above 0")
+        errors.append(gettext("at least one weight must be above 0"))
     if errors:
-        raise ValidationFailed("Invalid weights: " + "; ".join(errors) + ".",
+        raise ValidationFailed(gettext("Invalid weights: %(errors)s.", errors="; ".join(errors)),
                                errors={"weights": errors})
     return {name: value / total for name, value in weights.items()}
 
@@ -314,16 +318,12 @@ def needs_window(principal: Principal, window_months: int | None, as_of: dt.date
         start = months_before(end, window_months or DEFAULT_WINDOW_MONTHS) + dt.timedelta(days=1)
         return None, start, end
     if window_months is not None or as_of is not None:
-        message = ("The need window is the protected release's (the last eight quarters); "
-                   "as_of and window_months are for administrators.")
+        message = gettext("The need window is the protected release's (the last eight "
+                          "quarters); as_of and window_months are for administrators.")
         raise ValidationFailed(message, errors={"as_of": [message]})
     from fieldsvc.insights.release import current_release
 
-    release = current_release()
-    if release is None:
-        raise DomainError("No protected release has been built yet; run "
-                          "`flask --app wsgi release build`.", status=503,
-                          title="Release not built yet")
+    release = current_release()  # an empty release (version 0) before the first build
     built = release.built_at.date()
     return release, release.window_start, min(release.window_end, max(built, release.window_start))
 

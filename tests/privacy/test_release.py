@@ -70,7 +70,7 @@ def test_planner_cannot_combine_age_band_tables(app, client, db):
     for query in ("by=age_band,year", "by=specialty,age_band,month&region=08",
                   "by=specialty,sex,age_band,year&region=08",
                   "by=province,specialty,sex,age_band&region=08"):
-        response = client.get(f"/api/v1/summary?{query}", headers=planner)
+        response = client.get(f"/api/v1/summary?{query}", headers={**planner, "Accept-Language": "en"})
         assert response.status_code == 422, query
         assert "nearest table" in response.json["detail"] or "together" in response.json[
             "detail"], response.json
