@@ -116,3 +116,54 @@ class StaffingSchema(Schema):
     pledge_url = fields.String(metadata={
         "example": "https://fieldsvc.example.org/pledge/K7QX-4MZP"})
     pledges = fields.List(fields.Nested(PledgeSchema))
+
+
+class CaravanServedSchema(Schema):
+    id = fields.Integer(attribute="caravan.id", metadata={"example": 12})
+    title = fields.String(attribute="caravan.title",
+                          metadata={"example": "Caravane de Ouahat Sidi Brahim"})
+    commune = fields.String(attribute="caravan.commune_code", metadata={"example": "07.351.02.07"})
+    status = fields.String(attribute="caravan.status", metadata={"example": "closed"})
+    first_day = fields.Date(attribute="caravan.first_day")
+    last_day = fields.Date(attribute="caravan.last_day")
+    days = fields.Integer(metadata={"example": 3})
+    consultations = fields.Integer(metadata={
+        "description": "Recorded by this volunteer's own devices.", "example": 43})
+    procedures = fields.Integer(metadata={"example": 2})
+
+
+class OwnCertificateSchema(Schema):
+    scope = fields.String(metadata={"example": "caravan"})
+    caravan_id = fields.Method("_caravan_id", metadata={"type": "integer", "nullable": True,
+                                                        "example": 12})
+    year = fields.Integer(allow_none=True, metadata={"example": None})
+    code = fields.String(metadata={"example": "3-C12-K7QX4MZP"})
+    certificate_url = fields.Method("_certificate_url", metadata={
+        "type": "string", "example": "/certificates/3-C12-K7QX4MZP"})
+    verify_url = fields.Method("_verify_url", metadata={
+        "type": "string", "example": "/verify/3-C12-K7QX4MZP"})
+
+    def _caravan_id(self, certificate: Any) -> int | None:
+        return certificate.caravan.id if certificate.caravan is not None else None
+
+    def _certificate_url(self, certificate: Any) -> str:
+        return f"/certificates/{certificate.code}"
+
+    def _verify_url(self, certificate: Any) -> str:
+        return f"/verify/{certificate.code}"
+
+
+class VolunteerRecordSchema(Schema):
+    id = fields.Integer(attribute="volunteer.id", metadata={"example": 3})
+    display_name = fields.String(attribute="volunteer.display_name",
+                                 metadata={"example": "Dr Amina Bennani"})
+    specialty = fields.String(attribute="volunteer.specialty_code", allow_none=True,
+                              metadata={"example": "OPH"})
+    public_consent = fields.Boolean(attribute="volunteer.public_consent", metadata={
+        "description": "Named on public pages; change it with PATCH /api/v1/volunteers/me.",
+        "example": True})
+    days = fields.Integer(metadata={"example": 5})
+    consultations = fields.Integer(metadata={"example": 86})
+    procedures = fields.Integer(metadata={"example": 4})
+    caravans = fields.List(fields.Nested(CaravanServedSchema))
+    certificates = fields.List(fields.Nested(OwnCertificateSchema))
