@@ -34,7 +34,7 @@ EXAMPLE_CONTRIBUTIONS = {
               "communes": ["07.351.02.07", "08.587.01.13", "08.587.09.23"],
               "specialties": ["GEN", "OPH", "PED"], "first_day": "2026-03-14",
               "last_day": "2026-11-28", "consultations": None, "procedures": None,
-              "full_detail": False, "suppressed": "full_detail_only"}],
+              "full_detail": False, "suppressed": "full_detail_only", "history": []}],
 }
 
 

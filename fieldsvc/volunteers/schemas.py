@@ -7,7 +7,12 @@ from typing import Any
 from marshmallow import Schema, fields, post_load, validate
 
 from fieldsvc.caravans.schemas import SPECIALTY_CODE
-from fieldsvc.volunteers.services import CONTRIBUTION_KINDS, ContributionQuery, PledgeInput
+from fieldsvc.volunteers.services import (
+    CONTRIBUTION_KINDS,
+    ContributionQuery,
+    PledgeInput,
+    caravan_days,
+)
 
 
 class ContributionArgs(Schema):
@@ -28,6 +33,19 @@ class ContributorOrganizationSchema(Schema):
     name = fields.String(metadata={"example": "Wahat Al-Khair"})
     name_ar = fields.String(allow_none=True, metadata={"example": "واحة الخير"})
     kind = fields.String(metadata={"example": "association"})
+
+
+class HeldCaravanSchema(Schema):
+    id = fields.Integer(metadata={"example": 3})
+    title = fields.String(metadata={"example": "Caravane de Ouahat Sidi Brahim"})
+    commune = fields.String(attribute="commune_code", metadata={"example": "07.351.02.07"})
+    first_day = fields.Date(metadata={"example": "2026-03-14"})
+    last_day = fields.Date(metadata={"example": "2026-03-16"})
+    days = fields.Method("_days", metadata={"type": "integer", "example": 3})
+    specialties = fields.List(fields.String(), metadata={"example": ["GEN", "OPH"]})
+
+    def _days(self, caravan: Any) -> int:
+        return caravan_days(caravan)
 
 
 class ContributionSchema(Schema):
@@ -53,6 +71,9 @@ class ContributionSchema(Schema):
     procedures = fields.Integer(allow_none=True, metadata={"example": 96})
     full_detail = fields.Boolean(metadata={"example": True})
     suppressed = fields.String(allow_none=True, metadata={"example": None})
+    history = fields.List(fields.Nested(HeldCaravanSchema), metadata={
+        "description": "Partnership rows only: the caravans its members held together (title, "
+                       "days, commune, specialties brought), oldest first; empty otherwise."})
 
 
 class ContributionsSchema(Schema):

@@ -71,6 +71,8 @@ class Contribution:
     full_detail: bool = False
     first_day: dt.date | None = None
     last_day: dt.date | None = None
+    # A partnership's history: the caravans its members held together, oldest first.
+    history: list[Caravan] = field(default_factory=list)
 
     @property
     def caravans(self) -> int:
@@ -193,6 +195,8 @@ def _organization_rows(caravans: list[Caravan], principal: Principal,
             organizations=orgs,
         )
         _fill(row, held)
+        if partnerships:
+            row.history = held
         row.full_detail = principal.role == "admin" or (
             principal.organization_id is not None and principal.organization_id in members)
         if row.full_detail:
