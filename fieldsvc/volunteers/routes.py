@@ -15,6 +15,7 @@ from fieldsvc.volunteers.schemas import (
     PledgeCreateSchema,
     PledgedSchema,
     StaffingSchema,
+    VolunteerRecordSchema,
 )
 
 blp = Blueprint("volunteers", __name__, url_prefix="/api/v1",
@@ -33,7 +34,7 @@ EXAMPLE_CONTRIBUTIONS = {
               "communes": ["07.351.02.07", "08.587.01.13", "08.587.09.23"],
               "specialties": ["GEN", "OPH", "PED"], "first_day": "2026-03-14",
               "last_day": "2026-11-28", "consultations": None, "procedures": None,
-              "full_detail": False, "suppressed": "full_detail_only"}],
+              "full_detail": False, "suppressed": "full_detail_only", "history": []}],
 }
 
 
@@ -82,3 +83,32 @@ def create_pledge(data: services.PledgeInput):
 def staffing(caravan_id: int):
     """Show the specialties a caravan plans against the doctors who pledged or enrolled."""
     return services.staffing(get_caravan(caravan_id), current_principal())
+
+
+@blp.route("/volunteers/me/record", methods=["GET"])
+@allow("volunteer")
+@blp.response(200, VolunteerRecordSchema, example={
+    "id": 3, "display_name": "Dr Amina Bennani", "specialty": "OPH", "public_consent": True,
+    "days": 3, "consultations": 43, "procedures": 2,
+    "caravans": [{"id": 12, "title": "Caravane de Ouahat Sidi Brahim",
+                  "commune": "07.351.02.07", "status": "closed", "first_day": "2026-03-14",
+                  "last_day": "2026-03-16", "days": 3, "consultations": 43, "procedures": 2}],
+    "certificates": [{"scope": "caravan", "caravan_id": 12, "year": None,
+                      "code": "3-C12-K7QX4MZP", "certificate_url": "/certificates/3-C12-K7QX4MZP",
+                      "verify_url": "/verify/3-C12-K7QX4MZP"}]})
+@blp.alt_response(404, description="This device has no volunteer profile",
+                  content_type="application/problem+json")
+def my_record():
+    """Show this device's volunteer their caravans, days, own tallies and certificates."""
+    return services.my_record(current_principal())
+
+
+@blp.route("/volunteers/me/erase", methods=["POST"])
+@allow("volunteer")
+@blp.response(204)
+@blp.alt_response(404, description="This device has no volunteer profile",
+                  content_type="application/problem+json")
+def erase_my_profile():
+    """Erase this device's volunteer profile; its tallies stay, attributed to nobody."""
+    services.erase_my_profile(current_principal())
+    db.session.commit()

@@ -7,7 +7,12 @@ from typing import Any
 from marshmallow import Schema, fields, post_load, validate
 
 from fieldsvc.caravans.schemas import SPECIALTY_CODE
-from fieldsvc.volunteers.services import CONTRIBUTION_KINDS, ContributionQuery, PledgeInput
+from fieldsvc.volunteers.services import (
+    CONTRIBUTION_KINDS,
+    ContributionQuery,
+    PledgeInput,
+    caravan_days,
+)
 
 
 class ContributionArgs(Schema):
@@ -28,6 +33,19 @@ class ContributorOrganizationSchema(Schema):
     name = fields.String(metadata={"example": "Wahat Al-Khair"})
     name_ar = fields.String(allow_none=True, metadata={"example": "واحة الخير"})
     kind = fields.String(metadata={"example": "association"})
+
+
+class HeldCaravanSchema(Schema):
+    id = fields.Integer(metadata={"example": 3})
+    title = fields.String(metadata={"example": "Caravane de Ouahat Sidi Brahim"})
+    commune = fields.String(attribute="commune_code", metadata={"example": "07.351.02.07"})
+    first_day = fields.Date(metadata={"example": "2026-03-14"})
+    last_day = fields.Date(metadata={"example": "2026-03-16"})
+    days = fields.Method("_days", metadata={"type": "integer", "example": 3})
+    specialties = fields.List(fields.String(), metadata={"example": ["GEN", "OPH"]})
+
+    def _days(self, caravan: Any) -> int:
+        return caravan_days(caravan)
 
 
 class ContributionSchema(Schema):
@@ -53,6 +71,9 @@ class ContributionSchema(Schema):
     procedures = fields.Integer(allow_none=True, metadata={"example": 96})
     full_detail = fields.Boolean(metadata={"example": True})
     suppressed = fields.String(allow_none=True, metadata={"example": None})
+    history = fields.List(fields.Nested(HeldCaravanSchema), metadata={
+        "description": "Partnership rows only: the caravans its members held together (title, "
+                       "days, commune, specialties brought), oldest first; empty otherwise."})
 
 
 class ContributionsSchema(Schema):
@@ -116,3 +137,54 @@ class StaffingSchema(Schema):
     pledge_url = fields.String(metadata={
         "example": "https://fieldsvc.example.org/pledge/K7QX-4MZP"})
     pledges = fields.List(fields.Nested(PledgeSchema))
+
+
+class CaravanServedSchema(Schema):
+    id = fields.Integer(attribute="caravan.id", metadata={"example": 12})
+    title = fields.String(attribute="caravan.title",
+                          metadata={"example": "Caravane de Ouahat Sidi Brahim"})
+    commune = fields.String(attribute="caravan.commune_code", metadata={"example": "07.351.02.07"})
+    status = fields.String(attribute="caravan.status", metadata={"example": "closed"})
+    first_day = fields.Date(attribute="caravan.first_day")
+    last_day = fields.Date(attribute="caravan.last_day")
+    days = fields.Integer(metadata={"example": 3})
+    consultations = fields.Integer(metadata={
+        "description": "Recorded by this volunteer's own devices.", "example": 43})
+    procedures = fields.Integer(metadata={"example": 2})
+
+
+class OwnCertificateSchema(Schema):
+    scope = fields.String(metadata={"example": "caravan"})
+    caravan_id = fields.Method("_caravan_id", metadata={"type": "integer", "nullable": True,
+                                                        "example": 12})
+    year = fields.Integer(allow_none=True, metadata={"example": None})
+    code = fields.String(metadata={"example": "3-C12-K7QX4MZP"})
+    certificate_url = fields.Method("_certificate_url", metadata={
+        "type": "string", "example": "/certificates/3-C12-K7QX4MZP"})
+    verify_url = fields.Method("_verify_url", metadata={
+        "type": "string", "example": "/verify/3-C12-K7QX4MZP"})
+
+    def _caravan_id(self, certificate: Any) -> int | None:
+        return certificate.caravan.id if certificate.caravan is not None else None
+
+    def _certificate_url(self, certificate: Any) -> str:
+        return f"/certificates/{certificate.code}"
+
+    def _verify_url(self, certificate: Any) -> str:
+        return f"/verify/{certificate.code}"
+
+
+class VolunteerRecordSchema(Schema):
+    id = fields.Integer(attribute="volunteer.id", metadata={"example": 3})
+    display_name = fields.String(attribute="volunteer.display_name",
+                                 metadata={"example": "Dr Amina Bennani"})
+    specialty = fields.String(attribute="volunteer.specialty_code", allow_none=True,
+                              metadata={"example": "OPH"})
+    public_consent = fields.Boolean(attribute="volunteer.public_consent", metadata={
+        "description": "Named on public pages; change it with PATCH /api/v1/volunteers/me.",
+        "example": True})
+    days = fields.Integer(metadata={"example": 5})
+    consultations = fields.Integer(metadata={"example": 86})
+    procedures = fields.Integer(metadata={"example": 4})
+    caravans = fields.List(fields.Nested(CaravanServedSchema))
+    certificates = fields.List(fields.Nested(OwnCertificateSchema))

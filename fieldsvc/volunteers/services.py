@@ -71,6 +71,8 @@ class Contribution:
     full_detail: bool = False
     first_day: dt.date | None = None
     last_day: dt.date | None = None
+    # A partnership's history: the caravans its members held together, oldest first.
+    history: list[Caravan] = field(default_factory=list)
 
     @property
     def caravans(self) -> int:
@@ -193,6 +195,8 @@ def _organization_rows(caravans: list[Caravan], principal: Principal,
             organizations=orgs,
         )
         _fill(row, held)
+        if partnerships:
+            row.history = held
         row.full_detail = principal.role == "admin" or (
             principal.organization_id is not None and principal.organization_id in members)
         if row.full_detail:
@@ -483,3 +487,101 @@ def enroll_pledges(caravan: Caravan, old: str, new: str, principal: Principal) -
               region_code=caravan.region_code, principal=principal, caravan_id=caravan.id,
               volunteer_id=item.volunteer_id, pledge_id=item.id)
     db.session.flush()
+
+
+# --- a volunteer's own record -------------------------------------------------------------------
+#
+# What the phone shows a volunteer about themself: the caravans they joined, their days, their own
+# tallies in full (they are theirs: only their devices' submissions are counted), their
+# certificates and their consent. Erasing the profile keeps the tallies, unattributed.
+
+ERASED_NAME = "—"
+
+
+@dataclass
+class CaravanServed:
+    caravan: Caravan
+    consultations: int = 0
+    procedures: int = 0
+
+    @property
+    def days(self) -> int:
+        return caravan_days(self.caravan)
+
+
+@dataclass
+class VolunteerRecord:
+    volunteer: Volunteer
+    caravans: list[CaravanServed]
+    certificates: list[Certificate]
+
+    @property
+    def days(self) -> int:
+        return sum(item.days for item in self.caravans)
+
+    @property
+    def consultations(self) -> int:
+        return sum(item.consultations for item in self.caravans)
+
+    @property
+    def procedures(self) -> int:
+        return sum(item.procedures for item in self.caravans)
+
+
+def _own_volunteer(principal: Principal) -> Volunteer:
+    volunteer = principal.enrollment.volunteer if principal.enrollment is not None else None
+    if volunteer is None:
+        raise NotFound(_("This device has no volunteer profile (it joined without one, or the "
+                         "profile was erased)."))
+    return volunteer
+
+
+def _own_counts(volunteer_id: int) -> dict[tuple[int, str], int]:
+    """Consultations and procedures per caravan, from this volunteer's devices only."""
+    from fieldsvc.tallies.models import Submission
+
+    lines = counted_lines()
+    rows = db.session.execute(
+        select(lines.c.caravan_id, lines.c.measure_code, func.sum(lines.c.count))
+        .select_from(lines)
+        .join(Submission, Submission.id == lines.c.submission_id)
+        .join(Enrollment, Enrollment.id == Submission.enrollment_id)
+        .where(Enrollment.volunteer_id == volunteer_id,
+               lines.c.measure_code.in_(COUNTED_MEASURES))
+        .group_by(lines.c.caravan_id, lines.c.measure_code))
+    return {(caravan, measure): int(total or 0) for caravan, measure, total in rows}
+
+
+def my_record(principal: Principal) -> VolunteerRecord:
+    """The calling device's volunteer: caravans joined, days, own tallies and certificates."""
+    volunteer = _own_volunteer(principal)
+    joined = db.session.scalars(
+        select(Caravan).join(Enrollment, Enrollment.caravan_id == Caravan.id)
+        .where(Enrollment.volunteer_id == volunteer.id)
+        .distinct().order_by(Caravan.first_day, Caravan.id))
+    counts = _own_counts(volunteer.id)
+    served = [CaravanServed(caravan, counts.get((caravan.id, "consultations"), 0),
+                            counts.get((caravan.id, "procedures"), 0)) for caravan in joined]
+    return VolunteerRecord(volunteer, served, certificates_of(volunteer.id))
+
+
+def erase_my_profile(principal: Principal) -> None:
+    """Erase the calling device's volunteer profile: every enrollment and pledge that pointed to
+    it loses the link and the name, the profile row goes; the tallies stay, unattributed."""
+    volunteer = _own_volunteer(principal)
+    enrollments = list(db.session.scalars(
+        select(Enrollment).where(Enrollment.volunteer_id == volunteer.id)))
+    for enrollment in enrollments:
+        enrollment.volunteer_id = None
+        enrollment.display_name = ERASED_NAME
+    for item in db.session.scalars(select(Pledge).where(Pledge.volunteer_id == volunteer.id)):
+        item.volunteer_id = None
+        item.display_name = ERASED_NAME
+    volunteer_id = volunteer.id
+    db.session.flush()
+    db.session.delete(volunteer)
+    db.session.flush()
+    db.session.expire(principal.enrollment, ["volunteer"])
+    audit("volunteer.erase", object_type="volunteer", object_id=volunteer_id,
+          region_code=principal.enrollment.caravan.region_code, principal=principal,
+          enrollments=len(enrollments))

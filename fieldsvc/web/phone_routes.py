@@ -118,6 +118,21 @@ PHONE_STRINGS: dict[str, str] = {
     "draft.discard": N_("Discard it"),
     "draft.first": N_("Resume or discard the unfinished tally before starting another."),
     "draft.restored": N_("Your unfinished tally is back where you left it."),
+    "nav.me": N_("My record"),
+    "me.title": N_("My volunteer record"),
+    "me.none": N_("This device has no volunteer profile: join a caravan first, with a profile."),
+    "me.summary": N_("{days} days · {consultations} consultations · {procedures} procedures"),
+    "me.caravans": N_("My caravans"),
+    "me.caravan": N_("{title} · {first_day} · {days} days · {consultations} consultations"),
+    "me.certificates": N_("My certificates"),
+    "me.certificate": N_("Certificate {code}"),
+    "me.consent": N_("Name me on public pages"),
+    "me.saved": N_("Saved."),
+    "me.offline": N_("You are offline; try again with the network."),
+    "me.erase": N_("Erase my profile"),
+    "me.erase_confirm": N_("Erase your profile? Your tallies stay, with no name attached. "
+                           "This cannot be undone."),
+    "me.erased": N_("Your profile is erased; your tallies stay, unattributed."),
 }
 
 # Strings with a number: every plural form of the language, chosen on the phone with PLURAL_INDEX.

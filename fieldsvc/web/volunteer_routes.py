@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
-from marshmallow import ValidationError
+from marshmallow import EXCLUDE, ValidationError
 from wtforms import RadioField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -51,7 +51,7 @@ def _specialty_labels(lang: str) -> dict[str, str]:
 def contributions():
     """Show what organizations, partnerships and (consenting) volunteers contributed."""
     try:
-        query = ContributionArgs().load(request.args.to_dict())
+        query = ContributionArgs(unknown=EXCLUDE).load(request.args.to_dict())
     except ValidationError:
         query = services.ContributionQuery()
     result = services.contributions(query, current_principal())

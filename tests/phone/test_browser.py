@@ -371,3 +371,35 @@ def test_lost_response_is_retried_without_double_counting(browser, live, caravan
     assert _stored() == (2, 2, 14)
     _assert_no_page_errors()
     context.close()
+
+
+def test_my_record_shows_tallies_toggles_consent_and_erases_the_profile(browser, live, caravan):
+    from fieldsvc.caravans.models import Volunteer
+
+    context = _context(browser, live)
+    page = context.new_page()
+    page.goto("/join/ZAG7K2")
+    _join(page, name="Dr Amina Bennani")
+    _tally(page, {("consultations", "F", "50-64"): 9})
+    page.click("#nav-outbox")
+    _wait_for_status(page, "sent", 1)
+    page.click("#nav-me")
+    page.wait_for_selector("#me-record:not([hidden])")
+    page.wait_for_function("() => document.querySelectorAll('#me-caravans li').length === 1")
+    assert page.text_content("#me-name") == "Dr Amina Bennani"
+    assert "9 consultations" in page.text_content("#me-summary")
+    assert "9 consultations" in page.text_content("#me-caravans")
+    assert not page.is_checked("#me-consent")
+    page.check("#me-consent")
+    assert _eventually(page, lambda: (db.session.rollback(), db.session.scalar(
+        select(Volunteer.public_consent)))[1], True) is True
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#me-erase")
+    page.wait_for_selector("#me-none:not([hidden])")
+    assert _eventually(page, lambda: (db.session.rollback(), db.session.scalar(
+        select(func.count()).select_from(Volunteer)))[1], 0) is True
+    assert _stored()[2] == 9  # the tally stays, unattributed
+    page.click("#nav-me")
+    page.wait_for_selector("#me-none:not([hidden])")
+    _assert_no_page_errors()
+    context.close()

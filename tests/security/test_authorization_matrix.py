@@ -147,6 +147,8 @@ CASES: list[Case] = [
     Case("GET", "/api/v1/volunteers/me", VOLUNTEER),
     Case("POST", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {}),
     Case("PATCH", "/api/v1/volunteers/me", VOLUNTEER, body=lambda w, r: {"public_consent": True}),
+    Case("GET", "/api/v1/volunteers/me/record", VOLUNTEER),
+    Case("POST", "/api/v1/volunteers/me/erase", VOLUNTEER),
     Case("GET", "/api/v1/notifications", STAFF,
          why="clashes of the caller's own caravans; caravan metadata is not health data"),
     # recognition: contributions are public (tallies in them only with full detail)

@@ -109,3 +109,19 @@ def test_unknown_grouping_is_a_422_that_names_the_choices(app, client, db):
     assert response.status_code == 422
     assert response.content_type == "application/problem+json"
     assert "by" in response.json["errors"]
+
+
+def test_a_partnership_lists_the_caravans_held_together(app, client, db):
+    joint, solo, _, _ = _season(db)
+    [partnership] = client.get("/api/v1/contributions?by=partnership").json["rows"]
+    assert [(h["id"], h["title"], h["commune"], h["days"], h["first_day"])
+            for h in partnership["history"]] == [
+        (joint.id, "Caravane de Ouahat Sidi Brahim", "07.351.02.07", 3, "2026-03-14")]
+    assert partnership["history"][0]["specialties"] == joint.specialties
+    # The association's caravan without the council is not part of their shared history.
+    assert solo.id not in [h["id"] for h in partnership["history"]]
+    organizations = client.get("/api/v1/contributions").json["rows"]
+    assert all(row["history"] == [] for row in organizations)
+    page = client.get("/contributions?by=partnership&lang=fr").get_data(as_text=True)
+    assert "Caravanes tenues ensemble" in page and "Caravane de Ouahat Sidi Brahim" in page
+    assert solo.title not in page

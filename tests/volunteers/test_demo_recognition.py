@@ -27,8 +27,14 @@ def test_demo_lists_associations_and_the_councils_partnership_and_warns_of_a_cla
     partnerships = client.get("/api/v1/contributions?by=partnership").json["rows"]
     council = [row for row in partnerships if COUNCIL in row["name"]]
     assert council and council[0]["caravans"] >= 1 and "07.351.02.07" in council[0]["communes"]
+    history = council[0]["history"]
+    assert len(history) == council[0]["caravans"]
+    assert sum(held["days"] for held in history) == council[0]["days"]
+    assert {held["commune"] for held in history} <= set(council[0]["communes"])
+    assert {code for held in history for code in held["specialties"]} == set(
+        council[0]["specialties"])
     page = client.get("/contributions?by=partnership&lang=fr").get_data(as_text=True)
-    assert COUNCIL in page
+    assert COUNCIL in page and history[0]["title"] in page
 
     # A second caravan planned 10 km from a demo caravan, in the same week, is warned about.
     existing = db.session.scalars(

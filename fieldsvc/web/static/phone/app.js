@@ -147,9 +147,11 @@
   function show(view) {
     state.view = view;
     if (view === 'outbox') fetchReviews();
-    ['join', 'setup', 'grid', 'review', 'outbox'].forEach(function (v) { $('view-' + v).hidden = v !== view; });
-    $('nav-tally').setAttribute('aria-current', view === 'outbox' ? 'false' : 'page');
+    if (view === 'me') fetchMe();
+    ['join', 'setup', 'grid', 'review', 'outbox', 'me'].forEach(function (v) { $('view-' + v).hidden = v !== view; });
+    $('nav-tally').setAttribute('aria-current', view === 'outbox' || view === 'me' ? 'false' : 'page');
     $('nav-outbox').setAttribute('aria-current', view === 'outbox' ? 'page' : 'false');
+    $('nav-me').setAttribute('aria-current', view === 'me' ? 'page' : 'false');
     render();
     var h = $('view-' + view).querySelector('h2');
     if (h) { h.tabIndex = -1; h.focus({ preventScroll: false }); }
@@ -597,6 +599,60 @@
       });
     });
   }
+  /* ---------- the volunteer's own record (their profile, through this device's token) ---------- */
+  function meToken() {
+    var s = session(), all = tokens();
+    if (s && s.caravan && all[s.caravan.id]) return all[s.caravan.id];
+    var ids = Object.keys(all);
+    return ids.length ? all[ids[ids.length - 1]] : null;
+  }
+  function fill3(text, values) {
+    return text.replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? values[k] : m; });
+  }
+  function fetchMe() {
+    var token = meToken();
+    if (!token) { renderMe(null); return Promise.resolve(); }
+    return fetch('/api/v1/volunteers/me/record', { headers: apiHeaders(token), cache: 'no-store' })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(renderMe)
+      .catch(function () { /* offline: keep what is shown */ });
+  }
+  function renderMe(record) {
+    $('me-none').hidden = !!record;
+    $('me-record').hidden = !record;
+    if (!record) return;
+    $('me-name').textContent = record.display_name;
+    $('me-summary').textContent = fill3(t('me.summary'), record);
+    var list = $('me-caravans');
+    list.textContent = '';
+    record.caravans.forEach(function (c) { list.appendChild(el('li', { text: fill3(t('me.caravan'), c) })); });
+    var certs = $('me-certificates');
+    certs.textContent = '';
+    record.certificates.forEach(function (c) {
+      certs.appendChild(el('li', {}, [el('a', { href: c.verify_url, text: fill3(t('me.certificate'), c) })]));
+    });
+    $('me-consent').checked = !!record.public_consent;
+  }
+  function onConsent() {
+    var token = meToken();
+    if (!token) return;
+    fetch('/api/v1/volunteers/me', { method: 'PATCH', headers: apiHeaders(token), body: JSON.stringify({ public_consent: $('me-consent').checked }) })
+      .then(function (r) { return r.json().then(function (data) { return { ok: r.ok, data: data }; }); })
+      .then(function (res) {
+        if (res.ok) { message(t('me.saved'), 'ok'); renderMe(null); fetchMe(); } else message(res.data.detail || res.data.title, 'error');
+      })
+      .catch(function () { message(t('me.offline'), 'error'); });
+  }
+  function onErase() {
+    var token = meToken();
+    if (!token || !window.confirm(t('me.erase_confirm'))) return;
+    fetch('/api/v1/volunteers/me/erase', { method: 'POST', headers: apiHeaders(token) })
+      .then(function (r) {
+        if (r.status === 204) { save('profile_key', null); message(t('me.erased'), 'ok'); renderMe(null); return; }
+        return r.json().then(function (data) { message(data.detail || data.title, 'error'); });
+      })
+      .catch(function () { message(t('me.offline'), 'error'); });
+  }
   function askToJoin(caravanId) {
     var s = session();
     if (s && s.caravan && s.caravan.id === caravanId) {
@@ -672,6 +728,9 @@
     $('outbox-list').addEventListener('click', onOutboxClick);
     $('nav-tally').addEventListener('click', function () { show(session() && tokens()[session().caravan.id] ? (state.tally ? 'grid' : 'setup') : 'join'); });
     $('nav-outbox').addEventListener('click', function () { show('outbox'); });
+    $('nav-me').addEventListener('click', function () { show('me'); });
+    $('me-consent').addEventListener('change', onConsent);
+    $('me-erase').addEventListener('click', onErase);
     $('draft-resume').addEventListener('click', onResumeDraft);
     $('draft-discard').addEventListener('click', onDiscardDraft);
     $('lang').addEventListener('change', function () { save('lang', $('lang').value); setLang($('lang').value); });
