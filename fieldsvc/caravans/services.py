@@ -760,7 +760,7 @@ def revoke_enrollment(enrollment_id: int, principal: Principal) -> Enrollment:
     """Revoke a device token (idempotent); its next call gets 401."""
     enrollment = db.session.get(Enrollment, enrollment_id)
     if enrollment is None:
-        raise NotFound(f"No enrollment has id {enrollment_id}.")
+        raise NotFound(_("No enrollment has id %(id)s.", id=enrollment_id))
     require_scope(enrollment.caravan, principal)
     if enrollment.revoked_at is None:
         enrollment.revoked_at = utcnow()
@@ -777,7 +777,7 @@ def readmit_device(enrollment_id: int, principal: Principal) -> Enrolled:
     over: the old token stays dead, and the volunteer's tallies and profile come back with it."""
     enrollment = db.session.get(Enrollment, enrollment_id)
     if enrollment is None:
-        raise NotFound(f"No enrollment has id {enrollment_id}.")
+        raise NotFound(_("No enrollment has id %(id)s.", id=enrollment_id))
     require_scope(enrollment.caravan, principal)
     token = secrets.token_urlsafe(32)
     enrollment.token_hash = token_digest(token)
