@@ -1,12 +1,14 @@
-"""Writers for export files: XLSX (openpyxl, write-only) and GeoJSON."""
+"""Writers for export files: XLSX (openpyxl write-only; XlsxWriter streamed) and GeoJSON."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import xlsxwriter
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -77,6 +79,62 @@ def xlsx_bytes(columns: list[str], rows: list[dict[str, Any]], about: list[tuple
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+XLSX_CHUNK = 64 * 1024
+
+
+def xlsx_chunks(columns: list[str], rows: Iterable[dict[str, Any]], about: list[tuple[str, Any]],
+                title: str = "summary") -> Iterator[bytes]:
+    """The same workbook as :func:`xlsx_bytes`, from a stream of rows in constant memory.
+
+    XlsxWriter's constant_memory mode writes each row to a temporary file as it comes (strings
+    inline); the widths are set after the last row, since it writes the columns at close. The
+    finished file is then read out in chunks.
+    """
+    with tempfile.TemporaryDirectory(prefix="fieldsvc-xlsx-") as folder:
+        path = f"{folder}/export.xlsx"
+        workbook = xlsxwriter.Workbook(path, {"constant_memory": True, "tmpdir": folder,
+                                              "remove_timezone": True})
+        sheet = workbook.add_worksheet(title[:31])
+        bold = workbook.add_format({"bold": True})
+        day = workbook.add_format({"num_format": "yyyy-mm-dd"})
+        moment = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        widths = [len(column) for column in columns]
+        sheet.write_row(0, 0, columns, bold)
+        sheet.freeze_panes(1, 0)
+        for number, row in enumerate(rows, start=1):
+            for index, column in enumerate(columns):
+                value = _value(column, row.get(column))
+                widths[index] = max(widths[index], _width(value))
+                _write(sheet, number, index, value, day, moment)
+        for index, width in enumerate(widths):
+            sheet.set_column(index, index, min(MAX_WIDTH, width + 2))
+        notes = workbook.add_worksheet("about")
+        notes.set_column(0, 0, 24)
+        notes.set_column(1, 1, min(MAX_WIDTH, max((_width(v) for _, v in about), default=10) + 2))
+        for number, (key, value) in enumerate(about):
+            notes.write_string(number, 0, key)
+            _write(notes, number, 1, value, day, moment)
+        workbook.close()
+        with open(path, "rb") as file:
+            while block := file.read(XLSX_CHUNK):
+                yield block
+
+
+def _write(sheet: Any, row: int, column: int, value: Any, day: Any, moment: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool):
+        sheet.write_boolean(row, column, value)
+    elif isinstance(value, dt.datetime):
+        sheet.write_datetime(row, column, value, moment)
+    elif isinstance(value, dt.date):
+        sheet.write_datetime(row, column, value, day)
+    elif isinstance(value, int | float):
+        sheet.write_number(row, column, value)
+    else:
+        sheet.write_string(row, column, str(value))
 
 
 def area_points(codes: Iterable[str]) -> dict[str, tuple[float | None, float | None, str | None]]:

@@ -27,6 +27,7 @@ blp = Blueprint("exports", __name__, url_prefix="/api/v1",
                 template_folder="templates")
 
 STAFF = ("admin", "coordinator", "planner")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXAMPLE_CSV = ("\ufeffprovince,province_name_fr,province_name_ar,specialty,count,suppressed\r\n"
                "08.587,Zagora,زاكورة,OPH,734,\r\n08.587,Zagora,زاكورة,PED,,primary\r\n")
 EXAMPLE_GEOJSON = {
@@ -100,11 +101,13 @@ def summary_csv(query: SummaryQuery):
               description="A workbook: the rows under a frozen header, and an about sheet")
 def summary_xlsx(query: SummaryQuery):
     """Export a summary as an Excel workbook (numbers as numbers, days as dates)."""
-    export = services.summary_export(query, current_principal(), "xlsx")
+    export = services.summary_export(query, current_principal(), "xlsx", stream=True)
+    if export.result is None:  # full detail: rows from the cursor, the file built as they come
+        return _streamed(formats.xlsx_chunks(export.columns, export.rows, _about(export)),
+                         XLSX, export.filename)
     body = formats.xlsx_bytes(export.columns, list(export.rows), _about(export))
     db.session.commit()
-    return _attachment(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                       export.filename)
+    return _attachment(body, XLSX, export.filename)
 
 
 @blp.route("/exports/summary.json", methods=["GET"])

@@ -116,10 +116,12 @@ def summary_export(query: SummaryQuery, principal: Principal, fmt: str, *,
     if stream and insights.has_full_detail(principal, query):
         statement = ordered_summary_statement(query)
         count = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+        if fmt == "xlsx" and count > XLSX_MAX_ROWS:
+            raise _too_large(count, XLSX_MAX_ROWS)
         audit_export("summary", fmt, count, principal, full_detail=True,
                       region_code=one_region(query))
         copy_statement = None
-        if _postgresql():
+        if _postgresql() and fmt == "csv":
             selected = statement.selected_columns
             copy_statement = statement.with_only_columns(
                 *[selected[column] for column in columns[:-1]], null().label("suppressed"),

@@ -213,3 +213,26 @@ def test_a_control_character_in_a_title_does_not_break_the_workbook(client, db, 
     _, cells, _ = _xlsx_rows(client.get("/api/v1/exports/summary.xlsx?by=caravan&region=08",
                                         headers=season.coordinator))
     assert "Caravane de Zagora" in {cell["caravan_title"] for cell in cells}
+
+
+def test_a_full_detail_xlsx_is_streamed_from_the_cursor_and_equals_the_api(client, season):
+    query = f"by=commune,specialty,day&region=08&{AUTUMN}"
+    expected = _api(client, query, season.coordinator)
+    with client:  # keep the request's context while the body is read, as a server does
+        response = client.get(f"/api/v1/exports/summary.xlsx?{query}",
+                              headers=season.coordinator, buffered=False)
+        assert response.is_streamed  # built as the rows come, not from a list held in memory
+        assert "Content-Length" not in response.headers
+        header, cells, sheet = _xlsx_rows(response)
+        response.close()
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["B"].width >= len("commune_name_fr") + 2  # fitted
+    assert [{k: v.date().isoformat() if isinstance(v, dt.datetime) else v
+             for k, v in cell.items() if v is not None} for cell in cells] == [
+        {k: v for k, v in row.items() if v is not None and k in header}
+        for row in expected["rows"]]
+    arabic = [cell["commune_name_ar"] for cell in cells]
+    assert arabic and all(name and "\u0600" <= name[0] <= "\u06ff" for name in arabic)
+    planner = client.get(f"/api/v1/exports/summary.xlsx?by=region,specialty&{AUTUMN}",
+                         headers=season.planner)
+    assert planner.status_code == 200 and not planner.is_streamed  # the release, as before
