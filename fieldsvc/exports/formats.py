@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import xlsxwriter
@@ -135,6 +135,37 @@ def _write(sheet: Any, row: int, column: int, value: Any, day: Any, moment: Any)
         sheet.write_number(row, column, value)
     else:
         sheet.write_string(row, column, str(value))
+
+
+JSON_BATCH = 500
+
+
+def summary_json_chunks(meta: dict[str, Any], rows: Iterable[dict[str, Any]],
+                        dumps: Callable[[Any], str]) -> Iterator[str]:
+    """The summary API's JSON document, written as its rows come: the same text ``dumps``
+    (sorted keys) gives for ``meta`` with ``rows`` and ``total`` added; ``rows`` sorts before
+    ``total``, so the total is summed on the way."""
+    keys = sorted({*meta, "rows", "total"})
+    assert keys.index("rows") < keys.index("total")
+    total = 0
+    parts = ["{"]
+    for position, key in enumerate(keys):
+        parts.append(("" if position == 0 else ", ") + dumps(key) + ": ")
+        if key == "rows":
+            parts.append("[")
+            for index, row in enumerate(rows):
+                total += row["count"]
+                parts.append((", " if index else "") + dumps(row))
+                if len(parts) >= JSON_BATCH:
+                    yield "".join(parts)
+                    parts = []
+            parts.append("]")
+        elif key == "total":
+            parts.append(dumps(total))
+        else:
+            parts.append(dumps(meta[key]))
+    parts.append("}")
+    yield "".join(parts)
 
 
 def area_points(codes: Iterable[str]) -> dict[str, tuple[float | None, float | None, str | None]]:

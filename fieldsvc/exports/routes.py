@@ -18,7 +18,7 @@ from fieldsvc.exports import dhis2, formats, reports, services
 from fieldsvc.exports.schemas import DetailArgs, Dhis2Args, Dhis2Request, LangArgs, ReportArgs, SummaryArgs
 from fieldsvc.exports.services import DetailQuery, SummaryExport
 from fieldsvc.extensions import db
-from fieldsvc.insights.queries import AREA_DIMENSIONS, SummaryQuery
+from fieldsvc.insights.queries import AREA_DIMENSIONS, SummaryQuery, SummaryResult
 from fieldsvc.insights.schemas import SummaryResultSchema
 from fieldsvc.security import allow, current_principal
 
@@ -78,6 +78,22 @@ def _about(export: SummaryExport) -> list[tuple[str, Any]]:
     return about
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _stream_meta(export: SummaryExport) -> dict[str, Any]:
+    """What the summary API says around its rows, for a streamed full-detail export."""
+    query = export.query
+    meta = SummaryResultSchema().dump(SummaryResult(
+        query=query, measures=query.effective_measures() or None, full_detail=True, rows=[],
+        total=None))
+    meta.pop("rows", None)
+    meta.pop("total", None)
+    meta["row_count"] = export.row_count
+    return meta
+
+
 @blp.route("/exports/summary.csv", methods=["GET"])
 @allow(*STAFF)
 @blp.arguments(SummaryArgs, location="query")
@@ -117,7 +133,10 @@ def summary_xlsx(query: SummaryQuery):
               description="Exactly what GET /api/v1/summary answers, as a file")
 def summary_json(query: SummaryQuery):
     """Export a summary as the summary API's JSON, as a file."""
-    export = services.summary_export(query, current_principal(), "json")
+    export = services.summary_export(query, current_principal(), "json", stream=True)
+    if export.result is None:  # full detail: the document written as the cursor's rows come
+        return _streamed(formats.summary_json_chunks(_stream_meta(export), export.rows, _dumps),
+                         "application/json", export.filename)
     body = json.dumps(SummaryResultSchema().dump(export.result), ensure_ascii=False)
     db.session.commit()
     return _attachment(body, "application/json", export.filename)

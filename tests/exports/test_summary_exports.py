@@ -236,3 +236,25 @@ def test_a_full_detail_xlsx_is_streamed_from_the_cursor_and_equals_the_api(clien
     planner = client.get(f"/api/v1/exports/summary.xlsx?by=region,specialty&{AUTUMN}",
                          headers=season.planner)
     assert planner.status_code == 200 and not planner.is_streamed  # the release, as before
+
+
+def _streamed_body(client, url: str, headers: dict[str, str]) -> bytes:
+    with client:  # keep the request's context while the body is read, as a server does
+        response = client.get(url, headers=headers, buffered=False)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.is_streamed and "Content-Length" not in response.headers
+        body = b"".join(response.response)
+        response.close()
+    return body
+
+
+def test_a_full_detail_json_is_streamed_and_is_the_summary_apis_document(client, season):
+    for query in QUERIES:
+        expected = _api(client, query, season.coordinator)
+        body = _streamed_body(client, f"/api/v1/exports/summary.json?{query}", season.coordinator)
+        assert json.loads(body) == expected, query
+        # the same text as the document written whole (sorted keys, Arabic as is)
+        assert body.decode() == json.dumps(expected, ensure_ascii=False, sort_keys=True), query
+    empty = "by=commune&region=08&from=2020-01-01&to=2020-01-02"
+    body = _streamed_body(client, f"/api/v1/exports/summary.json?{empty}", season.coordinator)
+    assert json.loads(body) == _api(client, empty, season.coordinator)
