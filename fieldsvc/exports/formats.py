@@ -181,6 +181,28 @@ def area_points(codes: Iterable[str]) -> dict[str, tuple[float | None, float | N
     return points
 
 
+def _feature(code: Any, level: str, row: dict[str, Any],
+             point: tuple[float | None, float | None, str | None]) -> dict[str, Any]:
+    lat, lon, source = point
+    geometry = None if lat is None or lon is None else {"type": "Point", "coordinates": [lon, lat]}
+    return {"type": "Feature", "id": code, "geometry": geometry,
+            "properties": {"code": code, "level": level, "name_fr": row.get(f"{level}_name_fr"),
+                           "name_ar": row.get(f"{level}_name_ar"), "point_source": source,
+                           "figures": []}}
+
+
+def _figure(row: dict[str, Any], others: list[str]) -> dict[str, Any]:
+    return {key: value for key, value in row.items()
+            if key in others or key == "count" or key == "suppressed"
+            or any(key.startswith(f"{d}_") for d in others)}
+
+
+def _finish(feature: dict[str, Any], others: list[str]) -> None:
+    figures = feature["properties"]["figures"]
+    if not others and len(figures) == 1:  # one figure per area: put it beside the name
+        feature["properties"].update(figures[0])
+
+
 def geojson(query_by: list[str], rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """Areas as points with their figures: one feature per area, its rows in `figures`."""
     level = next(d for d in query_by if d in AREA_DIMENSIONS)
@@ -191,22 +213,57 @@ def geojson(query_by: list[str], rows: list[dict[str, Any]], meta: dict[str, Any
         code = row.get(level)
         feature = features.get(code)
         if feature is None:
-            lat, lon, source = points.get(code, (None, None, None))
-            geometry = None if lat is None or lon is None else {
-                "type": "Point", "coordinates": [lon, lat]}
-            feature = features[code] = {
-                "type": "Feature", "id": code, "geometry": geometry,
-                "properties": {"code": code, "level": level,
-                               "name_fr": row.get(f"{level}_name_fr"),
-                               "name_ar": row.get(f"{level}_name_ar"),
-                               "point_source": source, "figures": []},
-            }
-        figure = {key: value for key, value in row.items()
-                  if key in others or key == "count" or key == "suppressed"
-                  or any(key.startswith(f"{d}_") for d in others)}
-        feature["properties"]["figures"].append(figure)
+            feature = features[code] = _feature(code, level, row,
+                                                points.get(code, (None, None, None)))
+        feature["properties"]["figures"].append(_figure(row, others))
     for feature in features.values():
-        figures = feature["properties"]["figures"]
-        if not others and len(figures) == 1:  # one figure per area: put it beside the name
-            feature["properties"].update(figures[0])
+        _finish(feature, others)
     return {"type": "FeatureCollection", "features": list(features.values()), "fieldsvc": meta}
+
+
+FEATURE_BATCH = 200
+
+
+def geojson_chunks(query_by: list[str], rows: Iterable[dict[str, Any]], meta: dict[str, Any],
+                   dumps: Callable[[Any], str]) -> Iterator[str]:
+    """The same collection as :func:`geojson`, written as the rows come.
+
+    The rows must come grouped by the area level (ordered by it first): one feature is built
+    at a time, and features leave in batches once their points are looked up. ``meta`` gets
+    the ``total`` summed on the way (``fieldsvc`` sorts after ``features``).
+    """
+    level = next(d for d in query_by if d in AREA_DIMENSIONS)
+    others = [d for d in query_by if d != level]
+    total = 0
+    written = 0
+    pending: list[tuple[Any, dict[str, Any], list[dict[str, Any]]]] = []
+
+    def flush() -> str:
+        nonlocal written
+        points = area_points(code for code, _, _ in pending if code)
+        parts = []
+        for code, first, figures in pending:
+            feature = _feature(code, level, first, points.get(code, (None, None, None)))
+            feature["properties"]["figures"] = figures
+            _finish(feature, others)
+            parts.append((", " if written else "") + dumps(feature))
+            written += 1
+        pending.clear()
+        return "".join(parts)
+
+    yield '{"features": ['
+    current: tuple[Any, dict[str, Any], list[dict[str, Any]]] | None = None
+    for row in rows:
+        total += row["count"] or 0
+        code = row.get(level)
+        if current is None or code != current[0]:
+            if current is not None:
+                pending.append(current)
+                if len(pending) >= FEATURE_BATCH:
+                    yield flush()
+            current = (code, row, [])
+        current[2].append(_figure(row, others))
+    if current is not None:
+        pending.append(current)
+    yield flush()
+    yield '], "fieldsvc": ' + dumps({**meta, "total": total}) + ', "type": "FeatureCollection"}'

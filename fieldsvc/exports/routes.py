@@ -152,7 +152,12 @@ def summary_geojson(query: SummaryQuery):
     if not any(dimension in AREA_DIMENSIONS for dimension in query.by):
         message = _("A map needs an area level in by: add region, province or commune.")
         raise ValidationFailed(message, errors={"by": [message]})
-    export = services.summary_export(query, current_principal(), "geojson")
+    level = next(dimension for dimension in query.by if dimension in AREA_DIMENSIONS)
+    export = services.summary_export(query, current_principal(), "geojson", stream=True,
+                                     first=level)
+    if export.result is None:  # full detail: one area at a time, as the cursor's rows come
+        return _streamed(formats.geojson_chunks(query.by, export.rows, _stream_meta(export),
+                                                _dumps), "application/geo+json", export.filename)
     meta = SummaryResultSchema().dump(export.result)
     meta.pop("rows", None)
     body = json.dumps(formats.geojson(query.by, list(export.rows), meta), ensure_ascii=False)

@@ -258,3 +258,28 @@ def test_a_full_detail_json_is_streamed_and_is_the_summary_apis_document(client,
     empty = "by=commune&region=08&from=2020-01-01&to=2020-01-02"
     body = _streamed_body(client, f"/api/v1/exports/summary.json?{empty}", season.coordinator)
     assert json.loads(body) == _api(client, empty, season.coordinator)
+
+
+def test_a_full_detail_geojson_is_streamed_and_holds_the_summary_apis_figures(app, client, season):
+    from fieldsvc.exports.formats import geojson
+
+    for query, by in ((f"by=commune,specialty&region=08&{AUTUMN}", ["commune", "specialty"]),
+                      (f"by=specialty,province,sex&region=08&{AUTUMN}",
+                       ["specialty", "province", "sex"]),
+                      ("by=province&region=08", ["province"])):
+        expected = _api(client, query, season.coordinator)
+        meta = {key: value for key, value in expected.items() if key != "rows"}
+        with app.app_context():  # the collection built whole from the API's own rows
+            whole = json.loads(json.dumps(geojson(by, expected["rows"], meta)))
+        body = _streamed_body(client, f"/api/v1/exports/summary.geojson?{query}",
+                              season.coordinator)
+        streamed = json.loads(body)
+        assert streamed["fieldsvc"] == whole["fieldsvc"] and streamed["type"] == "FeatureCollection"
+        if by[0] in ("commune", "province"):  # grouped as the API sorts: the very same order
+            assert streamed["features"] == whole["features"], query
+        else:  # grouped by area first: the same features, areas in code order
+            assert sorted(streamed["features"], key=lambda f: f["id"]) == sorted(
+                whole["features"], key=lambda f: f["id"]), query
+        assert sum(figure["count"] for feature in streamed["features"]
+                   for figure in feature["properties"]["figures"]) == expected["total"]
+        assert any(feature["properties"]["name_ar"] for feature in streamed["features"])
