@@ -8,6 +8,13 @@ In one run it creates a throw-away database, writes N lines (25 a submission) wi
 statement, times COPY of the export's own SELECT read to the end (the baseline), then times
 `GET /api/v1/exports/detail.csv` read to the end through the app in this process, and prints both,
 the ratio and the peak memory the export added. Not a test: it prints figures.
+
+    .venv/bin/python -m bench.exports --xlsx [--lines 200000]
+
+With ``--xlsx`` it seeds N lines that group into N summary rows (every submission on its own day
+and specialty) and measures, with tracemalloc, the peak Python memory of a full-detail
+`summary.xlsx` by day, specialty, measure, sex and age band: built whole in memory from the
+summary service (openpyxl, as before) and streamed from the cursor (XlsxWriter, the route).
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ import datetime as dt
 import os
 import resource
 import time
+import tracemalloc
 import uuid
 
 from sqlalchemy import text
 
 
-def _seed(lines: int) -> None:
+def _seed(lines: int, spread: bool = False) -> None:
     from fieldsvc.extensions import db
     from tests.factories import make_areas, make_caravan
 
@@ -39,7 +47,11 @@ def _seed(lines: int) -> None:
         "INSERT INTO submission_version (submission_id, number, caravan_id, day, specialty_code, "
         "content_hash, created_at) SELECT id, 1, caravan_id, DATE '2026-10-01' + (abs(hashtext(id)) "
         "% 3), (ARRAY['GEN','OPH','PED','GYN'])[1 + abs(hashtext(id)) % 4], id, now() "
-        "FROM submission"))
+        "FROM submission") if not spread else text(
+        "INSERT INTO submission_version (submission_id, number, caravan_id, day, specialty_code, "
+        "content_hash, created_at) SELECT id, 1, caravan_id, DATE '2020-01-01' + (n % 2000), "
+        "(ARRAY['GEN','OPH','PED','GYN','DEN'])[1 + (n / 2000) % 5], id, now() "
+        "FROM (SELECT id, caravan_id, (row_number() OVER (ORDER BY id) - 1)::int AS n FROM submission) s"))
     db.session.execute(text(
         "UPDATE submission s SET current_version_id = v.id FROM submission_version v "
         "WHERE v.submission_id = s.id"))
@@ -52,10 +64,56 @@ def _seed(lines: int) -> None:
     db.session.commit()
 
 
+XLSX_QUERY = "by=day,specialty,measure,sex,age_band"
+
+
+def _xlsx_peaks(app, headers: dict[str, str]) -> None:
+    from fieldsvc.exports import formats, routes, services
+    from fieldsvc.insights import services as insights
+    from fieldsvc.insights.queries import SummaryQuery
+    from fieldsvc.security import Principal
+
+    query = SummaryQuery(by=XLSX_QUERY[3:].split(","))
+    with app.test_request_context():
+        admin = Principal(role="admin")
+        tracemalloc.start()
+        started = time.perf_counter()
+        result = insights.summary(query, admin)  # what the route did before: a list, then a file
+        export = services.SummaryExport(
+            query=query, columns=services.summary_columns(query), rows=result.rows,
+            row_count=result.row_count, full_detail=True, filename="x.xlsx", result=result)
+        size = len(formats.xlsx_bytes(export.columns, list(export.rows), routes._about(export)))
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    print(f"in memory (before): {result.row_count:,} rows, {size / 1e6:.1f} MB of XLSX in "
+          f"{elapsed:.1f} s, peak Python memory {peak / 2**20:.0f} MiB")
+    client = app.test_client()
+    tracemalloc.start()
+    started = time.perf_counter()
+    size = 0
+    with client:
+        response = client.get(f"/api/v1/exports/summary.xlsx?{XLSX_QUERY}", headers=headers,
+                              buffered=False)
+        assert response.status_code == 200 and response.is_streamed, response.status_code
+        for chunk in response.response:
+            size += len(chunk)
+        response.close()
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"streamed (after): GET /api/v1/exports/summary.xlsx?{XLSX_QUERY}: {size / 1e6:.1f} MB "
+          f"in {elapsed:.1f} s, peak Python memory {peak / 2**20:.0f} MiB")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--lines", type=int, default=None)
+    parser.add_argument("--xlsx", action="store_true",
+                        help="peak memory of a full-detail summary.xlsx, before and after")
     args = parser.parse_args(argv)
+    if args.lines is None:
+        args.lines = 200_000 if args.xlsx else 1_000_000
     if os.environ.get("BENCH_SMOKE"):  # make bench-smoke: the same run, small
         args.lines = min(args.lines, 20_000)
     server = os.environ.get("FIELDSVC_BENCH_POSTGRES_URL") or os.environ.get(
@@ -84,9 +142,16 @@ def main(argv: list[str] | None = None) -> None:
             ensure_catalog()
             db.session.commit()
             started = time.perf_counter()
-            _seed(args.lines)
+            _seed(args.lines, spread=args.xlsx)
             print(f"seeded {args.lines:,} lines in {time.perf_counter() - started:.1f} s")
             headers = auth(make_user("admin"))
+            db.session.commit()
+        if args.xlsx:
+            _xlsx_peaks(app, headers)
+            with app.app_context():
+                db.engine.dispose()
+            return
+        with app.app_context():
             connection = db.session.connection()
             sql = str(detail_statement(DetailQuery(), None).compile(
                 dialect=connection.dialect, compile_kwargs={"literal_binds": True}))

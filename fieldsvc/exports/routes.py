@@ -18,7 +18,7 @@ from fieldsvc.exports import dhis2, formats, reports, services
 from fieldsvc.exports.schemas import DetailArgs, Dhis2Args, Dhis2Request, LangArgs, ReportArgs, SummaryArgs
 from fieldsvc.exports.services import DetailQuery, SummaryExport
 from fieldsvc.extensions import db
-from fieldsvc.insights.queries import AREA_DIMENSIONS, SummaryQuery
+from fieldsvc.insights.queries import AREA_DIMENSIONS, SummaryQuery, SummaryResult
 from fieldsvc.insights.schemas import SummaryResultSchema
 from fieldsvc.security import allow, current_principal
 
@@ -27,6 +27,7 @@ blp = Blueprint("exports", __name__, url_prefix="/api/v1",
                 template_folder="templates")
 
 STAFF = ("admin", "coordinator", "planner")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXAMPLE_CSV = ("\ufeffprovince,province_name_fr,province_name_ar,specialty,count,suppressed\r\n"
                "08.587,Zagora,زاكورة,OPH,734,\r\n08.587,Zagora,زاكورة,PED,,primary\r\n")
 EXAMPLE_GEOJSON = {
@@ -77,6 +78,22 @@ def _about(export: SummaryExport) -> list[tuple[str, Any]]:
     return about
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _stream_meta(export: SummaryExport) -> dict[str, Any]:
+    """What the summary API says around its rows, for a streamed full-detail export."""
+    query = export.query
+    meta = SummaryResultSchema().dump(SummaryResult(
+        query=query, measures=query.effective_measures() or None, full_detail=True, rows=[],
+        total=None))
+    meta.pop("rows", None)
+    meta.pop("total", None)
+    meta["row_count"] = export.row_count
+    return meta
+
+
 @blp.route("/exports/summary.csv", methods=["GET"])
 @allow(*STAFF)
 @blp.arguments(SummaryArgs, location="query")
@@ -100,11 +117,13 @@ def summary_csv(query: SummaryQuery):
               description="A workbook: the rows under a frozen header, and an about sheet")
 def summary_xlsx(query: SummaryQuery):
     """Export a summary as an Excel workbook (numbers as numbers, days as dates)."""
-    export = services.summary_export(query, current_principal(), "xlsx")
+    export = services.summary_export(query, current_principal(), "xlsx", stream=True)
+    if export.result is None:  # full detail: rows from the cursor, the file built as they come
+        return _streamed(formats.xlsx_chunks(export.columns, export.rows, _about(export)),
+                         XLSX, export.filename)
     body = formats.xlsx_bytes(export.columns, list(export.rows), _about(export))
     db.session.commit()
-    return _attachment(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                       export.filename)
+    return _attachment(body, XLSX, export.filename)
 
 
 @blp.route("/exports/summary.json", methods=["GET"])
@@ -114,7 +133,10 @@ def summary_xlsx(query: SummaryQuery):
               description="Exactly what GET /api/v1/summary answers, as a file")
 def summary_json(query: SummaryQuery):
     """Export a summary as the summary API's JSON, as a file."""
-    export = services.summary_export(query, current_principal(), "json")
+    export = services.summary_export(query, current_principal(), "json", stream=True)
+    if export.result is None:  # full detail: the document written as the cursor's rows come
+        return _streamed(formats.summary_json_chunks(_stream_meta(export), export.rows, _dumps),
+                         "application/json", export.filename)
     body = json.dumps(SummaryResultSchema().dump(export.result), ensure_ascii=False)
     db.session.commit()
     return _attachment(body, "application/json", export.filename)
@@ -130,7 +152,12 @@ def summary_geojson(query: SummaryQuery):
     if not any(dimension in AREA_DIMENSIONS for dimension in query.by):
         message = _("A map needs an area level in by: add region, province or commune.")
         raise ValidationFailed(message, errors={"by": [message]})
-    export = services.summary_export(query, current_principal(), "geojson")
+    level = next(dimension for dimension in query.by if dimension in AREA_DIMENSIONS)
+    export = services.summary_export(query, current_principal(), "geojson", stream=True,
+                                     first=level)
+    if export.result is None:  # full detail: one area at a time, as the cursor's rows come
+        return _streamed(formats.geojson_chunks(query.by, export.rows, _stream_meta(export),
+                                                _dumps), "application/geo+json", export.filename)
     meta = SummaryResultSchema().dump(export.result)
     meta.pop("rows", None)
     body = json.dumps(formats.geojson(query.by, list(export.rows), meta), ensure_ascii=False)

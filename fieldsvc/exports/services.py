@@ -7,6 +7,7 @@ release); the streamed paths below run only after that service's own `has_full_d
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import re
@@ -102,24 +103,29 @@ def audit_export(kind: str, fmt: str, rows: int, principal: Principal, **detail:
 
 
 def summary_export(query: SummaryQuery, principal: Principal, fmt: str, *,
-                   stream: bool = False) -> SummaryExport:
+                   stream: bool = False, first: str | None = None) -> SummaryExport:
     """A summary for a file: the summary service's answer, or its statement streamed.
 
     Without full detail the rows are the service's selection of the protected release, capped
     at SUPPRESSED_EXPORT_MAX_CELLS. With full detail and ``stream``, the same grouping statement
-    is read in batches from a server-side cursor, in the order the API sorts its rows.
+    is read in batches from a server-side cursor, in the order the API sorts its rows (with
+    ``first``, ordered by that dimension first, the others after it in the API's order).
     """
     insights.check_codes(query)
     columns = summary_columns(query)
     extension = {"geojson": "geojson"}.get(fmt, fmt)
     filename = export_filename("summary", query, extension)
     if stream and insights.has_full_detail(principal, query):
-        statement = ordered_summary_statement(query)
+        order = query if first is None else dataclasses.replace(
+            query, by=[first, *[d for d in query.by if d != first]])
+        statement = ordered_summary_statement(order)
         count = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+        if fmt == "xlsx" and count > XLSX_MAX_ROWS:
+            raise _too_large(count, XLSX_MAX_ROWS)
         audit_export("summary", fmt, count, principal, full_detail=True,
                       region_code=one_region(query))
         copy_statement = None
-        if _postgresql():
+        if _postgresql() and fmt == "csv":
             selected = statement.selected_columns
             copy_statement = statement.with_only_columns(
                 *[selected[column] for column in columns[:-1]], null().label("suppressed"),

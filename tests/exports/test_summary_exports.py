@@ -213,3 +213,73 @@ def test_a_control_character_in_a_title_does_not_break_the_workbook(client, db, 
     _, cells, _ = _xlsx_rows(client.get("/api/v1/exports/summary.xlsx?by=caravan&region=08",
                                         headers=season.coordinator))
     assert "Caravane de Zagora" in {cell["caravan_title"] for cell in cells}
+
+
+def test_a_full_detail_xlsx_is_streamed_from_the_cursor_and_equals_the_api(client, season):
+    query = f"by=commune,specialty,day&region=08&{AUTUMN}"
+    expected = _api(client, query, season.coordinator)
+    with client:  # keep the request's context while the body is read, as a server does
+        response = client.get(f"/api/v1/exports/summary.xlsx?{query}",
+                              headers=season.coordinator, buffered=False)
+        assert response.is_streamed  # built as the rows come, not from a list held in memory
+        assert "Content-Length" not in response.headers
+        header, cells, sheet = _xlsx_rows(response)
+        response.close()
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["B"].width >= len("commune_name_fr") + 2  # fitted
+    assert [{k: v.date().isoformat() if isinstance(v, dt.datetime) else v
+             for k, v in cell.items() if v is not None} for cell in cells] == [
+        {k: v for k, v in row.items() if v is not None and k in header}
+        for row in expected["rows"]]
+    arabic = [cell["commune_name_ar"] for cell in cells]
+    assert arabic and all(name and "\u0600" <= name[0] <= "\u06ff" for name in arabic)
+    planner = client.get(f"/api/v1/exports/summary.xlsx?by=region,specialty&{AUTUMN}",
+                         headers=season.planner)
+    assert planner.status_code == 200 and not planner.is_streamed  # the release, as before
+
+
+def _streamed_body(client, url: str, headers: dict[str, str]) -> bytes:
+    with client:  # keep the request's context while the body is read, as a server does
+        response = client.get(url, headers=headers, buffered=False)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.is_streamed and "Content-Length" not in response.headers
+        body = b"".join(response.response)
+        response.close()
+    return body
+
+
+def test_a_full_detail_json_is_streamed_and_is_the_summary_apis_document(client, season):
+    for query in QUERIES:
+        expected = _api(client, query, season.coordinator)
+        body = _streamed_body(client, f"/api/v1/exports/summary.json?{query}", season.coordinator)
+        assert json.loads(body) == expected, query
+        # the same text as the document written whole (sorted keys, Arabic as is)
+        assert body.decode() == json.dumps(expected, ensure_ascii=False, sort_keys=True), query
+    empty = "by=commune&region=08&from=2020-01-01&to=2020-01-02"
+    body = _streamed_body(client, f"/api/v1/exports/summary.json?{empty}", season.coordinator)
+    assert json.loads(body) == _api(client, empty, season.coordinator)
+
+
+def test_a_full_detail_geojson_is_streamed_and_holds_the_summary_apis_figures(app, client, season):
+    from fieldsvc.exports.formats import geojson
+
+    for query, by in ((f"by=commune,specialty&region=08&{AUTUMN}", ["commune", "specialty"]),
+                      (f"by=specialty,province,sex&region=08&{AUTUMN}",
+                       ["specialty", "province", "sex"]),
+                      ("by=province&region=08", ["province"])):
+        expected = _api(client, query, season.coordinator)
+        meta = {key: value for key, value in expected.items() if key != "rows"}
+        with app.app_context():  # the collection built whole from the API's own rows
+            whole = json.loads(json.dumps(geojson(by, expected["rows"], meta)))
+        body = _streamed_body(client, f"/api/v1/exports/summary.geojson?{query}",
+                              season.coordinator)
+        streamed = json.loads(body)
+        assert streamed["fieldsvc"] == whole["fieldsvc"] and streamed["type"] == "FeatureCollection"
+        if by[0] in ("commune", "province"):  # grouped as the API sorts: the very same order
+            assert streamed["features"] == whole["features"], query
+        else:  # grouped by area first: the same features, areas in code order
+            assert sorted(streamed["features"], key=lambda f: f["id"]) == sorted(
+                whole["features"], key=lambda f: f["id"]), query
+        assert sum(figure["count"] for feature in streamed["features"]
+                   for figure in feature["properties"]["figures"]) == expected["total"]
+        assert any(feature["properties"]["name_ar"] for feature in streamed["features"])
