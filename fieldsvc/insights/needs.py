@@ -17,7 +17,9 @@ Five components, each oriented so that more means more need, each turned into a 
 
 A commune with nothing observed for demand or unmet (never visited for the specialty), or with no
 distance or indicator, takes the population-weighted median of its province's communes that have
-the value, else its region's, else the nation's, and is flagged ``estimated``. Only rates that
+the value, else its region's, else the nation's, and is flagged ``estimated``; while nothing has
+been observed anywhere, demand is a first guess that follows the ages of the commune's relevant
+people (``prior_demands``), so that each specialty's own population moves its score. Only rates that
 small-cell suppression would show (at least k people) enter those medians. Province and region
 rows are population-weighted means of their communes (values, percentiles, scores); they are
 ``estimated`` when communes holding more than half of their population are.
@@ -77,14 +79,38 @@ DEMAND_POPULATION: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # anywhere has been observed for the specialty (a fresh install): a first guess from a typical
 # caravan day (about 1,000 people in a commune of 10,000: general medicine ~40 %, ophthalmology
 # ~20 % from the 15 % aged 50+, paediatrics ~12 % from the 27 % under 15, gynaecology ~8 % from the
-# 26 % who are women of 15-49, dentistry and dermatology ~8 % each). Multiplied by each commune's
-# own relevant population it makes ``expected_patients`` follow the specialty's population
-# structure, so two specialties never share a ranking by accident. The first observed caravan
-# replaces it by the observed medians.
+# 26 % who are women of 15-49, dentistry and dermatology ~8 % each). It is the national rate; each
+# commune's own rate follows the ages of its relevant people (AGE_PROFILE), so that the demand
+# component, and through it the score, follows the specialty's own population structure: two
+# specialties never share a ranking by accident. The first observed caravan replaces it by the
+# observed medians.
 PRIOR_DEMAND: dict[str, float] = {
     "GEN": 40.0, "OPH": 130.0, "PED": 44.0, "GYN": 30.0, "DEN": 8.0, "DER": 8.0,
 }
 DEFAULT_PRIOR_DEMAND = 3.0
+
+# The relevant people at which a commune's own ages weigh as much as the nation's in its prior.
+PRIOR_CREDIBILITY = 1000.0
+
+# How much more one person of an age band consults than another, within a specialty's relevant
+# people (first guesses, relative; only their ratios matter): cataract grows steeply after 65,
+# the youngest children and the women of 25-49 (pregnancies) consult most, general medicine is
+# U-shaped, teeth and chronic diseases follow their own ages. A specialty not named here uses the
+# general medicine profile; a band not named weighs 1.
+AGE_PROFILE: dict[str, dict[str, float]] = {
+    "OPH": {"50-64": 1.0, "65+": 2.5},
+    "PED": {"0-4": 1.5, "5-14": 1.0},
+    "GYN": {"15-24": 0.7, "25-49": 1.0},
+    "GEN": {"0-4": 1.4, "5-14": 0.7, "15-24": 0.6, "25-49": 0.8, "50-64": 1.2, "65+": 1.6},
+    "DEN": {"0-4": 0.3, "5-14": 1.4, "15-24": 1.0, "25-49": 1.0, "50-64": 1.1, "65+": 0.8},
+    "DER": {"0-4": 1.2, "5-14": 1.1, "15-24": 1.3, "25-49": 0.9, "50-64": 0.9, "65+": 1.0},
+    "CAR": {"0-4": 0.05, "5-14": 0.05, "15-24": 0.2, "25-49": 0.6, "50-64": 1.5, "65+": 2.2},
+    "END": {"0-4": 0.05, "5-14": 0.1, "15-24": 0.2, "25-49": 0.8, "50-64": 1.6, "65+": 1.5},
+    "RHU": {"0-4": 0.02, "5-14": 0.1, "15-24": 0.3, "25-49": 0.7, "50-64": 1.4, "65+": 1.8},
+    "ENT": {"0-4": 1.6, "5-14": 1.3, "15-24": 0.6, "25-49": 0.6, "50-64": 0.8, "65+": 1.1},
+    "PSY": {"0-4": 0.1, "5-14": 0.5, "15-24": 1.2, "25-49": 1.1, "50-64": 0.9, "65+": 0.8},
+    "PNE": {"0-4": 1.2, "5-14": 0.6, "15-24": 0.4, "25-49": 0.6, "50-64": 1.3, "65+": 1.9},
+}
 
 
 def demand_population(specialty: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -93,6 +119,42 @@ def demand_population(specialty: str) -> tuple[tuple[str, ...], tuple[str, ...]]
 
 def prior_demand(specialty: str) -> float:
     return PRIOR_DEMAND.get(specialty, DEFAULT_PRIOR_DEMAND)
+
+
+def prior_demands(specialty: str, bands_by_commune: dict[str, dict[str, float]],
+                  communes: Iterable[str]) -> dict[str, float]:
+    """Each commune's first-guess demand: the national prior × how much its ages consult.
+
+    The relative rate of a commune's relevant people (AGE_PROFILE, weighted by their bands) over
+    the nation's, so the prior stays the national rate; a commune without bands takes the prior.
+    Its own ages count as much as the people they rest on allow (n / (n + PRIOR_CREDIBILITY)):
+    the ages of 20 women in a hamlet are noise, and must not make it the neediest commune.
+    """
+    profile = AGE_PROFILE.get(specialty) or AGE_PROFILE["GEN"]
+    nation: dict[str, float] = defaultdict(float)
+    for code in communes:
+        for band, people in bands_by_commune.get(code, {}).items():
+            nation[band] += people
+
+    def rate(by_band: dict[str, float]) -> float | None:
+        people = sum(by_band.values())
+        if people <= 0:
+            return None
+        return sum(profile.get(band, 1.0) * n for band, n in by_band.items()) / people
+
+    prior = prior_demand(specialty)
+    national = rate(nation)
+    result = {}
+    for code in communes:
+        by_band = bands_by_commune.get(code, {})
+        own = rate(by_band)
+        if own is None or not national:
+            result[code] = prior
+            continue
+        people = sum(by_band.values())
+        trust = people / (people + PRIOR_CREDIBILITY)
+        result[code] = prior * (national + (own - national) * trust) / national
+    return result
 
 
 @dataclass
@@ -351,11 +413,14 @@ def commune_needs(specialty: str, *, window_months: int | None = None,
         )
     ]
     sexes, bands = demand_population(specialty)
-    people = dict(db.session.execute(
-        select(AreaPopulation.area_code, func.sum(AreaPopulation.people))
+    bands_by_commune: dict[str, dict[str, float]] = defaultdict(dict)
+    for code, band, count in db.session.execute(
+        select(AreaPopulation.area_code, AreaPopulation.age_band, func.sum(AreaPopulation.people))
         .where(AreaPopulation.sex.in_(sexes), AreaPopulation.age_band.in_(bands))
-        .group_by(AreaPopulation.area_code)
-    ).all())
+        .group_by(AreaPopulation.area_code, AreaPopulation.age_band)
+    ):
+        bands_by_commune[code][band] = float(count or 0)
+    people = {code: sum(by_band.values()) for code, by_band in bands_by_commune.items()}
     # A commune without census bands counts the nation's share of the relevant ages of its legal
     # population (all of it when no commune has bands).
     everyone = db.session.scalar(select(func.sum(AreaPopulation.people))) or 0
@@ -424,7 +489,8 @@ def commune_needs(specialty: str, *, window_months: int | None = None,
         shares = [p[commune.code] for p in indicator_percentiles.values() if commune.code in p]
         values["vulnerability"] = sum(shares) / len(shares) if shares else None
 
-    _estimate(communes, suppression.suppression_k(), prior_demand(specialty))
+    _estimate(communes, suppression.suppression_k(),
+              prior_demands(specialty, bands_by_commune, [c.code for c in communes]))
     facilities_known = bool(distances)
     for commune in communes:
         for name, estimated in commune.estimated.items():
@@ -468,8 +534,10 @@ def _why(name: str, commune: CommuneNeed, facilities_known: bool) -> str:
     return "no_census_indicator"
 
 
-def _estimate(communes: list[CommuneNeed], k: int, prior: float | None = None) -> None:
+def _estimate(communes: list[CommuneNeed], k: int, prior: dict[str, float] | None = None) -> None:
     """Fill missing components from the province, else region, else national weighted median.
+
+    ``prior``: each commune's first-guess demand, used when no demand was observed anywhere.
 
     Only rates resting on at least k people enter the medians, so that an estimate shown for a
     never-visited neighbour can never repeat a hidden small commune's rate.
@@ -490,15 +558,15 @@ def _estimate(communes: list[CommuneNeed], k: int, prior: float | None = None) -
             "region": {k: weighted_median(v) for k, v in by_region.items()},
         }
         fallback = weighted_median(national)
-        source_of_fallback = "national"
-        if fallback is None and name == "demand" and prior is not None:
-            fallback, source_of_fallback = prior, "prior"
+        use_prior = fallback is None and name == "demand" and prior is not None
         for c in communes:
             estimate, source = medians["province"].get(c.province), "province"
             if estimate is None:
                 estimate, source = medians["region"].get(c.region), "region"
+            if estimate is None and use_prior:
+                estimate, source = prior.get(c.code), "prior"  # type: ignore[union-attr]
             if estimate is None:
-                estimate, source = fallback, source_of_fallback
+                estimate, source = fallback, "national"
             c.fallback[name] = estimate
             if c.values[name] is None:
                 c.estimated_from[name] = source if estimate is not None else "none"
@@ -703,7 +771,7 @@ def estimate_reason(why: str, source: str | None) -> str:
         "region": _("Estimated from the region's communes (population-weighted median)."),
         "national": _("Estimated from all communes (population-weighted median)."),
         "prior": _("Nothing has been observed anywhere yet: a first guess from a typical "
-                   "caravan day, for the specialty's own population."),
+                   "caravan day, following the ages of the specialty's own people here."),
         "none": _("Nothing to estimate from: counted as zero."),
     }
     text = whys.get(why, why)

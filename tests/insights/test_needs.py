@@ -205,16 +205,81 @@ def test_with_no_data_each_specialty_counts_its_own_population(app, db):
     _population("01.511.01.01", {("F", "50-64"): 500, ("M", "65+"): 500,
                                  ("F", "15-24"): 6000, ("F", "25-49"): 7000})
     db.session.commit()
-    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
-    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN, sort="expected_patients")
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN, sort="expected_patients")
     assert [r["code"] for r in oph["rows"]] != [r["code"] for r in gyn["rows"]]
     oph_rows, gyn_rows = _rows(oph), _rows(gyn)
     assert oph_rows["08.577.01.11"]["rank"] < oph_rows["01.511.01.01"]["rank"]
     assert gyn_rows["01.511.01.01"]["rank"] < gyn_rows["08.577.01.11"]["rank"]
     assert oph_rows["08.577.01.11"]["expected_patients"] > 0
-    by_size = need_rows("OPH", as_of=AS_OF, principal=ADMIN, sort="expected_patients")
-    sizes = [r["expected_patients"] for r in by_size["rows"]]
-    assert sizes == sorted(sizes, reverse=True) and by_size["sort"] == "expected_patients"
+    sizes = [r["expected_patients"] for r in oph["rows"]]
+    assert sizes == sorted(sizes, reverse=True) and oph["sort"] == "expected_patients"
+
+
+# Two communes as far from a hospital for OPH as for GYN (the same hospitals treat both) and
+# the other three near one: before their ages counted, both specialties ranked them alike.
+_FAR = {"08.587.09.23": 95.0, "08.577.01.11": 90.0, "08.587.01.13": 5.0, "07.351.02.07": 3.0,
+        "01.511.01.01": 1.0}
+
+
+def _same_hospitals_for_oph_and_gyn():
+    for code, km in _FAR.items():
+        for specialty in ("OPH", "GYN"):
+            _distance(code, km, specialty)
+
+
+def _before(body, first, second):
+    """Whether ``first`` ranks above ``second`` (by score: the default order)."""
+    order = [row["code"] for row in body["rows"]]
+    return order.index(first) < order.index(second)
+
+
+def test_with_no_data_the_ages_of_each_specialtys_people_move_its_score(app, db):
+    """A fresh install with facilities: equal access and vulnerability, different ages."""
+    make_areas()
+    _same_hospitals_for_oph_and_gyn()
+    # M'Hamid: people of 50-64 rather than 65+ (less cataract), women of 25-49 (pregnancies);
+    # Tinghir the reverse.
+    _population("08.587.09.23", {("M", "50-64"): 5000, ("F", "65+"): 500,
+                                 ("F", "15-24"): 1000, ("F", "25-49"): 5000})
+    _population("08.577.01.11", {("M", "50-64"): 1000, ("F", "65+"): 4000,
+                                 ("F", "15-24"): 5000, ("F", "25-49"): 1000})
+    db.session.commit()
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    assert _before(oph, "08.577.01.11", "08.587.09.23")
+    assert _before(gyn, "08.587.09.23", "08.577.01.11")
+    tinghir = _rows(oph)["08.577.01.11"]["components"]["demand"]
+    assert tinghir["estimated_from"] == "prior" and tinghir["value"] > 130.0
+    # The prior stays the national rate: a commune without census bands takes it as it is.
+    assert _rows(oph)["01.511.01.01"]["components"]["demand"]["value"] == 130.0
+
+
+def test_a_handful_of_people_cannot_make_an_extreme_prior(app, db):
+    make_areas()
+    _population("08.587.09.23", {("M", "50-64"): 5000, ("F", "65+"): 5000})
+    # Twenty people, all over 65: their ages are noise, not a reason to rank first.
+    _population("08.577.01.11", {("F", "65+"): 20})
+    db.session.commit()
+    demand = {code: row["components"]["demand"]["value"]
+              for code, row in _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN)).items()}
+    assert demand["08.587.09.23"] < demand["08.577.01.11"] < demand["08.587.09.23"] * 1.05
+
+
+def test_with_data_each_specialtys_observed_demand_orders_its_ranking(app, db):
+    make_areas()
+    _same_hospitals_for_oph_and_gyn()
+    day = dt.date(2026, 10, 3)
+    for commune, oph, gyn in (("08.587.09.23", 5, 90), ("08.577.01.11", 200, 5)):
+        caravan = make_caravan(commune, first_day=day, specialties=("OPH", "GYN"))
+        make_tally(caravan, day=day, specialty="OPH", lines=[("consultations", "F", "65+", None, oph)])
+        make_tally(caravan, day=day, specialty="GYN",
+                   lines=[("consultations", "F", "25-49", None, gyn)])
+    db.session.commit()
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    assert _before(oph, "08.577.01.11", "08.587.09.23")
+    assert _before(gyn, "08.587.09.23", "08.577.01.11")
 
 
 def test_a_small_commune_shows_its_small_need_beside_its_score(app, db):
