@@ -789,8 +789,13 @@ def _local_name(name_fr: str | None, name_ar: str | None) -> str:
     return name_fr or name_ar or ""
 
 
-def need_ranking(query: NeedsQuery, principal: Principal | None = None) -> NeedRanking:
-    """Rank communes, provinces or regions by need for one specialty, with the reasons."""
+def need_ranking(query: NeedsQuery, principal: Principal | None = None, *,
+                 only: str | None = None) -> NeedRanking:
+    """Rank communes, provinces or regions by need for one specialty, with the reasons.
+
+    ``only``: a commune code whose row alone is wanted (the map's panel): its ranks are those of
+    the whole ranking, but no other row is built.
+    """
     from fieldsvc.catalog.services import specialty_codes
 
     if query.specialty not in specialty_codes():
@@ -805,31 +810,44 @@ def need_ranking(query: NeedsQuery, principal: Principal | None = None) -> NeedR
     apply_view(communes, principal, query.weights, suppression.suppression_k())
     names = _area_names()
     labels = component_labels(query.specialty)
-    if query.level == "commune":
-        rows = [_commune_row(c, query.weights, names, labels) for c in communes]
-    else:
-        rows = _grouped_rows(communes, query.level, query.weights, names, labels)
+    reasons: dict[tuple[str, str | None], str] = {}
 
-    def order(row: NeedRow) -> tuple[Any, ...]:
+    def order(score: float | None, expected: float, code: str) -> tuple[Any, ...]:
         if query.sort == "expected_patients":
-            return (-row.expected_patients, row.score is None, -(row.score or 0.0), row.code)
+            return (-expected, score is None, -(score or 0.0), code)
         # Equal scores: the larger need first (a fresh install ties every score).
-        return (row.score is None, -(row.score or 0.0), -row.expected_patients, row.code)
+        return (score is None, -(score or 0.0), -expected, code)
 
-    rows.sort(key=order)
-    for position, row in enumerate(rows, start=1):
-        row.national_rank = position if row.score is not None else None
-    national_count = len(rows)
-    if query.regions:
-        wanted = set(query.regions)
-        rows = [r for r in rows if r.code[:2] in wanted]
-    if query.provinces:
-        wanted = set(query.provinces)
-        rows = [r for r in rows if r.code[:6] in wanted or r.code in wanted]
-    for position, row in enumerate(rows, start=1):
-        row.rank = position if row.score is not None else None
-    if query.limit:
-        rows = rows[: query.limit]
+    if query.level == "commune" and only is not None:
+        keys = sorted((order(_round(c.score), round(c.expected_patients, 1), c.code), c)
+                      for c in communes)
+        rows = []
+        national = filtered = 0
+        for _key, c in keys:
+            national += 1
+            filtered += _in_filter(c.code, query)
+            if c.code == only:
+                if _in_filter(c.code, query):  # as the whole ranking: none outside the filter
+                    row = _commune_row(c, query.weights, names, labels, reasons)
+                    if row.score is not None:
+                        row.national_rank, row.rank = national, filtered
+                    rows = [row]
+                break
+        national_count = len(communes)
+    else:
+        if query.level == "commune":
+            rows = [_commune_row(c, query.weights, names, labels, reasons) for c in communes]
+        else:
+            rows = _grouped_rows(communes, query.level, query.weights, names, labels)
+        rows.sort(key=lambda row: order(row.score, row.expected_patients, row.code))
+        for position, row in enumerate(rows, start=1):
+            row.national_rank = position if row.score is not None else None
+        national_count = len(rows)
+        rows = [row for row in rows if _in_filter(row.code, query)]
+        for position, row in enumerate(rows, start=1):
+            row.rank = position if row.score is not None else None
+        if query.limit:
+            rows = rows[: query.limit]
     from fieldsvc.catalog.models import Specialty
 
     specialty = db.session.get(Specialty, query.specialty)
@@ -842,6 +860,13 @@ def need_ranking(query: NeedsQuery, principal: Principal | None = None) -> NeedR
         window_days=meta["window_days"], release=meta.get("release"),
         components=labels, rows=rows, national_row_count=national_count,
     )
+
+
+def _in_filter(code: str, query: NeedsQuery) -> bool:
+    """Whether an area is inside the query's regions and provinces (all of them when none)."""
+    if query.regions and code[:2] not in query.regions:
+        return False
+    return not query.provinces or code[:6] in query.provinces or code in query.provinces
 
 
 def _specialty_label(specialty: Any) -> str:
@@ -886,7 +911,8 @@ def _place(row: NeedRow, names: dict[str, tuple[str, str]], province: str | None
 
 
 def _commune_row(c: CommuneNeed, weights: dict[str, float], names: dict[str, tuple[str, str]],
-                 labels: dict[str, ComponentInfo]) -> NeedRow:
+                 labels: dict[str, ComponentInfo],
+                 reasons: dict[tuple[str, str | None], str]) -> NeedRow:
     components: dict[str, Component] = {}
     percentiles: dict[str, float | None] = {}
     for name in COMPONENTS:
@@ -900,7 +926,11 @@ def _commune_row(c: CommuneNeed, weights: dict[str, float], names: dict[str, tup
         if c.estimated[name] and name in c.why:
             component.why = c.why[name]
             component.estimated_from = c.estimated_from.get(name)
-            component.reason = estimate_reason(component.why, component.estimated_from)
+            # Translated once per ranking: a sentence per (why, source), not per commune.
+            said = (component.why, component.estimated_from)
+            if said not in reasons:
+                reasons[said] = estimate_reason(*said)
+            component.reason = reasons[said]
         components[name] = component
     drivers = _drivers(weights, percentiles)
     row = NeedRow(

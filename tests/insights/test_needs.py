@@ -298,3 +298,25 @@ def test_a_small_commune_shows_its_small_need_beside_its_score(app, db):
     assert rows["08.587.09.99"]["expected_patients"] < rows["08.587.01.13"]["expected_patients"]
     by_size = _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN, sort="expected_patients"))
     assert by_size["08.587.01.13"]["rank"] < by_size["08.587.09.99"]["rank"]
+
+
+@pytest.mark.parametrize("sort", ["score", "expected_patients"])
+def test_one_communes_row_carries_the_ranks_of_the_whole_ranking(app, db, sort):
+    """The map's panel builds one row; its ranks must be those the full ranking gives."""
+    from fieldsvc.insights.needs import NeedsQuery, need_ranking
+
+    make_areas()
+    _same_hospitals_for_oph_and_gyn()
+    _population("08.587.09.23", {("M", "50-64"): 5000, ("F", "65+"): 500})
+    _population("08.577.01.11", {("M", "50-64"): 1000, ("F", "65+"): 4000})
+    db.session.commit()
+    query = NeedsQuery(specialty="OPH", regions=["08"], sort=sort, as_of=AS_OF)
+    whole = need_ranking(query, ADMIN)
+    assert len(whole.rows) == 3
+    for row in whole.rows:
+        one = need_ranking(query, ADMIN, only=row.code)
+        assert [(r.code, r.rank, r.national_rank, r.score, r.components["demand"].reason)
+                for r in one.rows] == [(row.code, row.rank, row.national_rank, row.score,
+                                        row.components["demand"].reason)]
+    assert need_ranking(query, ADMIN, only="01.511.01.01").rows == []  # outside the filter
+    assert need_ranking(query, ADMIN, only="99.999.99.99").rows == []
