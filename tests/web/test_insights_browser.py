@@ -98,11 +98,12 @@ def _accessibility_problems(page) -> list[str]:
 
 def _season() -> None:
     make_areas()
-    # Tinghir is old, Assilah young and female: OPH and GYN must not rank them alike.
-    for code, bands in (("08.577.01.11", {("F", "50-64"): 6000, ("M", "65+"): 5000,
-                                          ("F", "15-24"): 1000, ("F", "25-49"): 1000}),
-                        ("01.511.01.01", {("F", "50-64"): 500, ("M", "65+"): 500,
-                                          ("F", "15-24"): 6000, ("F", "25-49"): 7000})):
+    # Tinghir's older people are mostly over 65 (cataract) and its women of 15-49 mostly under
+    # 25; Assilah the reverse: OPH and GYN must not rank them alike.
+    for code, bands in (("08.577.01.11", {("F", "50-64"): 1000, ("M", "65+"): 5000,
+                                          ("F", "15-24"): 5000, ("F", "25-49"): 1000}),
+                        ("01.511.01.01", {("F", "50-64"): 4500, ("M", "65+"): 500,
+                                          ("F", "15-24"): 1000, ("F", "25-49"): 6000})):
         for (sex, band), people in bands.items():
             db.session.add(AreaPopulation(area_code=code, sex=sex, age_band=band, people=people))
     make_user("planner", username="nadia", organization="Union")
