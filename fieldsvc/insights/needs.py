@@ -19,7 +19,9 @@ A commune with nothing observed for demand or unmet (never visited for the speci
 distance or indicator, takes the population-weighted median of its province's communes that have
 the value, else its region's, else the nation's, and is flagged ``estimated``; while nothing has
 been observed anywhere, demand is a first guess that follows the ages of the commune's relevant
-people (``prior_demands``), so that each specialty's own population moves its score. Only rates that
+people (``age_factors``), and so does every estimated demand (the median of the province, region
+or nation × how much the commune's own relevant ages consult): each specialty's own population
+moves its score, observed or not. Only rates that
 small-cell suppression would show (at least k people) enter those medians. Province and region
 rows are population-weighted means of their communes (values, percentiles, scores); they are
 ``estimated`` when communes holding more than half of their population are.
@@ -80,10 +82,10 @@ DEMAND_POPULATION: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # caravan day (about 1,000 people in a commune of 10,000: general medicine ~40 %, ophthalmology
 # ~20 % from the 15 % aged 50+, paediatrics ~12 % from the 27 % under 15, gynaecology ~8 % from the
 # 26 % who are women of 15-49, dentistry and dermatology ~8 % each). It is the national rate; each
-# commune's own rate follows the ages of its relevant people (AGE_PROFILE), so that the demand
-# component, and through it the score, follows the specialty's own population structure: two
-# specialties never share a ranking by accident. The first observed caravan replaces it by the
-# observed medians.
+# commune's own estimate follows the ages of its relevant people (``age_factors``), as estimates
+# from observed medians do, so that the demand component, and through it the score, follows the
+# specialty's own population structure: two specialties never share a ranking by accident. The
+# first observed caravan replaces it by the observed medians.
 PRIOR_DEMAND: dict[str, float] = {
     "GEN": 40.0, "OPH": 130.0, "PED": 44.0, "GYN": 30.0, "DEN": 8.0, "DER": 8.0,
 }
@@ -121,18 +123,19 @@ def prior_demand(specialty: str) -> float:
     return PRIOR_DEMAND.get(specialty, DEFAULT_PRIOR_DEMAND)
 
 
-def prior_demands(specialty: str, bands_by_commune: dict[str, dict[str, float]],
-                  communes: Iterable[str]) -> dict[str, float]:
-    """Each commune's first-guess demand: the national prior × how much its ages consult.
+def age_factors(specialty: str, bands_by_commune: dict[str, dict[str, float]],
+                communes: Iterable[str]) -> dict[str, float]:
+    """How much more each commune's relevant people consult than the nation's, by their ages.
 
     The relative rate of a commune's relevant people (AGE_PROFILE, weighted by their bands) over
-    the nation's, so the prior stays the national rate; a commune without bands takes the prior.
-    Its own ages count as much as the people they rest on allow (n / (n + PRIOR_CREDIBILITY)):
-    the ages of 20 women in a hamlet are noise, and must not make it the neediest commune.
+    the nation's: 1 for a commune without bands. Its own ages count as much as the people they
+    rest on allow (n / (n + PRIOR_CREDIBILITY)): the ages of 20 women in a hamlet are noise, and
+    must not make it the neediest commune.
     """
     profile = AGE_PROFILE.get(specialty) or AGE_PROFILE["GEN"]
+    codes = list(communes)
     nation: dict[str, float] = defaultdict(float)
-    for code in communes:
+    for code in codes:
         for band, people in bands_by_commune.get(code, {}).items():
             nation[band] += people
 
@@ -142,19 +145,18 @@ def prior_demands(specialty: str, bands_by_commune: dict[str, dict[str, float]],
             return None
         return sum(profile.get(band, 1.0) * n for band, n in by_band.items()) / people
 
-    prior = prior_demand(specialty)
     national = rate(nation)
-    result = {}
-    for code in communes:
+    factors = {}
+    for code in codes:
         by_band = bands_by_commune.get(code, {})
         own = rate(by_band)
         if own is None or not national:
-            result[code] = prior
+            factors[code] = 1.0
             continue
         people = sum(by_band.values())
         trust = people / (people + PRIOR_CREDIBILITY)
-        result[code] = prior * (national + (own - national) * trust) / national
-    return result
+        factors[code] = (national + (own - national) * trust) / national
+    return factors
 
 
 @dataclass
@@ -186,6 +188,8 @@ class CommuneNeed:
     score: float | None = None
     # Consultations to expect per caravan-day: relevant people × the demand this caller may see.
     expected_patients: float = 0.0
+    # How much more this commune's relevant people consult than the nation's, by their ages.
+    age_factor: float = 1.0
 
     def shown_demand(self) -> float:
         """The demand rate this caller may use: a hidden one is replaced by its estimate."""
@@ -489,8 +493,11 @@ def commune_needs(specialty: str, *, window_months: int | None = None,
         shares = [p[commune.code] for p in indicator_percentiles.values() if commune.code in p]
         values["vulnerability"] = sum(shares) / len(shares) if shares else None
 
-    _estimate(communes, suppression.suppression_k(),
-              prior_demands(specialty, bands_by_commune, [c.code for c in communes]))
+    for commune, factor in zip(communes, age_factors(specialty, bands_by_commune,
+                                                     [c.code for c in communes]).values(),
+                               strict=True):
+        commune.age_factor = factor
+    _estimate(communes, suppression.suppression_k(), prior_demand(specialty))
     facilities_known = bool(distances)
     for commune in communes:
         for name, estimated in commune.estimated.items():
@@ -534,10 +541,13 @@ def _why(name: str, commune: CommuneNeed, facilities_known: bool) -> str:
     return "no_census_indicator"
 
 
-def _estimate(communes: list[CommuneNeed], k: int, prior: dict[str, float] | None = None) -> None:
+def _estimate(communes: list[CommuneNeed], k: int, prior: float | None = None) -> None:
     """Fill missing components from the province, else region, else national weighted median.
 
-    ``prior``: each commune's first-guess demand, used when no demand was observed anywhere.
+    ``prior``: the national first-guess demand, used when no demand was observed anywhere. An
+    estimated demand is multiplied by the commune's ``age_factor`` (how much its own relevant
+    ages consult): without it every unvisited commune of a province would tie, and the order
+    within the province would be the access and vulnerability every specialty shares.
 
     Only rates resting on at least k people enter the medians, so that an estimate shown for a
     never-visited neighbour can never repeat a hidden small commune's rate.
@@ -564,9 +574,11 @@ def _estimate(communes: list[CommuneNeed], k: int, prior: dict[str, float] | Non
             if estimate is None:
                 estimate, source = medians["region"].get(c.region), "region"
             if estimate is None and use_prior:
-                estimate, source = prior.get(c.code), "prior"  # type: ignore[union-attr]
+                estimate, source = prior, "prior"
             if estimate is None:
                 estimate, source = fallback, "national"
+            if estimate is not None and name == "demand":
+                estimate *= c.age_factor
             c.fallback[name] = estimate
             if c.values[name] is None:
                 c.estimated_from[name] = source if estimate is not None else "none"
@@ -754,8 +766,9 @@ def component_labels(specialty: str) -> dict[str, ComponentInfo]:
     }
 
 
-def estimate_reason(why: str, source: str | None) -> str:
-    """Why a component was estimated and from what, in words."""
+def estimate_reason(why: str, source: str | None, aged: bool = False) -> str:
+    """Why a component was estimated and from what, in words (``aged``: demand adjusted for the
+    ages of the commune's relevant people)."""
     from flask_babel import gettext as _
 
     whys = {
@@ -777,6 +790,9 @@ def estimate_reason(why: str, source: str | None) -> str:
     text = whys.get(why, why)
     if source in sources:
         text = f"{text} {sources[source]}"
+    if aged and source in ("province", "region", "national"):
+        adjusted = _("Adjusted for the ages of the specialty's own people here.")
+        text = f"{text} {adjusted}"
     return text
 
 
@@ -810,7 +826,7 @@ def need_ranking(query: NeedsQuery, principal: Principal | None = None, *,
     apply_view(communes, principal, query.weights, suppression.suppression_k())
     names = _area_names()
     labels = component_labels(query.specialty)
-    reasons: dict[tuple[str, str | None], str] = {}
+    reasons: dict[tuple[str, str | None, bool], str] = {}
 
     def order(score: float | None, expected: float, code: str) -> tuple[Any, ...]:
         if query.sort == "expected_patients":
@@ -912,7 +928,7 @@ def _place(row: NeedRow, names: dict[str, tuple[str, str]], province: str | None
 
 def _commune_row(c: CommuneNeed, weights: dict[str, float], names: dict[str, tuple[str, str]],
                  labels: dict[str, ComponentInfo],
-                 reasons: dict[tuple[str, str | None], str]) -> NeedRow:
+                 reasons: dict[tuple[str, str | None, bool], str]) -> NeedRow:
     components: dict[str, Component] = {}
     percentiles: dict[str, float | None] = {}
     for name in COMPONENTS:
@@ -927,7 +943,8 @@ def _commune_row(c: CommuneNeed, weights: dict[str, float], names: dict[str, tup
             component.why = c.why[name]
             component.estimated_from = c.estimated_from.get(name)
             # Translated once per ranking: a sentence per (why, source), not per commune.
-            said = (component.why, component.estimated_from)
+            said = (component.why, component.estimated_from,
+                    name == "demand" and c.age_factor != 1.0)
             if said not in reasons:
                 reasons[said] = estimate_reason(*said)
             component.reason = reasons[said]

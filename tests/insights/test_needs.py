@@ -300,6 +300,29 @@ def test_a_small_commune_shows_its_small_need_beside_its_score(app, db):
     assert by_size["08.587.01.13"]["rank"] < by_size["08.587.09.99"]["rank"]
 
 
+def test_with_data_elsewhere_unvisited_communes_are_ordered_by_their_own_ages(app, db):
+    """Caravans came to Drâa-Tafilalet only: Assilah and Ouahat Sidi Brahim both take the national
+    median, and used to tie on demand for every specialty, so OPH and GYN ordered them alike."""
+    make_areas()
+    _same_hospitals_for_oph_and_gyn()
+    day = dt.date(2026, 10, 3)
+    caravan = make_caravan("08.587.01.13", first_day=day, specialties=("OPH", "GYN"))
+    make_tally(caravan, day=day, specialty="OPH", lines=[("consultations", "F", "65+", None, 90)])
+    make_tally(caravan, day=day, specialty="GYN", lines=[("consultations", "F", "25-49", None, 90)])
+    # Assilah: its people of 50+ mostly over 65, its women mostly under 25; Ouahat the reverse.
+    _population("01.511.01.01", {("M", "50-64"): 1000, ("F", "65+"): 4000,
+                                 ("F", "15-24"): 5000, ("F", "25-49"): 1000})
+    _population("07.351.02.07", {("M", "50-64"): 4000, ("F", "65+"): 1000,
+                                 ("F", "15-24"): 1000, ("F", "25-49"): 5000})
+    db.session.commit()
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    assert _before(oph, "01.511.01.01", "07.351.02.07")
+    assert _before(gyn, "07.351.02.07", "01.511.01.01")
+    demand = _rows(oph)["01.511.01.01"]["components"]["demand"]
+    assert demand["estimated_from"] == "national" and "âges" in demand["reason"]  # French
+
+
 @pytest.mark.parametrize("sort", ["score", "expected_patients"])
 def test_one_communes_row_carries_the_ranks_of_the_whole_ranking(app, db, sort):
     """The map's panel builds one row; its ranks must be those the full ranking gives."""
