@@ -36,6 +36,7 @@ adjustable weights would otherwise let ``weights=unmet:1`` read the hidden perce
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -128,9 +129,11 @@ def age_factors(specialty: str, bands_by_commune: dict[str, dict[str, float]],
     """How much more each commune's relevant people consult than the nation's, by their ages.
 
     The relative rate of a commune's relevant people (AGE_PROFILE, weighted by their bands) over
-    the nation's: 1 for a commune without bands. Its own ages count as much as the people they
-    rest on allow (n / (n + PRIOR_CREDIBILITY)): the ages of 20 women in a hamlet are noise, and
-    must not make it the neediest commune.
+    the nation's. Its own ages count as much as the people they rest on allow
+    (n / (n + PRIOR_CREDIBILITY)), the rest is the typical commune's (the median of their
+    factors; a commune without bands takes it whole): the ages of 20 women in a hamlet are noise,
+    and must put it in the middle of the ranks, neither first nor last. The nation's own rate would
+    not do: its cities' ages weigh on it, and a hamlet pulled to it ranked fourth.
     """
     profile = AGE_PROFILE.get(specialty) or AGE_PROFILE["GEN"]
     codes = list(communes)
@@ -146,16 +149,20 @@ def age_factors(specialty: str, bands_by_commune: dict[str, dict[str, float]],
         return sum(profile.get(band, 1.0) * n for band, n in by_band.items()) / people
 
     national = rate(nation)
+    own = {code: rate(bands_by_commune.get(code, {})) for code in codes}
+    known = [value / national for value in own.values() if value is not None and national]
+    if not known:
+        return dict.fromkeys(codes, 1.0)
+    typical = statistics.median(known)
     factors = {}
     for code in codes:
-        by_band = bands_by_commune.get(code, {})
-        own = rate(by_band)
-        if own is None or not national:
-            factors[code] = 1.0
+        value = own[code]
+        if value is None:
+            factors[code] = typical
             continue
-        people = sum(by_band.values())
+        people = sum(bands_by_commune[code].values())
         trust = people / (people + PRIOR_CREDIBILITY)
-        factors[code] = (national + (own - national) * trust) / national
+        factors[code] = typical + (value / national - typical) * trust
     return factors
 
 

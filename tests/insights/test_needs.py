@@ -251,19 +251,23 @@ def test_with_no_data_the_ages_of_each_specialtys_people_move_its_score(app, db)
     assert _before(gyn, "08.587.09.23", "08.577.01.11")
     tinghir = _rows(oph)["08.577.01.11"]["components"]["demand"]
     assert tinghir["estimated_from"] == "prior" and tinghir["value"] > 130.0
-    # The prior stays the national rate: a commune without census bands takes it as it is.
-    assert _rows(oph)["01.511.01.01"]["components"]["demand"]["value"] == 130.0
+    # A commune without census bands is the typical commune: between the two.
+    demand = {code: row["components"]["demand"]["value"] for code, row in _rows(oph).items()}
+    assert demand["08.587.09.23"] < demand["01.511.01.01"] < demand["08.577.01.11"]
 
 
 def test_a_handful_of_people_cannot_make_an_extreme_prior(app, db):
     make_areas()
-    _population("08.587.09.23", {("M", "50-64"): 5000, ("F", "65+"): 5000})
+    for code, younger, older in (("08.587.09.23", 5000, 5000), ("08.587.01.13", 6000, 4000),
+                                 ("01.511.01.01", 4000, 6000)):
+        _population(code, {("M", "50-64"): younger, ("F", "65+"): older})
     # Twenty people, all over 65: their ages are noise, not a reason to rank first.
     _population("08.577.01.11", {("F", "65+"): 20})
     db.session.commit()
     demand = {code: row["components"]["demand"]["value"]
               for code, row in _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN)).items()}
-    assert demand["08.587.09.23"] < demand["08.577.01.11"] < demand["08.587.09.23"] * 1.05
+    others = [demand[code] for code in ("08.587.09.23", "08.587.01.13", "01.511.01.01")]
+    assert min(others) < demand["08.577.01.11"] < max(others)
 
 
 def test_with_data_each_specialtys_observed_demand_orders_its_ranking(app, db):
