@@ -166,7 +166,9 @@ class ComponentSchema(Schema):
     estimated = fields.Boolean(metadata={"description": "Not observed here: estimated"})
     estimated_from = fields.String(metadata={
         "description": "province, region, national (population-weighted medians of the communes "
-                       "that have it), prior (nothing observed anywhere yet) or none"})
+                       "that have it), prior (nothing observed anywhere yet) or none; an "
+                       "estimated demand is that median (or prior) × how much the commune's own "
+                       "relevant ages consult, from the census bands (the reason says so)"})
     why = fields.String(metadata={
         "description": "Why it is estimated: not_visited, nothing_seen, no_point, "
                        "no_facility_data, no_able_facility, no_census_indicator"})

@@ -118,12 +118,13 @@ def _needs_query(args: MultiDict[str, str], **extra: Any) -> tuple[Any, dict[str
         return None, _problem(error)
 
 
-def _ranking(args: MultiDict[str, str], **extra: Any) -> tuple[Any, Any, dict[str, list[str]]]:
+def _ranking(args: MultiDict[str, str], only: str | None = None, **extra: Any
+             ) -> tuple[Any, Any, dict[str, list[str]]]:
     query, errors = _needs_query(args, **extra)
     if query is None:
         return None, None, errors
     try:
-        ranking = needs.need_ranking(query, current_principal())
+        ranking = needs.need_ranking(query, current_principal(), only=only)
     except DomainError as error:
         return query, None, _problem(error)
     return query, ranking, {}
@@ -199,7 +200,7 @@ def _detail_args(args: MultiDict[str, str]) -> dict[str, str]:
 @allow(*STAFF)
 def commune_detail(code: str):
     """One commune's need, as an HTML fragment: components as bars with reasons, caravans."""
-    query, ranking, errors = _ranking(request.args, limit="5000", level="commune")
+    query, ranking, errors = _ranking(request.args, only=code, level="commune")
     row = None
     if ranking is not None:
         row = next((r for r in ranking.rows if r.code == code), None)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -41,8 +42,25 @@ from fieldsvc.web.services import languages, migration_state
 from fieldsvc.web.volunteer_routes import volunteer_blp
 from fieldsvc.web.workspace_routes import workspace_blp
 
-web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-                    static_url_path="/static/web")
+
+class _WebBlueprint(Blueprint):
+    def send_static_file(self, filename: str) -> Response:
+        """Serve a page's CSS or script read whole, so that Flask-Compress gzips it too.
+
+        Flask-Compress leaves a streamed file alone: Leaflet and Chart.js went out whole
+        (147 KB and 210 KB) where gzip sends about a third.
+        """
+        response = super().send_static_file(filename)
+        if response.status_code == 200 and response.mimetype in COMPRESSED_STATIC:
+            response.direct_passthrough = False
+            response.make_sequence()
+        return response
+
+
+COMPRESSED_STATIC = {"text/css", "text/javascript", "application/javascript", "application/json",
+                     "image/svg+xml"}
+web_blp = _WebBlueprint("web", __name__, template_folder="templates", static_folder="static",
+                        static_url_path="/static/web")
 web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (phone_routes.py)
 web_blp.register_blueprint(workspace_blp)  # the coordinator's workspace (workspace_routes.py)
 web_blp.register_blueprint(insights_blp)  # needs, map, plans, summaries (insights_routes.py)
