@@ -26,7 +26,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, text
 
-from fieldsvc import create_app
+from fieldsvc import create_app, replica
 from fieldsvc.config import ConfigError
 from fieldsvc.db import plain_read
 from fieldsvc.extensions import db as _db
@@ -166,7 +166,8 @@ def _total(response) -> int:
     return response.json["total"]
 
 
-def test_reads_come_from_the_replica_as_stale_as_it_says_and_fall_back(replica_app, clusters):
+def test_reads_come_from_the_replica_as_stale_as_it_says_and_fall_back(replica_app, clusters,
+                                                                      monkeypatch):
     assert clusters.sql(clusters.replica_port, "SELECT pg_is_in_recovery()") is True
     client = replica_app.test_client()
     with replica_app.app_context():
@@ -243,8 +244,22 @@ def test_reads_come_from_the_replica_as_stale_as_it_says_and_fall_back(replica_a
         assert response.headers["X-Data-Source"] == "replica"
         assert float(response.headers["X-Replica-Lag-Seconds"]) == 0
 
+        # The replica stops part-way through a request (after it said how stale it is): the view
+        # runs again on the primary.
+        answered = replica.staleness
+
+        def answer_then_stop(engine):
+            state = answered(engine)
+            clusters.stop("replica")
+            return state
+
+        monkeypatch.setattr(replica, "staleness", answer_then_stop)
+        response = client.get(SUMMARY, headers=fresh)
+        assert _total(response) == 42
+        assert response.headers["X-Data-Source"] == "primary"
+        assert response.headers["X-Replica-Fallback"] == "failed"
+
         # Replica down: the primary answers, never a 500, and /healthz says so without a 503.
-        clusters.stop("replica")
         response = client.get(SUMMARY, headers=fresh)
         assert _total(response) == 42
         assert response.headers["X-Data-Source"] == "primary"
