@@ -35,13 +35,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Caught up = everything the replica has received is replayed and it is still streaming; then
 # its data is as of now. Otherwise as of the primary's commit time of the last replayed
 # transaction (pg_last_xact_replay_timestamp). "Received" is the replica's own view: /healthz
-# also compares its replay position with the primary's WAL position.
+# also compares its replay position with the primary's WAL position. The WAL receiver's status
+# is hidden from roles without pg_read_all_stats: then its running process is taken for streaming.
 _STATE = text("""
 SELECT pg_is_in_recovery() AS in_recovery, now() AS now,
        pg_last_xact_replay_timestamp() AS replayed_at,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
        coalesce(pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), false)
-       AND coalesce((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false) AS caught_up
+       AND coalesce((SELECT coalesce(status = 'streaming', true) FROM pg_stat_wal_receiver),
+                    false) AS caught_up
 """)
 
 

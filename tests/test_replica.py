@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from fieldsvc import create_app, replica
 from fieldsvc.config import ConfigError
@@ -104,6 +104,7 @@ def clusters() -> Iterator[Clusters]:
         with psycopg.connect(cluster.url(cluster.primary_port, "postgres"),
                              autocommit=True) as conn:
             conn.execute("CREATE DATABASE fieldsvc")
+            conn.execute("CREATE ROLE reader LOGIN")  # no pg_read_all_stats
         cluster.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(cluster.primary_port), "-U",
                     "postgres", "-D", os.path.join(folder, "replica"), "-R", "-X", "stream",
                     "-c", "fast")
@@ -187,6 +188,13 @@ def test_reads_come_from_the_replica_as_stale_as_it_says_and_fall_back(replica_a
         assert _total(response) == 12
         assert response.headers["X-Data-Source"] == "replica"
         assert float(response.headers["X-Replica-Lag-Seconds"]) == 0
+        # A role that may not see the WAL receiver's status still sees a caught-up replica.
+        reader = create_engine(clusters.url(clusters.replica_port).replace(
+            "postgresql://postgres@", "postgresql+psycopg://reader@"))
+        try:
+            assert replica.staleness(reader).lag_seconds == 0
+        finally:
+            reader.dispose()
 
         # Replay paused: the replica keeps receiving WAL but shows what it had.
         clusters.sql(clusters.replica_port, "SELECT pg_wal_replay_pause()")
