@@ -229,6 +229,14 @@ def test_reads_come_from_the_replica_as_stale_as_it_says_and_fall_back(replica_a
         assert needs.status_code == 200, needs.json
         assert needs.headers["X-Data-Source"] == "replica"
 
+        # A plan's throttle is counted on the primary; the plan itself reads the replica.
+        plan = client.post("/api/v1/plans", headers=fresh, json={
+            "base": "08.587.01.13", "radius_km": 100, "days": 1, "team": {"OPH": 1}})
+        assert plan.status_code == 200, plan.json
+        assert plan.headers["X-Data-Source"] == "replica"
+        page = client.get("/insights/public")
+        assert page.status_code == 200 and page.headers["X-Data-Source"] == "replica"
+
         health = client.get("/healthz").json["replica"]
         assert health["status"] == "ok" and health["in_recovery"] is True
         assert health["lag_seconds"] >= 0.2 and health["behind_bytes"] > 0
