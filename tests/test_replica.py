@@ -14,6 +14,7 @@ import datetime as dt
 import glob
 import io
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -59,8 +60,10 @@ class Clusters:
     def run(self, program: str, *args: str) -> None:
         # PostgreSQL refuses to run as root: as root, run its programs as the postgres user.
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, os.path.join(self.bindir, program), *args], check=True,
-                       capture_output=True, timeout=120)
+        done = subprocess.run([*prefix, os.path.join(self.bindir, program), *args],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"{program} failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def start(self, name: str, port: int) -> None:
         self.run("pg_ctl", "-D", os.path.join(self.folder, name), "-l",
@@ -91,6 +94,11 @@ def clusters() -> Iterator[Clusters]:
     bindir = _bindir()
     if bindir is None:
         require_or_skip("the replica test needs PostgreSQL's server programs (pg_basebackup)")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            require_or_skip("as root, the replica test runs PostgreSQL as the postgres user: none")
     folder = tempfile.mkdtemp(prefix="fieldsvc-replica-")
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
@@ -114,7 +122,7 @@ def clusters() -> Iterator[Clusters]:
         for name in ("replica", "primary"):
             try:
                 cluster.stop(name)
-            except subprocess.CalledProcessError:
+            except RuntimeError:
                 pass
         shutil.rmtree(folder, ignore_errors=True)
 
