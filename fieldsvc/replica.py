@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from flask import after_this_request, current_app, g, has_request_context
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from fieldsvc.config import REPLICA_BIND
@@ -71,10 +71,9 @@ def replica_engine() -> Engine | None:
     return db.engines[REPLICA_BIND]
 
 
-def staleness(engine: Engine) -> Staleness:
-    """Ask the replica how far behind it is (raises when it cannot be reached)."""
-    with engine.connect() as conn:
-        row = conn.execute(_STATE).one()
+def staleness(conn: Connection) -> Staleness:
+    """Ask the replica, on one of its connections, how far behind it is."""
+    row = conn.execute(_STATE).one()
     now = row.now
     if not row.in_recovery or row.caught_up:
         return Staleness(now, 0.0, row.in_recovery, row.replay_lsn)
@@ -82,6 +81,16 @@ def staleness(engine: Engine) -> Staleness:
         return Staleness(now, float("inf"), True, row.replay_lsn)
     as_of = min(row.replayed_at, now)
     return Staleness(as_of, (now - as_of).total_seconds(), True, row.replay_lsn)
+
+
+def _answers(engine: Engine | None) -> bool:
+    try:
+        if engine is not None:
+            with engine.connect() as conn:
+                staleness(conn)
+        return True
+    except SQLAlchemyError:
+        return False
 
 
 def _breaker() -> _Breaker:
@@ -98,8 +107,10 @@ def _choose() -> tuple[Engine | None, dict[str, str]]:
     if time.monotonic() < breaker.retry_at:
         return None, {**primary, "X-Replica-Fallback": "unreachable"}
     try:
-        state = staleness(engine)
+        # On the connection the request's reads will use: one checkout, one transaction.
+        state = staleness(db.session.connection(bind_arguments={"bind": engine}))
     except SQLAlchemyError:
+        db.session.rollback()
         _trip(breaker)
         return None, {**primary, "X-Replica-Fallback": "unreachable"}
     limit = float(current_app.config.get("READ_DATABASE_MAX_LAG_SECONDS") or 0)
@@ -162,11 +173,7 @@ def replica_reads(view: F) -> F:
             return view(*args, **kwargs)
         except OperationalError:
             db.session.rollback()
-            engine = replica_engine()
-            try:
-                if engine is not None:
-                    staleness(engine)
-            except SQLAlchemyError:
+            if not _answers(replica_engine()):
                 _trip(_breaker())
             g.read_engine = None
             g.read_headers = {"X-Data-Source": "primary",
@@ -183,7 +190,8 @@ def replica_health() -> dict[str, Any] | None:
     if engine is None:
         return None
     try:
-        state = staleness(engine)
+        with engine.connect() as conn:
+            state = staleness(conn)
     except SQLAlchemyError:
         return {"status": "unreachable"}
     _breaker().retry_at = 0.0  # it answers again: requests may use it at once

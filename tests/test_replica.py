@@ -200,7 +200,8 @@ def test_reads_come_from_the_replica_as_stale_as_it_says_and_fall_back(replica_a
         reader = create_engine(clusters.url(clusters.replica_port).replace(
             "postgresql://postgres@", "postgresql+psycopg://reader@"))
         try:
-            assert replica.staleness(reader).lag_seconds == 0
+            with reader.connect() as conn:
+                assert replica.staleness(conn).lag_seconds == 0
         finally:
             reader.dispose()
 
@@ -272,8 +273,8 @@ def test_reads_come_from_the_replica_as_stale_as_it_says_and_fall_back(replica_a
         # runs again on the primary.
         answered = replica.staleness
 
-        def answer_then_stop(engine):
-            state = answered(engine)
+        def answer_then_stop(conn):
+            state = answered(conn)
             clusters.stop("replica")
             return state
 
