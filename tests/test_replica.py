@@ -102,7 +102,10 @@ def clusters() -> Iterator[Clusters]:
     folder = tempfile.mkdtemp(prefix="fieldsvc-replica-")
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
-    cluster = Clusters(bindir, folder, _free_port(), _free_port())
+    ports = {_free_port()}
+    while len(ports) < 2:
+        ports.add(_free_port())
+    cluster = Clusters(bindir, folder, *sorted(ports))
     try:
         cluster.run("initdb", "-D", os.path.join(folder, "primary"), "-A", "trust", "-U",
                     "postgres", "-N")  # trust and a replication line for local connections
