@@ -34,6 +34,7 @@ from fieldsvc.accounts import services as accounts
 from fieldsvc.areas.models import Area
 from fieldsvc.errors import DomainError, Forbidden, TooManyRequests, register_error_page
 from fieldsvc.extensions import db
+from fieldsvc.replica import replica_health
 from fieldsvc.security import ALL_ROLES, STAFF_ROLES, Principal, allow, current_principal
 from fieldsvc.web.forms import LoginForm, LogoutForm
 from fieldsvc.web.insights_routes import insights_blp
@@ -71,7 +72,7 @@ web_blp.register_blueprint(volunteer_blp)
 @web_blp.route("/healthz")
 @allow(*ALL_ROLES)
 def healthz():
-    """Report whether the database is reachable and migrated to head."""
+    """Report whether the database is reachable and migrated to head, and the read replica's lag."""
     try:
         db.session.execute(text("SELECT 1"))
         database = "ok"
@@ -87,6 +88,9 @@ def healthz():
         "revision": current,
         "head": head,
     }
+    replica = replica_health()
+    if replica is not None:  # reads fall back to the primary: a replica down is not a 503
+        body["replica"] = replica
     return jsonify(body), 200 if migrated else 503
 
 
