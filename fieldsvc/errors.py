@@ -227,6 +227,11 @@ TITLES: dict[str, Any] = {
     "Too many requests": _l("Too many requests"),
     "Internal error": _l("Internal error"),
     "Release not built yet": _l("Release not built yet"),
+    "Gone": _l("Gone"),
+    "Busy": _l("Busy"),
+    "Service unavailable": _l("Service unavailable"),
+    "PDF unavailable": _l("PDF unavailable"),
+    "DHIS2 mapping unusable": _l("DHIS2 mapping unusable"),
 }
 # Werkzeug's names are English only (and capitalised differently): the titles we use instead.
 _HTTP_TITLES = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from fieldsvc.accounts import services
@@ -72,14 +73,14 @@ def create_token():
     """Exchange a staff username and password (HTTP basic auth) for a bearer token."""
     credentials = request.authorization
     if credentials is None or credentials.type != "basic" or not credentials.username:
-        return _basic_auth_problem(
+        return _basic_auth_problem(_(
             "Send your username and password with HTTP basic auth "
             "(curl -u NAME -X POST …/api/v1/tokens)."
-        )
+        ))
     user = services.login(credentials.username, credentials.password or "", method="token")
     if user is None:
         db.session.commit()  # keep the failure: it is audited and counts towards the throttle
-        return _basic_auth_problem("Wrong username or password.")
+        return _basic_auth_problem(_("Wrong username or password."))
     token, row = services.issue_token(user)
     expires_at = row.expires_at  # read before commit: SQLite reloads it without its UTC offset
     db.session.commit()

@@ -463,7 +463,8 @@ def update_user(user: User, changes: UserChanges) -> User:
     role = changes.role if "role" in changes.sent else user.role
     if role not in ROLES:
         raise ValidationFailed(_("Unknown role %(role)r; use one of %(roles)s.", role=role,
-                                 roles=", ".join(ROLES)), errors={"role": [", ".join(ROLES)]})
+                                 roles=", ".join(ROLES)),
+                               errors={"role": [_("one of %(roles)s", roles=", ".join(ROLES))]})
     regions = list(changes.regions) if "regions" in changes.sent else user.region_codes
     if role != "coordinator" and "regions" in changes.sent and regions:
         raise ValidationFailed(_("Only coordinators have regions."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from fieldsvc.db import ID_RANGE
@@ -22,7 +23,7 @@ class DetailArgs(_PeriodArgs):
     """Which tally lines a coordinator exports: their regions (or some), caravans, a period."""
 
     region = CommaList(fields.String(validate=validate.Regexp(
-        r"^\d{2}$", error="A region code is two digits, e.g. 08.")),
+        r"^\d{2}$", error=_l("A region code is two digits, e.g. 08."))),
         metadata={"description": "Region codes (default: all of yours)"})
     caravan = CommaList(fields.Integer(validate=ID_RANGE),
                         metadata={"description": "Caravan ids, comma-separated"})
@@ -66,8 +67,8 @@ class ReportArgs(_PeriodArgs):
     @validates_schema
     def _one_area(self, data: dict[str, Any], **_: Any) -> None:
         if bool(data.get("region")) == bool(data.get("province")):
-            raise ValidationError("Name one region (region=08) or one province "
-                                  "(province=08.587).", "region")
+            raise ValidationError(str(_l("Name one region (region=08) or one province "
+                                         "(province=08.587).")), "region")
 
 
 class LangArgs(Schema):

@@ -52,7 +52,8 @@ def test_wrong_password_is_401_problem_and_audited(client, db):
     make_user("admin", username="root")
     db.session.commit()
 
-    response = client.post("/api/v1/tokens", headers=basic("root", "not the password"))
+    response = client.post("/api/v1/tokens", headers={**basic("root", "not the password"),
+                                                      "Accept-Language": "en"})
 
     assert response.status_code == 401
     assert response.content_type == "application/problem+json"
@@ -65,7 +66,7 @@ def test_wrong_password_is_401_problem_and_audited(client, db):
 
 def test_unknown_user_and_missing_credentials_are_401(client, db):
     assert client.post("/api/v1/tokens", headers=basic("nobody", "whatever1")).status_code == 401
-    response = client.post("/api/v1/tokens")
+    response = client.post("/api/v1/tokens", headers={"Accept-Language": "en"})
     assert response.status_code == 401
     assert "basic auth" in response.json["detail"]
     bearer = client.post("/api/v1/tokens", headers={"Authorization": "Basic !!!not-base64"})

@@ -60,6 +60,7 @@ def test_a_device_token_opens_only_its_caravan(app, client, db):
 
 def test_unknown_code_is_404_and_guessing_is_throttled(app, client, db):
     _caravan(db)
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     for _ in range(MAX_FAILED_ENROLLMENTS):
         response = _enroll(client, "ZZZZ-ZZZZ")
         assert response.status_code == 404
