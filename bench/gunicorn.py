@@ -1,4 +1,4 @@
-"""One way to run a real gunicorn for benchmarks, the crash test and the race test: `gunicorn -c
+"""One way to run a real gunicorn for benchmarks, the crash and race tests: `gunicorn -c gunicorn.conf.py
 APP` in its own process group, so that stopping (or SIGKILLing) the group takes master and workers.
 """
 
