@@ -109,15 +109,7 @@ def create_user(
                        errors={"username": [_("taken")]})
     check_password_policy(password, username)
     regions = list(region_codes or [])
-    if role == "coordinator" and not regions:
-        raise ValidationFailed(_("A coordinator needs at least one region."),
-                               errors={"regions": [_("at least one region code")]})
-    for code in regions:
-        area = db.session.get(Area, code)
-        if area is None or area.level != "region":
-            raise ValidationFailed(
-                _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
-                errors={"regions": [_("unknown region %(code)s", code=code)]})
+    _check_regions(role, regions)
     user = User(
         username=username,
         password_hash=generate_password_hash(password),
@@ -457,6 +449,19 @@ def find_user(user_id: int) -> User:
     return user
 
 
+def _check_regions(role: str, regions: list[str]) -> None:
+    """A coordinator has regions, and each is a region code."""
+    if role == "coordinator" and not regions:
+        raise ValidationFailed(_("A coordinator needs at least one region."),
+                               errors={"regions": [_("at least one region code")]})
+    for code in regions:
+        area = db.session.get(Area, code)
+        if area is None or area.level != "region":
+            raise ValidationFailed(
+                _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
+                errors={"regions": [_("unknown region %(code)s", code=code)]})
+
+
 def update_user(user: User, changes: UserChanges) -> User:
     """Change a user's role, regions, organization, name or activity; a change of rights or a
     deactivation ends their sessions and tokens at once."""
@@ -471,15 +476,7 @@ def update_user(user: User, changes: UserChanges) -> User:
                                errors={"regions": [_("only for coordinators")]})
     if role != "coordinator":
         regions = []
-    if role == "coordinator" and not regions:
-        raise ValidationFailed(_("A coordinator needs at least one region."),
-                               errors={"regions": [_("at least one region code")]})
-    for code in regions:
-        area = db.session.get(Area, code)
-        if area is None or area.level != "region":
-            raise ValidationFailed(
-                _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
-                errors={"regions": [_("unknown region %(code)s", code=code)]})
+    _check_regions(role, regions)
     organization_id = changes.organization if "organization" in changes.sent \
         else user.organization_id
     if organization_id is not None and db.session.get(Organization, organization_id) is None:
