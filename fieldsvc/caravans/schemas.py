@@ -19,6 +19,7 @@ from fieldsvc.caravans.services import (
     ProfileChanges,
     SiteInput,
 )
+from fieldsvc.db import ID_RANGE
 from fieldsvc.fields import Day, VisibleText
 from fieldsvc.pagination import DEFAULT_LIMIT, PageArgs
 
@@ -78,7 +79,7 @@ class CaravanCreateSchema(Schema):
     title = VisibleText(required=True, validate=validate.Length(3, 200),
                           metadata={"example": "Caravane médicale de Zagora"})
     organizers = fields.List(
-        fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1, error=_l("Not a known id."))),
+        fields.Integer(strict=True, validate=ID_RANGE),
         load_default=list, validate=validate.Length(max=20),
         metadata={"description": "Organization ids; defaults to the creator's organization.",
                   "example": [1]},

@@ -8,6 +8,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from fieldsvc.config import LANGUAGES
 from fieldsvc.db import ID_RANGE
 from fieldsvc.exports.dhis2 import PERIOD_UNITS
 from fieldsvc.exports.services import DetailQuery
@@ -61,7 +62,7 @@ class ReportArgs(_PeriodArgs):
 
     region = CODE
     province = fields.String(validate=validate.Length(1, 20))
-    lang = fields.String(load_default="fr", validate=validate.OneOf(("fr", "ar", "en")),
+    lang = fields.String(load_default="fr", validate=validate.OneOf(LANGUAGES),
                          metadata={"description": "Language of the report (default fr)"})
 
     @validates_schema
@@ -72,5 +73,5 @@ class ReportArgs(_PeriodArgs):
 
 
 class LangArgs(Schema):
-    lang = fields.String(load_default="fr", validate=validate.OneOf(("fr", "ar", "en")),
+    lang = fields.String(load_default="fr", validate=validate.OneOf(LANGUAGES),
                          metadata={"description": "Language of the report (default fr)"})
