@@ -21,7 +21,7 @@ from fieldsvc.accounts.schemas import (
 )
 from fieldsvc.errors import problem
 from fieldsvc.extensions import db
-from fieldsvc.pagination import paginated_response
+from fieldsvc.pagination import PageArgs, page_of, paginated_response
 from fieldsvc.security import ALL_ROLES, STAFF_ROLES, VOLUNTEER, allow, current_principal
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1",
@@ -118,10 +118,12 @@ def me():
 
 @blp.route("/organizations", methods=["GET"])
 @allow(*STAFF_ROLES)
-@blp.response(200, OrganizationSchema(many=True), example=EXAMPLE_ORGANIZATIONS)
-def list_organizations():
+@blp.arguments(PageArgs, location="query")
+@paginated_response(blp, OrganizationSchema, example={
+    "items": EXAMPLE_ORGANIZATIONS, "total": len(EXAMPLE_ORGANIZATIONS), "limit": 50, "offset": 0})
+def list_organizations(page: dict[str, int]):
     """List associations, commune councils and partners."""
-    return services.list_organizations()
+    return page_of(services.list_organizations(), **page)
 
 
 @blp.route("/organizations", methods=["POST"])
@@ -139,10 +141,12 @@ def create_organization(data: dict[str, Any]):
 
 @blp.route("/users", methods=["GET"])
 @allow("admin")
-@blp.response(200, UserSchema(many=True), example=EXAMPLE_USERS)
-def list_users():
+@blp.arguments(PageArgs, location="query")
+@paginated_response(blp, UserSchema, example={
+    "items": EXAMPLE_USERS, "total": len(EXAMPLE_USERS), "limit": 50, "offset": 0})
+def list_users(page: dict[str, int]):
     """List staff accounts with their roles, regions and organizations (admin)."""
-    return services.list_users()
+    return page_of(services.list_users(), **page)
 
 
 @blp.route("/users/<int:user_id>", methods=["PATCH"])

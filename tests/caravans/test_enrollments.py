@@ -143,7 +143,8 @@ def test_coordinator_lists_and_revokes_tokens(app, client, db):
     volunteer = {"Authorization": f"Bearer {enrolled['token']}"}
     listed = client.get(f"/api/v1/caravans/{caravan.id}/enrollments", headers=headers)
     assert listed.status_code == 200
-    assert [(e["display_name"], e["live"]) for e in listed.json] == [("Dr Amina", True)]
+    assert listed.json["total"] == 1
+    assert [(e["display_name"], e["live"]) for e in listed.json["items"]] == [("Dr Amina", True)]
     assert client.get(f"/api/v1/caravans/{caravan.id}/enrollments",
                       headers=auth(outsider)).status_code == 403
     assert client.get(f"/api/v1/caravans/{caravan.id}/enrollments",
@@ -163,7 +164,8 @@ def test_coordinator_lists_and_revokes_tokens(app, client, db):
     assert client.post("/api/v1/submissions", headers=volunteer, json=tally).status_code == 401
     assert client.post("/api/v1/enrollments", headers=volunteer, json={
         "join_code": "K7QX4MZP", "display_name": "x"}).status_code == 401
-    listed = client.get(f"/api/v1/caravans/{caravan.id}/enrollments", headers=headers).json
+    listed = client.get(f"/api/v1/caravans/{caravan.id}/enrollments",
+                        headers=headers).json["items"]
     assert listed[0]["live"] is False and listed[0]["revoked_at"]
     assert db.session.query(AuditEvent).filter_by(action="device.revoke").count() == 1
     assert client.delete("/api/v1/enrollments/9999", headers=headers).status_code == 404
