@@ -226,7 +226,6 @@ TITLES: dict[str, Any] = {
     "Validation failed": _l("Validation failed"),
     "Too many requests": _l("Too many requests"),
     "Internal error": _l("Internal error"),
-    "Release not built yet": _l("Release not built yet"),
     "Gone": _l("Gone"),
     "Busy": _l("Busy"),
     "Service unavailable": _l("Service unavailable"),
