@@ -31,10 +31,8 @@ DOMAINS = tuple(f"fieldsvc.{name}" for name in (
 @pytest.mark.parametrize(("modules", "forbidden"), [
     ("caravans", ("fieldsvc.tallies",)),
     # Shared plumbing knows no domain: accounts and caravans register their loaders with it.
-    ("security.py", DOMAINS),
-    ("errors.py", DOMAINS),
-    ("http.py", DOMAINS),
-    ("pagination.py", DOMAINS),
+    *((module, DOMAINS) for module in ("security.py", "errors.py", "http.py", "pagination.py",
+                                       "config.py", "extensions.py", "db.py", "fields.py")),
     ("cli.py", ("fieldsvc.web",)),
 ])
 def test_lower_layers_never_import_higher_ones(modules, forbidden):
