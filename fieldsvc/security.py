@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from fieldsvc.errors import Forbidden, TooManyRequests, Unauthorized, problem
 
@@ -111,21 +112,6 @@ DEVICE_LOADER = "fieldsvc.device_loader"
 def register_device_loader(app: Flask, loader: DeviceLoader) -> None:
     """Let bearer tokens of volunteers' devices authenticate through ``loader``."""
     app.extensions[DEVICE_LOADER] = loader
-
-
-# The same for staff (accounts does): a bearer token's digest → its user (None for a token that
-# is no staff token; Unauthorized for one that expired), and a web session → its user or None.
-STAFF_LOADERS = "fieldsvc.staff_loaders"
-
-
-def register_staff_loaders(app: Flask, token_user: Callable[[str], Any],
-                           session_user: Callable[[Any, Any], Any]) -> None:
-    """Let staff bearer tokens and web sessions authenticate through these two loaders."""
-    app.extensions[STAFF_LOADERS] = (token_user, session_user)
-
-
-def _nobody(*_: Any) -> None:
-    return None
 
 
 def current_principal() -> Principal:
@@ -264,18 +250,27 @@ def with_tile_server(headers: tuple[tuple[str, str], ...], tile_url: str | None
 
 
 def _load_principal() -> Principal:
-    token_user, session_user = current_app.extensions.get(STAFF_LOADERS, (_nobody, _nobody))
+    from fieldsvc.accounts.models import ApiToken
+    from fieldsvc.extensions import db
+
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         token = header[7:].strip()
         digest = token_digest(token)
+        now = dt.datetime.now(dt.UTC)
         loader = current_app.extensions.get(DEVICE_LOADER)
         device = loader(digest) if loader is not None else None
         if device is not None:
             return device
-        user = token_user(digest)
-        if user is not None:
-            return _staff(user)
+        api_token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if api_token is not None:
+            expires = api_token.expires_at
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=dt.UTC)
+            if expires > now and api_token.user.active:
+                return _staff(api_token.user)
+            raise Unauthorized(_("This token has expired; ask for a new one: POST /api/v1/tokens "
+                                 "with your username and password."))
         if token.startswith(STAFF_TOKEN_PREFIX):
             raise Unauthorized(_("This staff token is no longer valid (revoked or replaced); ask "
                                  "for a new one: POST /api/v1/tokens with your username and "
@@ -287,8 +282,10 @@ def _load_principal() -> Principal:
     if request.path.startswith("/api/") and request.method not in {"GET", "HEAD", "OPTIONS"}:
         user_id = None
     if user_id is not None:
+        from fieldsvc.accounts.services import web_session_user
+
         # The cookie alone is not enough: its session must still be open on the server.
-        user = session_user(session.get("sid"), user_id)
+        user = web_session_user(session.get("sid"), user_id)
         if user is not None:
             return _staff(user)
     return Principal()
