@@ -15,6 +15,8 @@ def _bool(value: str | None, default: bool) -> bool:
 
 
 MIN_SECRET_KEY_BYTES = 32
+# The languages of every page, answer and report (the first is the default).
+LANGUAGES = ("fr", "ar", "en")
 
 
 class ConfigError(RuntimeError):
@@ -85,8 +87,8 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         # Two caravans this close in km and days get a clash warning (fieldsvc.caravans.clashes).
         "CLASH_KM": float(env.get("CLASH_KM", "30")),
         "CLASH_DAYS": int(env.get("CLASH_DAYS", "14")),
-        "BABEL_DEFAULT_LOCALE": "fr",
-        "LANGUAGES": ["fr", "ar", "en"],
+        "BABEL_DEFAULT_LOCALE": LANGUAGES[0],
+        "LANGUAGES": list(LANGUAGES),
         # Maps draw points and region outlines offline; a tile server (e.g.
         # https://tile.openstreetmap.org/{z}/{x}/{y}.png) is used, and allowed by the CSP, only
         # when configured here.

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 from flask import g, has_app_context
+from flask_babel import lazy_gettext as _l
 from flask_sqlalchemy.session import Session as FlaskSession
 from marshmallow import validate
 from sqlalchemy import DateTime, MetaData, event
@@ -110,5 +111,5 @@ def _sqlite_begin(conn: Any) -> None:
 
 # Ids, counts and offsets are 32-bit integers in every database we run on.
 MAX_INT = 2**31 - 1
-ID_RANGE = validate.Range(1, MAX_INT, error="Not a known id.")
-OFFSET_RANGE = validate.Range(0, MAX_INT, error="Use a whole number from 0 to 2147483647.")
+ID_RANGE = validate.Range(1, MAX_INT, error=_l("Not a known id."))
+OFFSET_RANGE = validate.Range(0, MAX_INT, error=_l("Use a whole number from 0 to 2147483647."))

@@ -822,11 +822,14 @@ def need_ranking(query: NeedsQuery, principal: Principal | None = None, *,
     from fieldsvc.catalog.services import specialty_codes
 
     if query.specialty not in specialty_codes():
-        raise ValidationFailed(f"Unknown specialty {query.specialty}.",
-                               errors={"specialty": ["unknown specialty code"]})
+        raise ValidationFailed(gettext("Unknown specialty %(code)s.", code=query.specialty),
+                               errors={"specialty": [gettext("unknown specialty %(code)s",
+                                                             code=query.specialty)]})
     if query.sort not in SORTS:
-        raise ValidationFailed(f"Sort by one of {', '.join(SORTS)}.",
-                               errors={"sort": [f"one of {', '.join(SORTS)}"]})
+        choices = ", ".join(SORTS)
+        raise ValidationFailed(gettext("Sort by one of %(choices)s.", choices=choices),
+                               errors={"sort": [gettext("Must be one of: %(choices)s.",
+                                                        choices=choices)]})
     principal = principal or Principal()
     communes, meta = commune_needs(query.specialty, window_months=query.window_months,
                                    as_of=query.as_of, principal=principal)

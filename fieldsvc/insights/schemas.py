@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from marshmallow import (
     Schema,
     ValidationError,
@@ -38,7 +39,7 @@ class _PeriodArgs(Schema):
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
-            raise ValidationError("from must be on or before to.", "from")
+            raise ValidationError(str(_l("from must be on or before to.")), "from")
 
 
 class SummaryArgs(_PeriodArgs):

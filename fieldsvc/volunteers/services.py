@@ -349,7 +349,7 @@ def verify_certificate(code: str) -> Certificate:
     """The certificate a code stands for; a forged, altered or unknown code is refused."""
     match = _CODE.match(code.strip().upper().replace(" ", ""))
     refused = NotFound(_("This verification code matches no certificate; check it against the "
-                         "printed certificate."), errors={"code": ["unknown or altered code"]})
+                         "printed certificate."), errors={"code": [_("unknown or altered code")]})
     if match is None:
         raise refused
     volunteer_id, letter, subject, mac = (int(match[1]), match[2], int(match[3]), match[4])
@@ -416,16 +416,16 @@ def pledge(data: PledgeInput, client: str) -> Pledged:
     caravan = caravans.caravan_by_join_code(data.join_code, client)
     if caravan.status != "planned":
         raise Conflict(_("This caravan has already started; join it with its code instead."),
-                       errors={"join_code": ["the caravan has started"]})
+                       errors={"join_code": [_("the caravan has started")]})
     if data.specialty not in caravan.specialties:
         planned = ", ".join(caravan.specialties)
         raise ValidationFailed(
             _("This caravan plans %(planned)s; pledge for one of them.", planned=planned),
-            errors={"specialty": [f"not planned; use one of {planned}"]})
+            errors={"specialty": [_("Must be one of: %(choices)s.", choices=planned)]})
     name = data.display_name.strip()
     if not name:
         raise ValidationFailed(_("The name cannot be empty."),
-                               errors={"display_name": ["cannot be empty"]})
+                               errors={"display_name": [_("The name cannot be empty.")]})
     volunteer = None
     if data.profile_key:
         volunteer = db.session.scalar(
@@ -433,7 +433,7 @@ def pledge(data: PledgeInput, client: str) -> Pledged:
         if volunteer is None:
             raise ValidationFailed(
                 _("This profile key is not known; pledge without it."),
-                errors={"profile_key": ["unknown profile key"]})
+                errors={"profile_key": [_("unknown profile key")]})
     token = secrets.token_urlsafe(32)
     record = Pledge(caravan_id=caravan.id, specialty_code=data.specialty, display_name=name,
                     volunteer_id=volunteer.id if volunteer else None,
