@@ -391,3 +391,19 @@ def test_no_hidden_cell_is_pinned_across_every_answer(pg_app, caller):
           f"{len(attacker.bounds)} rate bounds, {refused} refused; "
           f"{len(pinned)} of {len(attacker.hidden)} hidden cells pinned")
     assert not pinned, f"{len(pinned)} of {len(attacker.hidden)} hidden cells pinned: {pinned[:3]}"
+
+
+def test_a_rate_that_narrows_a_hidden_cell_is_caught():
+    """The oracle itself: a published rate resting on a hidden cell would pin it (no database)."""
+    attacker = Attacker([("08.587.01.13", dt.date(2025, 1, 10))])
+    everything = frozenset(attacker.matching({}, None, None))
+    attacker.equalities[everything] = 40
+    dentistry = {"commune": "08.587.01.13", "specialty": "DEN", "measure": "consultations"}
+    attacker.hidden.add(frozenset(attacker.matching(dentistry, None, None)))
+    assert not attacker.pinned()  # anything from 0 to 40
+    turned = {**dentistry, "measure": "turned_away"}
+    # unmet = turned / (consultations + turned) = 0.5, and turned away is 3: dentistry is 3
+    attacker.equalities[frozenset(attacker.matching(turned, None, None))] = 3
+    attacker.bound([(0.5, turned), (-0.5, dentistry)], None, None, -1e-4, 1e-4)
+    [(_, low, high)] = attacker.pinned()
+    assert low == pytest.approx(3, abs=1e-3) and high == pytest.approx(3, abs=1e-3)
