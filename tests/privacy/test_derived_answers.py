@@ -58,8 +58,9 @@ PUBLIC = ("/api/v1/public/summary", "/api/v1/public/summary?measure=turned_away"
 
 _VOLATILE = [  # what changes between two identical requests: tokens, nonces, clocks
     re.compile(r'nonce="[^"]*"'), re.compile(r'name="csrf_token"[^>]*'),
-    re.compile(r'"csrf[^"]*":\s*"[^"]*"'), re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[.\d]*"
-                                                       r"(?:Z|[+-]\d\d:\d\d)?"),
+    re.compile(r'"csrf[^"]*":\s*"[^"]*"'),
+    re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[.\d]*(?:Z|[+-]\d\d:\d\d)?"),
+    re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"),  # a report's "generated on"
 ]
 
 
