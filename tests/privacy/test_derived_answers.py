@@ -127,9 +127,9 @@ def _answers(client, header: dict[str, str]) -> dict[str, tuple[int, Any]]:
 
 
 def _change_lines(db, organizations: tuple[str, ...] | None = None) -> None:
-    """Move every count, delete lines and add others on the caravans of these organizations (all
-    when None): anything read from those lines would change. No caravan is added (they are
-    public)."""
+    """Move every count and some tallies' days, delete lines and add others on the caravans of
+    these organizations (all when None): anything read from those lines would change. No caravan
+    is added or moved (they are public)."""
     caravans = select(Caravan.id)
     if organizations is not None:
         caravans = caravans.join(caravan_organizer).join(Organization).where(
@@ -141,6 +141,12 @@ def _change_lines(db, organizations: tuple[str, ...] | None = None) -> None:
     doomed = db.session.scalars(select(TallyLine.id).where(TallyLine.version_id.in_(versions))
                                 .order_by(TallyLine.id).limit(12)).all()
     db.session.execute(delete(TallyLine).where(TallyLine.id.in_(doomed)))
+    # Move the day of every other tally: a caravan seen later than it was planned would change
+    # an exact recency.
+    moved = db.session.scalars(select(SubmissionVersion).where(SubmissionVersion.caravan_id
+                                                               .in_(ids))).all()
+    for version in moved[::2]:
+        version.day = version.day + dt.timedelta(days=20)
     for caravan in db.session.scalars(select(Caravan).where(Caravan.id.in_(ids))):
         for specialty in SPECIALTIES:
             make_tally(caravan, day=caravan.first_day, specialty=specialty, status="approved",
