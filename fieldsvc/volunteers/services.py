@@ -3,13 +3,14 @@
 The privacy rule of contributions (docs/privacy.md, "Contributions"): caravans, days, communes
 reached and specialties brought are caravan metadata and are shown to everyone. Consultations and
 procedures are health tallies; they are given only to a caller with full detail for the row —
-an admin for every row, a planner or coordinator for the rows of their own organization (and the
-partnerships it belongs to), exactly as the summary gives them full detail for
-``organization=<their own>``. Everyone else gets ``null`` with ``"suppressed": "full_detail_only"``:
-organization, partnership and volunteer rows overlap (a caravan counts under each organizer, a
-partnership is a subset of each member's caravans), so thresholding each row at k would still let
-differences of published rows reveal a small count. A per-volunteer tally is finer still (one doctor
-over one caravan), so volunteers' consultations and procedures are for admins only.
+an admin for every row, a planner for the rows of their own organization (and the partnerships
+it belongs to), exactly as the summary gives them full detail for ``organization=<their own>``
+(a coordinator's organization does not: outside their regions a coordinator has no full detail).
+Everyone else gets ``null`` with ``"suppressed": "full_detail_only"``: organization, partnership
+and volunteer rows overlap (a caravan counts under each organizer, a partnership is a subset of
+each member's caravans), so thresholding each row at k would still let differences of published
+rows reveal a small count. A per-volunteer tally is finer still (one doctor over one caravan), so
+volunteers' consultations and procedures are for admins only.
 Volunteers are named to admins and coordinators; to everyone else only those who consented to be
 named publicly are listed at all.
 """
@@ -34,6 +35,7 @@ from fieldsvc.caravans import services as caravans
 from fieldsvc.caravans.models import Caravan, Enrollment, Volunteer
 from fieldsvc.errors import Conflict, NotFound, ValidationFailed
 from fieldsvc.extensions import db
+from fieldsvc.insights import suppression
 from fieldsvc.insights.queries import SummaryQuery, counted_lines, summary_rows
 from fieldsvc.security import Principal, token_digest
 from fieldsvc.volunteers.models import Pledge
@@ -197,8 +199,10 @@ def _organization_rows(caravans: list[Caravan], principal: Principal,
         _fill(row, held)
         if partnerships:
             row.history = held
-        row.full_detail = principal.role == "admin" or (
-            principal.organization_id is not None and principal.organization_id in members)
+        # The summary's own rule for organization=<id> (a planner of a member, or an admin):
+        # a coordinator's organization gives no full detail outside their regions there.
+        row.full_detail = any(suppression.full_detail(principal, organization_id=member)
+                              for member in members)
         if row.full_detail:
             _tallies(row, counts, row.caravan_ids)
         rows.append(row)
