@@ -42,6 +42,8 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn's hook signature
     from fieldsvc.insights.release import start_background_refresh
     from fieldsvc.insights.rollup import start_background_fold
 
+    if "sqlalchemy" not in getattr(worker.wsgi, "extensions", {}):
+        return  # not fieldsvc (bench.trivial, the ingest benchmark's baseline)
     # A connection the master opened before forking (none is expected) is its, not ours: drop
     # it from this worker's pool without closing it under the master's feet.
     with worker.wsgi.app_context():
