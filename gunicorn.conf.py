@@ -28,26 +28,13 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # gunicorn's runtime control socket ($HOME/.gunicorn/gunicorn.ctl) is unused here, and two servers
 # of one user (make run next to a benchmark) would fight over it.
 control_socket_disable = True
-# Import the application once in the master and fork workers from it: a worker then starts in
-# milliseconds instead of re-importing everything (about 2 s of CPU each, five at once on a
-# two-core machine, while the first ones already serve) and the imported code is shared
-# copy-on-write. Each worker opens its own database connections (post_worker_init).
-preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 
 
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn's hook signature
     """Keep the protected release and the summary rollup fresh from each worker, off the request
     path (folds take turns under a lock)."""
-    from fieldsvc.extensions import db
     from fieldsvc.insights.release import start_background_refresh
     from fieldsvc.insights.rollup import start_background_fold
 
-    if "sqlalchemy" not in getattr(worker.wsgi, "extensions", {}):
-        return  # not fieldsvc (bench.trivial, the ingest benchmark's baseline)
-    # A connection the master opened before forking (none is expected) is its, not ours: drop
-    # it from this worker's pool without closing it under the master's feet.
-    with worker.wsgi.app_context():
-        for engine in db.engines.values():
-            engine.dispose(close=False)
     start_background_refresh(worker.wsgi)
     start_background_fold(worker.wsgi)

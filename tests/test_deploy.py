@@ -108,8 +108,7 @@ def test_dockerfile(compose):
 
 
 def gunicorn_settings(monkeypatch, **env: str) -> dict[str, Any]:
-    for name in ("DATABASE_URL", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_BIND",
-                 "GUNICORN_PRELOAD"):
+    for name in ("DATABASE_URL", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_BIND"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -131,8 +130,3 @@ def test_gunicorn_serves_postgresql_with_several_workers(monkeypatch):
     tuned = gunicorn_settings(monkeypatch, DATABASE_URL="postgres://u:p@db/fieldsvc",
                               WEB_CONCURRENCY="5", GUNICORN_BIND="0.0.0.0:8000")
     assert (tuned["workers"], tuned["bind"]) == (5, "0.0.0.0:8000")
-
-
-def test_gunicorn_forks_workers_from_the_imported_application(monkeypatch):
-    assert gunicorn_settings(monkeypatch)["preload_app"] is True
-    assert gunicorn_settings(monkeypatch, GUNICORN_PRELOAD="0")["preload_app"] is False
