@@ -166,6 +166,26 @@ def test_public_page_shows_anyone_the_suppressed_public_summary(client, db):
     assert "/insights/public" in home and "/insights/map" not in home  # anonymous
 
 
+def test_public_total_is_the_sum_of_its_rows_when_every_row_is_shown(client, db):
+    make_areas()
+    zagora = make_caravan("08.587.01.13", first_day=dt.date(2026, 10, 3), sites=(),
+                          specialties=("OPH", "GEN"))
+    make_tally(zagora, day=dt.date(2026, 10, 3), specialty="OPH", status="approved",
+               lines=[("consultations", "F", "65+", None, 120)])
+    make_tally(zagora, day=dt.date(2026, 10, 3), specialty="GEN", status="approved",
+               lines=[("consultations", "M", "25-49", None, 90)])
+    db.session.commit()
+    page = client.get("/insights/public?lang=en").text
+    assert 'class="num suppressed"' not in page
+    assert "Total: 210" in page  # no national margin in the release, but 120 + 90 are both shown
+
+
+def test_public_total_with_a_hidden_row_is_not_published_rather_than_suppressed(client, db):
+    _summary_season(db)
+    page = client.get("/insights/public?lang=en").text
+    assert "Total: not published" in page and "Total: suppressed" not in page
+
+
 def test_maps_use_no_tile_server_unless_one_is_configured(client, db):
     from fieldsvc.security import SECURITY_HEADERS, with_tile_server
 
