@@ -26,6 +26,7 @@ from fieldsvc.caravans.models import Caravan
 from fieldsvc.caravans.schemas import CaravanCreateSchema, CaravanPatchSchema
 from fieldsvc.catalog.codes import AGE_BANDS
 from fieldsvc.catalog.services import list_measures, list_specialties
+from fieldsvc.db import MAX_INT
 from fieldsvc.errors import (
     Conflict,
     DomainError,
@@ -616,6 +617,9 @@ def _sheet_field(key: str) -> str:
 
 # --- review ------------------------------------------------------------------------------------
 
+INBOX_PAGE = 100  # tallies per page of the review inbox
+
+
 @workspace_blp.route("/review")
 @allow(*RUNNERS)
 def review_inbox():
@@ -633,17 +637,27 @@ def review_inbox():
     status = args.get("status") if args.get("status") in REVIEW_STATUSES else None
     labels = _specialty_labels()
     specialty = args.get("specialty") if args.get("specialty") in labels else None
+    offset = max(0, min(args.get("offset", 0, type=int), MAX_INT))
     page = tallies.list_submissions(principal, tallies.SubmissionFilter(
         caravan_id=caravan_id, day=day, status=status, specialty=specialty,
-        flagged_first=True, limit=100))
+        flagged_first=True, limit=INBOX_PAGE, offset=offset))
     by_id = {c.id: c for c in in_scope}
     names = _enrollment_names([item.submission.enrollment_id for item in page.items])
+    chosen = {"caravan": caravan_id, "day": day.isoformat() if day else "",
+              "status": status or "", "specialty": specialty or ""}
+    kept = {key: value for key, value in chosen.items() if value not in (None, "")}
+    pages = {
+        "first": offset + 1 if page.items else 0,
+        "last": offset + len(page.items),
+        "previous": url_for("web.workspace.review_inbox", **kept,
+                            offset=max(0, offset - INBOX_PAGE)) if offset > 0 else None,
+        "next": url_for("web.workspace.review_inbox", **kept, offset=offset + INBOX_PAGE)
+        if offset + INBOX_PAGE < page.total else None,
+    }
     return render_template(
-        "workspace/review.html", page=page, caravans=in_scope, by_id=by_id, names=names,
-        specialty_labels=labels, statuses=REVIEW_STATUSES, render_flags=tallies.render_flags,
-        chosen={"caravan": caravan_id, "day": day.isoformat() if day else "",
-                "status": status or "", "specialty": specialty or ""},
-        approve_form=ConfirmForm())
+        "workspace/review.html", page=page, pages=pages, caravans=in_scope, by_id=by_id,
+        names=names, specialty_labels=labels, statuses=REVIEW_STATUSES,
+        render_flags=tallies.render_flags, chosen=chosen, approve_form=ConfirmForm())
 
 
 def _enrollment_names(ids: list[int | None]) -> dict[int, str]:

@@ -216,6 +216,35 @@ def test_the_inbox_puts_flagged_tallies_first_and_filters(client, db):
     assert str(plain.id) in page and str(flagged.id) not in page
 
 
+def test_the_inbox_pages_through_every_tally_keeping_the_filters(client, db, monkeypatch):
+    from fieldsvc.web import workspace_routes
+
+    monkeypatch.setattr(workspace_routes, "INBOX_PAGE", 2)
+    _coordinator(db)
+    caravan = make_caravan()
+    tallies = [make_tally(caravan, specialty="GEN", lines=[("consultations", "F", "5-14", None, n)])
+               for n in range(1, 6)]
+    make_tally(caravan, specialty="OPH", lines=[("consultations", "F", "50-64", None, 8)])
+    db.session.commit()
+    log_in(client, "amina")
+    seen: set[int] = set()
+    path = "/workspace/review?specialty=GEN&lang=en"
+    for _ in range(3):
+        page = client.get(path, headers=HTML).get_data(as_text=True)
+        shown = {t.id for t in tallies if f'/workspace/submissions/{t.id}"' in page}
+        assert len(shown) <= 2 and not shown & seen
+        seen |= shown
+        found = re.search(r'<a href="([^"]+)" rel="next">', page)
+        if found is None:
+            break
+        path = found.group(1).replace("&amp;", "&")
+        assert "specialty=GEN" in path
+    assert seen == {t.id for t in tallies}  # five tallies over three pages, none twice
+    assert "Tallies 5 to 5 of 5" in page and 'rel="prev"' in page
+    assert client.get("/workspace/review?offset=-3", headers=HTML).status_code == 200
+    assert client.get("/workspace/review?offset=abc", headers=HTML).status_code == 200
+
+
 def test_an_admin_creates_and_deactivates_a_coordinator(client, db):
     make_areas()
     make_user("admin", username="root")
