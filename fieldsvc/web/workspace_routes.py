@@ -393,7 +393,7 @@ def caravan(caravan_id: int):
     view = caravans.caravan_view(caravan, current_principal())
     return render_template("workspace/caravan.html", caravan=caravan, view=view,
                            specialty_labels=_specialty_labels(), glance=_glance(caravan),
-                           status_form=StatusForm())
+                           status_form=StatusForm(), remove_form=ConfirmForm())
 
 
 @workspace_blp.route("/caravans/<int:caravan_id>/status", methods=["POST"])
@@ -417,6 +417,24 @@ def caravan_status(caravan_id: int):
     target = request.form.get("back")
     if target == "completeness":
         return redirect(url_for(".completeness", caravan_id=caravan_id))
+    return redirect(url_for(".caravan", caravan_id=caravan_id))
+
+
+@workspace_blp.route("/caravans/<int:caravan_id>/sites/<int:site_id>/remove", methods=["POST"])
+@allow(*RUNNERS)
+def remove_site(caravan_id: int, site_id: int):
+    """Remove a mistyped site; the page says why when it must stay."""
+    caravan = _caravan(caravan_id)
+    if not ConfirmForm().validate():
+        abort(400)
+    try:
+        caravans.remove_site(caravan, site_id, current_principal())
+    except Conflict as error:  # tallies name it, or the caravan is closed: say so on the page
+        db.session.rollback()
+        flash(error.detail)
+    else:
+        db.session.commit()
+        flash(_("The site was removed."))
     return redirect(url_for(".caravan", caravan_id=caravan_id))
 
 

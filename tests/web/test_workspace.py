@@ -325,3 +325,49 @@ def test_a_caravan_page_shows_its_clash_warnings_and_links_its_pledges(client, d
     notices = re.findall(r'<p class="notice" role="status">([^<]*)</p>', page)
     assert any("Caravane voisine" in n or "Caravan " in n for n in notices), notices
     assert f"/caravans/{ours.id}/staffing" in page
+
+
+def test_a_mistyped_site_is_removed_from_the_caravan_page_and_a_named_one_stays(client, db):
+    _coordinator(db)
+    caravan = make_caravan(sites=(("École Al Amal", 30.33, -5.84), ("Ecole mal tapée", 30.34,
+                                                                       -5.85)))
+    ids = {site.name: site.id for site in caravan.sites}
+    make_tally(caravan, site_id=ids["École Al Amal"])
+    db.session.commit()
+    log_in(client, "amina")
+    page = client.get(f"/workspace/caravans/{caravan.id}?lang=fr", headers=HTML)
+    body = page.get_data(as_text=True)
+    assert_no_inline_code(body)
+    for site_id in ids.values():
+        action = f'action="/workspace/caravans/{caravan.id}/sites/{site_id}/remove"'
+        form = body[body.index(action):].split("</form>")[0]
+        assert 'name="csrf_token"' in form and "Retirer" in form
+    # Without the token nothing changes.
+    typo = f"/workspace/caravans/{caravan.id}/sites/{ids['Ecole mal tapée']}/remove"
+    assert client.post(typo, headers=HTML).status_code == 400
+    assert len(db.session.get(Caravan, caravan.id).sites) == 2
+    removed = post(client, typo, {}, lang="fr")
+    assert removed.status_code == 302
+    shown = client.get(removed.headers["Location"], headers=HTML).get_data(as_text=True)
+    assert "Le site a été retiré." in shown and "Ecole mal tapée" not in shown
+    # The site a tally names stays, and the page says why, in its language.
+    named = f"/workspace/caravans/{caravan.id}/sites/{ids['École Al Amal']}/remove"
+    kept = post(client, named, {}, lang="ar")
+    assert kept.status_code == 302
+    shown = client.get(kept.headers["Location"], headers=HTML).get_data(as_text=True)
+    assert "تذكره استمارات بالفعل" in shown
+    db.session.expire_all()
+    assert [site.name for site in db.session.get(Caravan, caravan.id).sites] == ["École Al Amal"]
+    assert [event.action for event in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action.like("caravan.site%")))] == [
+        "caravan.site_remove"]
+    # An unknown site is a 404 page; a closed caravan shows no button and refuses the post.
+    assert post(client, typo, {}).status_code == 404
+    db.session.get(Caravan, caravan.id).status = "closed"
+    db.session.commit()
+    assert "/remove" not in client.get(f"/workspace/caravans/{caravan.id}",
+                                       headers=HTML).get_data(as_text=True)
+    refused = post(client, named, {})
+    assert refused.status_code == 302
+    assert "its sites can no longer change" in client.get(
+        refused.headers["Location"], headers=HTML).get_data(as_text=True)
