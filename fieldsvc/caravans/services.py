@@ -597,7 +597,7 @@ class SiteChanges:
     location: str | None = None
 
 
-def _site_of(caravan: Caravan, site_id: int, principal: Principal) -> Site:
+def site_to_change(caravan: Caravan, site_id: int, principal: Principal) -> Site:
     """One site of a caravan the caller runs, while the caravan is still open."""
     require_scope(caravan, principal)
     site = db.session.get(Site, site_id)
@@ -612,7 +612,7 @@ def _site_of(caravan: Caravan, site_id: int, principal: Principal) -> Site:
 
 def remove_site(caravan: Caravan, site_id: int, principal: Principal) -> None:
     """Remove a mistyped site; refused once tallies name it (correct it instead)."""
-    site = _site_of(caravan, site_id, principal)
+    site = site_to_change(caravan, site_id, principal)
     for guard in current_app.extensions.get(SITE_GUARDS, []):
         guard(site)
     name, lat, lon = site.name, site.lat, site.lon
@@ -633,7 +633,7 @@ def remove_site(caravan: Caravan, site_id: int, principal: Principal) -> None:
 def update_site(caravan: Caravan, site_id: int, data: SiteChanges,
                 principal: Principal) -> Site:
     """Correct a site's name or point (read and checked as when it was added)."""
-    site = _site_of(caravan, site_id, principal)
+    site = site_to_change(caravan, site_id, principal)
     before = {"name": site.name, "lat": site.lat, "lon": site.lon}
     if data.location is not None:
         try:

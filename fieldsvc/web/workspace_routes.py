@@ -47,6 +47,7 @@ from fieldsvc.web.workspace_forms import (
     ConfirmForm,
     ReviewForm,
     SheetForm,
+    SiteChangeForm,
     StaffChangeForm,
     StaffForm,
     StatusForm,
@@ -436,6 +437,38 @@ def remove_site(caravan_id: int, site_id: int):
         db.session.commit()
         flash(_("The site was removed."))
     return redirect(url_for(".caravan", caravan_id=caravan_id))
+
+
+@workspace_blp.route("/caravans/<int:caravan_id>/sites/<int:site_id>", methods=["GET", "POST"])
+@allow(*RUNNERS)
+def site(caravan_id: int, site_id: int):
+    """Correct a site's name or point (also once tallies name it)."""
+    caravan = _caravan(caravan_id)
+    site = caravans.site_to_change(caravan, site_id, current_principal())
+    if request.method == "POST":
+        form = SiteChangeForm()
+    else:
+        form = SiteChangeForm(formdata=None, data={
+            "name": site.name, "location": f"{site.lat:.5f}, {site.lon:.5f}"})
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        if form.validate():
+            try:
+                caravans.update_site(caravan, site.id, caravans.SiteChanges(
+                    name=form.name.data, location=form.location.data), current_principal())
+            except ValidationFailed as error:
+                db.session.rollback()
+                errors = {k: list(v) for k, v in (error.errors or {"location": [error.detail]})
+                          .items()}
+            else:
+                db.session.commit()
+                flash(_("The site was corrected."))
+                return redirect(url_for(".caravan", caravan_id=caravan_id))
+        errors = {**{k: list(v) for k, v in form.errors.items()}, **errors}
+        return render_template("workspace/site.html", caravan=caravan, site=site, form=form,
+                               errors=errors), 422
+    return render_template("workspace/site.html", caravan=caravan, site=site, form=form,
+                           errors=errors)
 
 
 # --- the join poster ---------------------------------------------------------------------------

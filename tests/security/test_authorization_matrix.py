@@ -335,6 +335,11 @@ PAGE_CASES: list[PageCase] = [
     PageCase("POST", "/workspace/caravans/<int:caravan_id>/edit", IN_SCOPE, form=lambda w, r: {
         "title": f"Caravane de Zagora ({r})", "first_day": (dt.date.today() - dt.timedelta(days=1))
         .isoformat(), "last_day": dt.date.today().isoformat(), "specialties": ["GEN", "OPH", "PED"]}),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/sites/<int:site_id>", IN_SCOPE,
+             url=lambda w: _site_url("/workspace", w)),
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/sites/<int:site_id>", IN_SCOPE,
+             form=lambda w, r: {"name": f"École ({r})", "location": "30.33, -5.84"},
+             url=lambda w: _site_url("/workspace", w)),
     PageCase("POST", "/workspace/caravans/<int:caravan_id>/sites/<int:site_id>/remove", IN_SCOPE,
              form=lambda w, r: {}, url=lambda w: _site_url("/workspace", w, "/remove")),
     PageCase("GET", "/workspace/caravans/<int:caravan_id>/poster", IN_SCOPE),

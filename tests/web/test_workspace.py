@@ -371,3 +371,33 @@ def test_a_mistyped_site_is_removed_from_the_caravan_page_and_a_named_one_stays(
     assert refused.status_code == 302
     assert "its sites can no longer change" in client.get(
         refused.headers["Location"], headers=HTML).get_data(as_text=True)
+
+
+def test_a_site_that_tallies_name_is_corrected_from_its_page(client, db):
+    _coordinator(db)
+    caravan = make_caravan(sites=(("Ecole mal tapée", 30.34, -5.85),))
+    site = caravan.sites[0]
+    make_tally(caravan, site_id=site.id)
+    db.session.commit()
+    log_in(client, "amina")
+    url = f"/workspace/caravans/{caravan.id}/sites/{site.id}"
+    assert f'href="{url}"' in client.get(f"/workspace/caravans/{caravan.id}",
+                                         headers=HTML).get_data(as_text=True)
+    page = client.get(f"{url}?lang=ar", headers=HTML).get_data(as_text=True)
+    assert_no_inline_code(page)
+    assert 'name="csrf_token"' in page and "30.34000, -5.85000" in page and "اسم الموقع" in page
+    # A point outside Morocco is refused beside its field, in the page's language.
+    refused = post(client, url, {"name": "École Al Amal", "location": "-5.84, 30.33"}, lang="fr")
+    assert refused.status_code == 422
+    assert "hors du Maroc" in field_errors(refused.get_data(as_text=True))["location"]
+    assert post(client, url, {"name": " ", "location": "30.33, -5.84"}).status_code == 422
+    saved = post(client, url, {"name": "École Al Amal", "location": "30°19'48\"N 5°50'24\"W"})
+    assert saved.status_code == 302
+    db.session.expire_all()
+    corrected = db.session.get(Caravan, caravan.id).sites[0]
+    assert (corrected.id, corrected.name, corrected.lat, corrected.lon) == (
+        site.id, "École Al Amal", 30.33, -5.84)
+    assert db.session.scalar(select(AuditEvent).where(
+        AuditEvent.action == "caravan.site_update")).detail["before"]["name"] == "Ecole mal tapée"
+    assert client.get(f"/workspace/caravans/{caravan.id}/sites/999999",
+                      headers=HTML).status_code == 404
