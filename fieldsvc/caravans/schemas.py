@@ -125,7 +125,8 @@ class CaravanPatchSchema(Schema):
                               metadata={"description": "Replaces the planned specialties.",
                                         "example": ["GEN", "OPH"]})
     sites = fields.List(fields.Nested(SiteInSchema), validate=validate.Length(max=50),
-                        metadata={"description": "Sites to add (existing sites are kept)."})
+                        metadata={"description": "Sites to add (existing sites are kept; correct or "
+                                                   "remove one at /caravans/{id}/sites/{site_id})."})
     status = fields.String(
         validate=validate.OneOf(CARAVAN_STATUSES),
         metadata={"description": "Moves only forward: planned → active → closed.",
