@@ -17,6 +17,8 @@ from fieldsvc.caravans.schemas import (
     EnrollmentSchema,
     JoinCodeSchema,
     NotificationSchema,
+    SitePatchSchema,
+    SiteSchema,
     VolunteerCreateSchema,
     VolunteerPatchSchema,
     VolunteerProfileSchema,
@@ -108,10 +110,54 @@ def get_caravan(caravan_id: int):
     {"name": "Douar Tissergate", "location": "30 17 30 N, 5 52 10 W"}]})
 @blp.response(200, CaravanSchema, example=EXAMPLE_CARAVAN)
 def update_caravan(data: services.CaravanChanges, caravan_id: int):
-    """Change a caravan's title, days, specialties, add sites, or move its status forward."""
+    """Change a caravan's title, days, specialties, add sites, or move its status forward;
+    remove or correct one site at /caravans/{caravan_id}/sites/{site_id}."""
     view = services.update_caravan(services.get_caravan(caravan_id), data, current_principal())
     db.session.commit()
     return view
+
+
+EXAMPLE_SITE_NAMED = {
+    "type": "https://fieldsvc.org/problems/conflict", "title": "Conflict", "status": 409,
+    "detail": "Site 31 (École Al Amal) stays: tallies already name it (3). If its name or "
+              "point is wrong, correct them instead.",
+    "errors": {"site": ["tallies name this site"]}}
+
+
+@blp.route("/caravans/<int:caravan_id>/sites/<int:site_id>", methods=["DELETE"])
+@allow("admin", "coordinator")
+@blp.response(204, description="Removed; the caravan's other sites are unchanged")
+@blp.alt_response(404, description="No such caravan, or the caravan has no such site",
+                  content_type=PROBLEM, example={
+                      "type": "https://fieldsvc.org/problems/not-found", "title": "Not found",
+                      "status": 404, "detail": "Caravan 12 has no site 31."})
+@blp.alt_response(409, description="Tallies name the site (correct it instead), or the caravan "
+                  "is closed", content_type=PROBLEM, example=EXAMPLE_SITE_NAMED)
+@blp.alt_response(403, description="The caravan is outside your regions", content_type=PROBLEM)
+def remove_site(caravan_id: int, site_id: int):
+    """Remove a mistyped site that no tally names yet (audited as caravan.site_remove)."""
+    services.remove_site(services.get_caravan(caravan_id), site_id, current_principal())
+    db.session.commit()
+    return None
+
+
+@blp.route("/caravans/<int:caravan_id>/sites/<int:site_id>", methods=["PATCH"])
+@allow("admin", "coordinator")
+@blp.arguments(SitePatchSchema, example={"name": "École Al Amal", "location": "30.31, -5.83"})
+@blp.response(200, SiteSchema, example={"id": 31, "name": "École Al Amal",
+                                        "commune": "08.587.01.13", "lat": 30.31, "lon": -5.83,
+                                        "km_from_commune": 2.1})
+@blp.alt_response(404, description="No such caravan, or the caravan has no such site",
+                  content_type=PROBLEM)
+@blp.alt_response(409, description="The caravan is closed", content_type=PROBLEM)
+@blp.alt_response(403, description="The caravan is outside your regions", content_type=PROBLEM)
+def update_site(data: services.SiteChanges, caravan_id: int, site_id: int):
+    """Correct a site's name or point, even once tallies name it (audited as
+    caravan.site_update); the point is read and checked as when sites are added."""
+    site = services.update_site(services.get_caravan(caravan_id), site_id, data,
+                                current_principal())
+    db.session.commit()
+    return site
 
 
 @blp.route("/caravans/<int:caravan_id>/join-code", methods=["POST"])

@@ -17,6 +17,7 @@ from fieldsvc.caravans.services import (
     CaravanInput,
     EnrollmentInput,
     ProfileChanges,
+    SiteChanges,
     SiteInput,
 )
 from fieldsvc.db import ID_RANGE
@@ -124,7 +125,8 @@ class CaravanPatchSchema(Schema):
                               metadata={"description": "Replaces the planned specialties.",
                                         "example": ["GEN", "OPH"]})
     sites = fields.List(fields.Nested(SiteInSchema), validate=validate.Length(max=50),
-                        metadata={"description": "Sites to add (existing sites are kept)."})
+                        metadata={"description": "Sites to add (existing sites are kept; correct or "
+                                                   "remove one at /caravans/{id}/sites/{site_id})."})
     status = fields.String(
         validate=validate.OneOf(CARAVAN_STATUSES),
         metadata={"description": "Moves only forward: planned → active → closed.",
@@ -134,6 +136,26 @@ class CaravanPatchSchema(Schema):
     @post_load
     def _changes(self, data: dict[str, Any], **kwargs: Any) -> CaravanChanges:
         return CaravanChanges(sent=frozenset(data), **data)
+
+
+class SitePatchSchema(Schema):
+    """A correction of one site: a mistyped name, a point in the wrong place, or both."""
+
+    name = VisibleText(validate=validate.Length(1, 200), metadata={"example": "École Al Amal"})
+    location = fields.String(
+        validate=validate.Length(3, 100),
+        metadata={"description": "The corrected point, read and checked as when a site is "
+                                 "added (see the caravan's sites).",
+                  "example": "30.31, -5.83"})
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError(_l("Send a name, a location or both."))
+
+    @post_load
+    def _changes(self, data: dict[str, Any], **kwargs: Any) -> SiteChanges:
+        return SiteChanges(**data)
 
 
 class CaravanQuerySchema(PageArgs):

@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 from geopy.distance import geodesic
 from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from fieldsvc.accounts.models import Organization
 from fieldsvc.accounts.services import audit
@@ -498,11 +499,25 @@ DayGuard = Callable[[Caravan, dt.date, dt.date], None]
 DAY_GUARDS = "fieldsvc.caravan_day_guards"
 
 
+def _register(app: Flask, key: str, function: Callable[..., None]) -> None:
+    functions = app.extensions.setdefault(key, [])
+    if function not in functions:
+        functions.append(function)
+
+
 def register_day_guard(app: Flask, guard: DayGuard) -> None:
     """Have ``guard(caravan, first, last)`` refuse (by raising) a change of a caravan's days."""
-    guards = app.extensions.setdefault(DAY_GUARDS, [])
-    if guard not in guards:
-        guards.append(guard)
+    _register(app, DAY_GUARDS, guard)
+
+
+# Other domains' rules about removing a site (tallies: a site that tallies name stays).
+SiteGuard = Callable[[Site], None]
+SITE_GUARDS = "fieldsvc.caravan_site_guards"
+
+
+def register_site_guard(app: Flask, guard: SiteGuard) -> None:
+    """Have ``guard(site)`` refuse (by raising) the removal of a caravan's site."""
+    _register(app, SITE_GUARDS, guard)
 
 
 # Other domains' work when a caravan's status moves on (volunteers: pledges become enrollments
@@ -513,9 +528,7 @@ STATUS_HOOKS = "fieldsvc.caravan_status_hooks"
 
 def register_status_hook(app: Flask, hook: StatusHook) -> None:
     """Have ``hook(caravan, old, new, principal)`` run when a caravan's status changes."""
-    hooks = app.extensions.setdefault(STATUS_HOOKS, [])
-    if hook not in hooks:
-        hooks.append(hook)
+    _register(app, STATUS_HOOKS, hook)
 
 
 def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal) -> CaravanView:
@@ -574,6 +587,72 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
           region_code=caravan.region_code, principal=principal, changed=changed,
           status=caravan.status)
     return caravan_view(caravan, principal, warnings)
+
+
+@dataclass
+class SiteChanges:
+    """A PATCH of one site: its name, its point (as typed), or both."""
+
+    name: str | None = None
+    location: str | None = None
+
+
+def site_to_change(caravan: Caravan, site_id: int, principal: Principal) -> Site:
+    """One site of a caravan the caller runs, while the caravan is still open."""
+    require_scope(caravan, principal)
+    site = db.session.get(Site, site_id)
+    if site is None or site.caravan_id != caravan.id:
+        raise NotFound(_("Caravan %(caravan)s has no site %(id)s.", caravan=caravan.id,
+                         id=site_id))
+    if caravan.status == "closed":
+        raise Conflict(_("Caravan %(id)s is closed; its sites can no longer change.",
+                         id=caravan.id), errors={"sites": [_("The caravan is closed.")]})
+    return site
+
+
+def remove_site(caravan: Caravan, site_id: int, principal: Principal) -> None:
+    """Remove a mistyped site; refused once tallies name it (correct it instead)."""
+    site = site_to_change(caravan, site_id, principal)
+    for guard in current_app.extensions.get(SITE_GUARDS, []):
+        guard(site)
+    name, lat, lon = site.name, site.lat, site.lon
+    try:
+        with db.session.begin_nested():
+            db.session.delete(site)
+    except IntegrityError:
+        # A tally naming it arrived after the guards looked: it stays, as they would have said.
+        raise Conflict(_("Site %(id)s (%(name)s) stays: tallies already name it. If its name or "
+                         "point is wrong, correct them instead.", id=site_id, name=name),
+                       errors={"site": [_("tallies name this site")]}) from None
+    db.session.expire(caravan, ["sites"])
+    audit("caravan.site_remove", object_type="caravan", object_id=caravan.id,
+          region_code=caravan.region_code, principal=principal, site_id=site_id, name=name,
+          lat=lat, lon=lon)
+
+
+def update_site(caravan: Caravan, site_id: int, data: SiteChanges,
+                principal: Principal) -> Site:
+    """Correct a site's name or point (read and checked as when it was added)."""
+    site = site_to_change(caravan, site_id, principal)
+    before = {"name": site.name, "lat": site.lat, "lon": site.lon}
+    if data.location is not None:
+        try:
+            [checked] = check_sites(
+                [SiteInput(name=data.name or site.name, location=data.location)],
+                caravan.commune)
+        except ValidationFailed as error:
+            error.errors = {"location": [message for messages in (error.errors or {}).values()
+                                         for message in messages]}
+            raise
+        site.lat, site.lon = checked.lat, checked.lon
+    if data.name is not None:
+        site.name = data.name.strip()
+    db.session.flush()
+    db.session.expire(caravan, ["sites"])
+    audit("caravan.site_update", object_type="caravan", object_id=caravan.id,
+          region_code=caravan.region_code, principal=principal, site_id=site.id,
+          before=before, after={"name": site.name, "lat": site.lat, "lon": site.lon})
+    return site
 
 
 def list_caravans(filters: CaravanFilter, principal: Principal) -> Page[CaravanView]:

@@ -9,7 +9,7 @@ from flask import request
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
-from fieldsvc.caravans.services import register_day_guard
+from fieldsvc.caravans.services import register_day_guard, register_site_guard
 from fieldsvc.db import MAX_INT
 from fieldsvc.errors import NotFound
 from fieldsvc.extensions import db
@@ -30,6 +30,8 @@ blp = Blueprint("tallies", __name__, url_prefix="/api/v1",
                 description="Submissions: volunteers' anonymized tallies, amendments and review")
 # A caravan's days may not move away from the tallies sent for them.
 blp.record_once(lambda state: register_day_guard(state.app, services.keep_submissions_within_days))
+# A site stays while tallies name it.
+blp.record_once(lambda state: register_site_guard(state.app, services.keep_named_sites))
 
 STAFF_WRITERS = ("admin", "coordinator")
 PROBLEM = "application/problem+json"

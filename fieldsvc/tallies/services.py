@@ -966,6 +966,21 @@ def keep_submissions_within_days(caravan: Caravan, first: dt.date, last: dt.date
         )
 
 
+def keep_named_sites(site: Site) -> None:
+    """Refuse to remove a site that any tally names (an older version counts too)."""
+    named = db.session.scalar(
+        select(func.count(func.distinct(SubmissionVersion.submission_id)))
+        .where(SubmissionVersion.site_id == site.id)
+    ) or 0
+    if named:
+        raise Conflict(
+            str(_l("Site %(id)s (%(name)s) stays: tallies already name it (%(count)s). If "
+                   "its name or point is wrong, correct them instead.", count=named, id=site.id,
+                   name=site.name)),
+            errors={"site": [str(_l("tallies name this site"))]},
+        )
+
+
 def completeness(caravan_id: int, principal: Principal) -> Completeness:
     """For each day × planned specialty of a caravan: received or missing."""
     caravan = db.session.get(Caravan, caravan_id)

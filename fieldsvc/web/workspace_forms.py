@@ -48,6 +48,14 @@ class CaravanForm(FlaskForm):
     sites = FieldList(FormField(SiteForm), min_entries=SITE_ROWS, max_entries=10)
 
 
+class SiteChangeForm(FlaskForm):
+    """Correct one site: its name and its point, as typed (decimal or DMS)."""
+
+    name = StringField(_l("Site name"), validators=[DataRequired(), Length(max=200)])
+    location = StringField(_l("Point (decimal or degrees-minutes-seconds)"),
+                           validators=[DataRequired(), Length(max=100)])
+
+
 class StatusForm(FlaskForm):
     """Start or close a caravan (planned → active → closed)."""
 

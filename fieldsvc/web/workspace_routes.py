@@ -47,6 +47,7 @@ from fieldsvc.web.workspace_forms import (
     ConfirmForm,
     ReviewForm,
     SheetForm,
+    SiteChangeForm,
     StaffChangeForm,
     StaffForm,
     StatusForm,
@@ -393,7 +394,7 @@ def caravan(caravan_id: int):
     view = caravans.caravan_view(caravan, current_principal())
     return render_template("workspace/caravan.html", caravan=caravan, view=view,
                            specialty_labels=_specialty_labels(), glance=_glance(caravan),
-                           status_form=StatusForm())
+                           status_form=StatusForm(), remove_form=ConfirmForm())
 
 
 @workspace_blp.route("/caravans/<int:caravan_id>/status", methods=["POST"])
@@ -418,6 +419,56 @@ def caravan_status(caravan_id: int):
     if target == "completeness":
         return redirect(url_for(".completeness", caravan_id=caravan_id))
     return redirect(url_for(".caravan", caravan_id=caravan_id))
+
+
+@workspace_blp.route("/caravans/<int:caravan_id>/sites/<int:site_id>/remove", methods=["POST"])
+@allow(*RUNNERS)
+def remove_site(caravan_id: int, site_id: int):
+    """Remove a mistyped site; the page says why when it must stay."""
+    caravan = _caravan(caravan_id)
+    if not ConfirmForm().validate():
+        abort(400)
+    try:
+        caravans.remove_site(caravan, site_id, current_principal())
+    except Conflict as error:  # tallies name it, or the caravan is closed: say so on the page
+        db.session.rollback()
+        flash(error.detail)
+    else:
+        db.session.commit()
+        flash(_("The site was removed."))
+    return redirect(url_for(".caravan", caravan_id=caravan_id))
+
+
+@workspace_blp.route("/caravans/<int:caravan_id>/sites/<int:site_id>", methods=["GET", "POST"])
+@allow(*RUNNERS)
+def site(caravan_id: int, site_id: int):
+    """Correct a site's name or point (also once tallies name it)."""
+    caravan = _caravan(caravan_id)
+    site = caravans.site_to_change(caravan, site_id, current_principal())
+    if request.method == "POST":
+        form = SiteChangeForm()
+    else:
+        form = SiteChangeForm(formdata=None, data={
+            "name": site.name, "location": f"{site.lat:.5f}, {site.lon:.5f}"})
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        if form.validate():
+            try:
+                caravans.update_site(caravan, site.id, caravans.SiteChanges(
+                    name=form.name.data, location=form.location.data), current_principal())
+            except ValidationFailed as error:
+                db.session.rollback()
+                errors = {k: list(v) for k, v in (error.errors or {"location": [error.detail]})
+                          .items()}
+            else:
+                db.session.commit()
+                flash(_("The site was corrected."))
+                return redirect(url_for(".caravan", caravan_id=caravan_id))
+        errors = {**{k: list(v) for k, v in form.errors.items()}, **errors}
+        return render_template("workspace/site.html", caravan=caravan, site=site, form=form,
+                               errors=errors), 422
+    return render_template("workspace/site.html", caravan=caravan, site=site, form=form,
+                           errors=errors)
 
 
 # --- the join poster ---------------------------------------------------------------------------

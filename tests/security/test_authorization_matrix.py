@@ -95,6 +95,18 @@ def _fresh_token(world: World, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _site_url(prefix: str, world: World, suffix: str = "") -> str:
+    """A fresh site of caravan A that no tally names, so that every caller may remove one."""
+    from fieldsvc.caravans.models import Site
+    from fieldsvc.extensions import db
+
+    site = Site(caravan_id=world.caravan_a, name="Site mal saisi", commune_code="08.587.01.13",
+                lat=30.33, lon=-5.84)
+    db.session.add(site)
+    db.session.commit()
+    return f"{prefix}/caravans/{world.caravan_a}/sites/{site.id}{suffix}"
+
+
 def _caravan_body(world: World, role: str) -> dict[str, Any]:
     return {"title": f"Caravane {role}", "commune": "08.587.01.13", "first_day": "2026-12-05",
             "last_day": "2026-12-06", "specialties": ["GEN"],
@@ -136,6 +148,10 @@ CASES: list[Case] = [
          url=lambda w: f"/api/v1/caravans/{w.caravan_b}", why="a device sees only its caravan"),
     Case("PATCH", "/api/v1/caravans/<int:caravan_id>", IN_SCOPE,
          body=lambda w, r: {"title": f"Caravane de Zagora ({r})"}),
+    Case("DELETE", "/api/v1/caravans/<int:caravan_id>/sites/<int:site_id>", IN_SCOPE,
+         url=lambda w: _site_url("/api/v1", w), why="each call removes a fresh site"),
+    Case("PATCH", "/api/v1/caravans/<int:caravan_id>/sites/<int:site_id>", IN_SCOPE,
+         url=lambda w: _site_url("/api/v1", w), body=lambda w, r: {"name": f"École ({r})"}),
     Case("POST", "/api/v1/caravans/<int:caravan_id>/join-code", IN_SCOPE),
     Case("GET", "/api/v1/caravans/<int:caravan_id>/qr.svg", IN_SCOPE),
     Case("GET", "/api/v1/caravans/<int:caravan_id>/qr.png", IN_SCOPE),
@@ -319,6 +335,13 @@ PAGE_CASES: list[PageCase] = [
     PageCase("POST", "/workspace/caravans/<int:caravan_id>/edit", IN_SCOPE, form=lambda w, r: {
         "title": f"Caravane de Zagora ({r})", "first_day": (dt.date.today() - dt.timedelta(days=1))
         .isoformat(), "last_day": dt.date.today().isoformat(), "specialties": ["GEN", "OPH", "PED"]}),
+    PageCase("GET", "/workspace/caravans/<int:caravan_id>/sites/<int:site_id>", IN_SCOPE,
+             url=lambda w: _site_url("/workspace", w)),
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/sites/<int:site_id>", IN_SCOPE,
+             form=lambda w, r: {"name": f"École ({r})", "location": "30.33, -5.84"},
+             url=lambda w: _site_url("/workspace", w)),
+    PageCase("POST", "/workspace/caravans/<int:caravan_id>/sites/<int:site_id>/remove", IN_SCOPE,
+             form=lambda w, r: {}, url=lambda w: _site_url("/workspace", w, "/remove")),
     PageCase("GET", "/workspace/caravans/<int:caravan_id>/poster", IN_SCOPE),
     PageCase("GET", "/workspace/caravans/<int:caravan_id>/completeness", IN_SCOPE),
     PageCase("GET", "/workspace/caravans/<int:caravan_id>/volunteers", IN_SCOPE),

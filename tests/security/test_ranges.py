@@ -94,6 +94,7 @@ def world(pg_app: Flask) -> dict[str, Any]:
     db.session.commit()
     return {"admin": auth(admin), "volunteer": volunteer,
             "path": {"caravan_id": caravan.id, "enrollment_id": 1, "user_id": admin.id,
+                     "site_id": caravan.sites[0].id,
                      "submission_id": "0b6f2c9e-3f1c-4b8e-9a51-6f0d2f4a7c11",
                      "code": "08.587.01.13"}}
 

@@ -325,3 +325,79 @@ def test_a_caravan_page_shows_its_clash_warnings_and_links_its_pledges(client, d
     notices = re.findall(r'<p class="notice" role="status">([^<]*)</p>', page)
     assert any("Caravane voisine" in n or "Caravan " in n for n in notices), notices
     assert f"/caravans/{ours.id}/staffing" in page
+
+
+def test_a_mistyped_site_is_removed_from_the_caravan_page_and_a_named_one_stays(client, db):
+    _coordinator(db)
+    caravan = make_caravan(sites=(("École Al Amal", 30.33, -5.84), ("Ecole mal tapée", 30.34,
+                                                                       -5.85)))
+    ids = {site.name: site.id for site in caravan.sites}
+    make_tally(caravan, site_id=ids["École Al Amal"])
+    db.session.commit()
+    log_in(client, "amina")
+    page = client.get(f"/workspace/caravans/{caravan.id}?lang=fr", headers=HTML)
+    body = page.get_data(as_text=True)
+    assert_no_inline_code(body)
+    for site_id in ids.values():
+        action = f'action="/workspace/caravans/{caravan.id}/sites/{site_id}/remove"'
+        form = body[body.index(action):].split("</form>")[0]
+        assert 'name="csrf_token"' in form and "Retirer" in form
+    # Without the token nothing changes.
+    typo = f"/workspace/caravans/{caravan.id}/sites/{ids['Ecole mal tapée']}/remove"
+    assert client.post(typo, headers=HTML).status_code == 400
+    assert len(db.session.get(Caravan, caravan.id).sites) == 2
+    removed = post(client, typo, {}, lang="fr")
+    assert removed.status_code == 302
+    shown = client.get(removed.headers["Location"], headers=HTML).get_data(as_text=True)
+    assert "Le site a été retiré." in shown and "Ecole mal tapée" not in shown
+    # The site a tally names stays, and the page says why, in its language.
+    named = f"/workspace/caravans/{caravan.id}/sites/{ids['École Al Amal']}/remove"
+    kept = post(client, named, {}, lang="ar")
+    assert kept.status_code == 302
+    shown = client.get(kept.headers["Location"], headers=HTML).get_data(as_text=True)
+    assert "تذكره استمارات بالفعل" in shown
+    db.session.expire_all()
+    assert [site.name for site in db.session.get(Caravan, caravan.id).sites] == ["École Al Amal"]
+    assert [event.action for event in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action.like("caravan.site%")))] == [
+        "caravan.site_remove"]
+    # An unknown site is a 404 page; a closed caravan shows no button and refuses the post.
+    assert post(client, typo, {}).status_code == 404
+    db.session.get(Caravan, caravan.id).status = "closed"
+    db.session.commit()
+    assert "/remove" not in client.get(f"/workspace/caravans/{caravan.id}",
+                                       headers=HTML).get_data(as_text=True)
+    refused = post(client, named, {})
+    assert refused.status_code == 302
+    assert "its sites can no longer change" in client.get(
+        refused.headers["Location"], headers=HTML).get_data(as_text=True)
+
+
+def test_a_site_that_tallies_name_is_corrected_from_its_page(client, db):
+    _coordinator(db)
+    caravan = make_caravan(sites=(("Ecole mal tapée", 30.34, -5.85),))
+    site = caravan.sites[0]
+    make_tally(caravan, site_id=site.id)
+    db.session.commit()
+    log_in(client, "amina")
+    url = f"/workspace/caravans/{caravan.id}/sites/{site.id}"
+    assert f'href="{url}"' in client.get(f"/workspace/caravans/{caravan.id}",
+                                         headers=HTML).get_data(as_text=True)
+    page = client.get(f"{url}?lang=ar", headers=HTML).get_data(as_text=True)
+    assert_no_inline_code(page)
+    assert 'name="csrf_token"' in page and "30.34000, -5.85000" in page and "اسم الموقع" in page
+    # A point outside Morocco is refused beside its field, in the page's language.
+    refused = post(client, url, {"name": "École Al Amal", "location": "-5.84, 30.33"}, lang="fr")
+    assert refused.status_code == 422
+    assert "hors du Maroc" in field_errors(refused.get_data(as_text=True))["location"]
+    assert post(client, url, {"name": " ", "location": "30.33, -5.84"}).status_code == 422
+    saved = post(client, url, {"name": "École Al Amal", "location": "30°19'48\"N 5°50'24\"W"})
+    assert saved.status_code == 302
+    db.session.expire_all()
+    corrected = db.session.get(Caravan, caravan.id).sites[0]
+    assert (corrected.id, corrected.name, corrected.lat, corrected.lon) == (
+        site.id, "École Al Amal", 30.33, -5.84)
+    assert db.session.scalar(select(AuditEvent).where(
+        AuditEvent.action == "caravan.site_update")).detail["before"]["name"] == "Ecole mal tapée"
+    assert client.get(f"/workspace/caravans/{caravan.id}/sites/999999",
+                      headers=HTML).status_code == 404

@@ -328,3 +328,27 @@ def test_an_admin_manages_staff_and_reads_the_audit_log(pg_app, page, artifacts)
     assert "user.update" in page.inner_text("#audit")
     assert "root" in page.inner_text("#audit")
     check(page, artifacts, "audit")
+
+
+def test_a_coordinator_corrects_one_site_and_removes_a_mistyped_one(pg_app, page, artifacts):
+    from fieldsvc.caravans.models import Site
+
+    ids = _season()
+    db.session.add(Site(caravan_id=ids["past"], name="Dispensaire de Mhamid (doublon)",
+                        commune_code="08.587.09.23", lat=29.83, lon=-5.73))
+    db.session.commit()
+    log_in(page, lang="ar")
+    page.goto(f"/workspace/caravans/{ids['past']}")
+    assert page.get_attribute("html", "dir") == "rtl"
+    check(page, artifacts, "caravan-sites-ar")
+    page.click("button[aria-label*='(doublon)']")
+    page.wait_for_selector("text=تم حذف الموقع.")
+    assert "(doublon)" not in page.inner_text("main")
+    page.goto(f"/workspace/caravans/{ids['past']}?lang=fr")
+    page.click("a[aria-label*=\"Dispensaire de M'Hamid\"]")
+    check(page, artifacts, "site-fr")
+    page.fill("#location", "29 49 12 N, 5 43 12 W")
+    page.click("main form button[type=submit]")
+    page.wait_for_selector("text=Le site a été corrigé.")
+    assert "29.82000, -5.72000" in page.inner_text("main")
+    check(page, artifacts, "caravan-sites-corrected")
