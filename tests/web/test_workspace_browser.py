@@ -191,7 +191,9 @@ def test_a_coordinator_runs_a_caravan_without_curl(pg_app, page, artifacts):
     assert "Organisée par Association Amal Zagora · Wahat Al-Khair" in page.inner_text(
         "section[lang=fr]")
     assert page.inner_text(".poster-join-code").replace("-", "") == created.join_code
-    assert page.eval_on_selector(".poster-qr", "img => img.complete && img.naturalWidth > 0")
+    # The QR code is an image of its own: wait for it to load (fails after the timeout if it never does).
+    page.wait_for_function("() => { const img = document.querySelector('.poster-qr');"
+                           " return img !== null && img.complete && img.naturalWidth > 0; }")
     page.emulate_media(media="print")
     pdf = page.pdf(format="A4", print_background=True)
     (artifacts / "poster.pdf").write_bytes(pdf)
