@@ -193,7 +193,7 @@ def summary_rows(query: SummaryQuery) -> list[dict[str, Any]]:
 
     Read from the summary rollup (``insights.rollup``: exact, with the tallies not yet folded
     added from their raw lines) when it has every dimension and filter; from the raw lines
-    otherwise (site, caravan, organization, review status).
+    otherwise (site, review status).
     """
     statement = summary_statement(query)
     rows = []
@@ -240,9 +240,8 @@ def summary_statement(query: SummaryQuery) -> Any:
     else:
         lines, caravan, commune = _line_source()
         base = select().select_from(lines).join(caravan, caravan.id == lines.c.caravan_id)
-        if "organization" in query.by:
-            base = base.join(caravan_organizer,
-                             caravan_organizer.c.caravan_id == lines.c.caravan_id)
+    if "organization" in query.by:
+        base = base.join(caravan_organizer, caravan_organizer.c.caravan_id == lines.c.caravan_id)
     for dimension in query.by:
         if dimension in AREA_DIMENSIONS:
             keys[dimension] = _area_prefix(commune, dimension)

@@ -1,6 +1,6 @@
 """The summary rollups: counted lines summed by commune × day × specialty × measure × sex × age band ×
-condition (``tally_rollup``), and by commune × month × specialty × measure × sex × age band
-(``tally_rollup_month``, several times smaller), kept exact without touching the write path.
+condition × caravan (``tally_rollup``), and by commune × month × specialty × measure × sex × age
+band (``tally_rollup_month``, several times smaller), kept exact without touching the write path.
 
 The invariant: each rollup is the sum, over every submission, of the lines of its
 ``rolled_version_id`` (0: none). A submission whose counted version differs from it (new,
@@ -32,16 +32,17 @@ from fieldsvc.extensions import db
 from fieldsvc.insights.models import RollupChange, TallyRollup, TallyRollupMonth
 from fieldsvc.tallies.models import UNROLLED
 
-# What the rollups can answer; anything else (site, caravan, organization, review status) is
-# summed from the raw lines.
+# What the rollups can answer; anything else (site, review status) is summed from the raw lines.
+# Caravans and organizations (a caravan's organizers) only from the day rollup.
 ROLLUP_DIMENSIONS = frozenset({
     "region", "province", "commune", "specialty", "measure", "sex", "age_band", "condition",
-    "day", "week", "month", "quarter", "year",
+    "day", "week", "month", "quarter", "year", "caravan", "organization",
 })
-MONTH_DIMENSIONS = ROLLUP_DIMENSIONS - {"condition", "day", "week"}
+MONTH_DIMENSIONS = ROLLUP_DIMENSIONS - {"condition", "day", "week", "caravan", "organization"}
+# The slice a fold rewrites is the first three; caravan last, so that the month key is [:6].
 KEY_COLUMNS = ("commune_code", "day", "specialty_code", "measure_code", "sex", "age_band",
-               "condition")
-MONTH_KEY_COLUMNS = KEY_COLUMNS[:-1]
+               "condition", "caravan_id")
+MONTH_KEY_COLUMNS = KEY_COLUMNS[:6]
 VALUE_COLUMNS = ("count", "line_count")
 COUNTED_VERSION = ("CASE WHEN review_status = 'rejected' THEN 0 "
                    "ELSE coalesce(current_version_id, 0) END")
@@ -60,6 +61,7 @@ JOIN tally_line tl ON tl.version_id = sv.id
 JOIN caravan ON caravan.id = sv.caravan_id
 LEFT JOIN site ON site.id = sv.site_id
 """
+_DAY_KEYS = "tl.condition AS condition, sv.caravan_id AS caravan_id, "  # beyond the month's keys
 _UNROLLED_VERSIONS = (
     f"(SELECT {COUNTED_VERSION} AS version_id, 1 AS sign FROM submission WHERE {UNROLLED} "
     f"UNION ALL SELECT rolled_version_id AS version_id, -1 AS sign FROM submission "
@@ -74,7 +76,7 @@ _TYPED = _typed(TallyRollup, KEY_COLUMNS)
 # Day grain: the rollup, plus the unrolled submissions' lines (+) minus what it holds (-).
 _SOURCE = text(
     f"SELECT {', '.join((*KEY_COLUMNS, *VALUE_COLUMNS))} FROM tally_rollup UNION ALL "
-    + _LINES_OF.format(condition="tl.condition AS condition, ", count="tl.count * changed.sign",
+    + _LINES_OF.format(condition=_DAY_KEYS, count="tl.count * changed.sign",
                        lines="changed.sign", versions=_UNROLLED_VERSIONS)
 ).columns(*_TYPED)
 # Month grain: the corrections keep their real day (same month, quarter and year).
@@ -90,24 +92,29 @@ def rollup_lines(query: Any) -> Subquery | None:
     unrolled corrections; None when no rollup has its dimensions and filters.
 
     Columns: ``commune_code, day, specialty_code, measure_code, sex, age_band``, ``condition``
-    (day grain only), ``count, line_count``. Several rows may share a key: sum them, and keep only
-    the groups whose ``line_count`` adds up to more than zero (those are the groups the raw lines
-    have, zero counts included). At month grain ``day`` is the month's first day (the
-    corrections' a real day): read it by month, quarter or year only.
+    and ``caravan_id`` (day grain only), ``count, line_count``. Several rows may share a key: sum
+    them, and keep only the groups whose ``line_count`` adds up to more than zero (those are the
+    groups the raw lines have, zero counts included). At month grain ``day`` is the month's first
+    day (the corrections' a real day): read it by month, quarter or year only.
     """
-    if not answers(query.by, caravans=bool(query.caravans),
-                   organizations=bool(query.organizations), statuses=bool(query.statuses)):
+    if not answers(query.by, statuses=bool(query.statuses)):
         return None
     whole_months = (query.start is None or query.start.day == 1) and (
         query.end is None or (query.end + dt.timedelta(days=1)).day == 1)
-    if set(query.by) <= MONTH_DIMENSIONS and whole_months:
+    if (set(query.by) <= MONTH_DIMENSIONS and whole_months
+            and not (query.caravans or query.organizations)):
         return _MONTH_SOURCE.subquery("rollup_lines")
+    return day_lines()
+
+
+def day_lines() -> Subquery:
+    """The counted lines at day grain, exactly (rollup + corrections), as :func:`rollup_lines`."""
     return _SOURCE.subquery("rollup_lines")
 
 
-def answers(by: list[str], *, caravans: bool, organizations: bool, statuses: bool) -> bool:
+def answers(by: list[str], *, statuses: bool) -> bool:
     """Whether a summary with these dimensions and filters can be read from the rollup."""
-    return set(by) <= ROLLUP_DIMENSIONS and not (caravans or organizations or statuses)
+    return set(by) <= ROLLUP_DIMENSIONS and not statuses
 
 
 def _lock() -> None:
@@ -145,12 +152,12 @@ def fold_batch(limit: int = BATCH) -> int:
     if changes:
         db.session.execute(insert(RollupChange), changes)
         deltas = db.session.execute(text(
-            _LINES_OF.format(condition="tl.condition AS condition, ",
+            _LINES_OF.format(condition=_DAY_KEYS,
                              count="sum(tl.count * changed.sign)", lines="sum(changed.sign)",
                              versions="rollup_change AS changed")
-            + "GROUP BY 1, 2, 3, 4, 5, 6, 7").columns(*_TYPED)).all()
+            + "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8").columns(*_TYPED)).all()
         _merge(TallyRollup, KEY_COLUMNS,
-               [(tuple(row)[:7], row.count, row.line_count) for row in deltas])
+               [(tuple(row)[:len(KEY_COLUMNS)], row.count, row.line_count) for row in deltas])
         _merge(TallyRollupMonth, MONTH_KEY_COLUMNS,
                [((row[0], row[1].replace(day=1), *tuple(row)[2:6]), row.count, row.line_count)
                 for row in deltas])
@@ -208,11 +215,11 @@ def rebuild() -> None:
     db.session.execute(delete(TallyRollupMonth))
     db.session.execute(text(
         f"INSERT INTO tally_rollup ({', '.join(KEY_COLUMNS)}, count, line_count) "
-        + _LINES_OF.format(condition="tl.condition AS condition, ", count="sum(tl.count)",
+        + _LINES_OF.format(condition=_DAY_KEYS, count="sum(tl.count)",
                            lines="count(*)",
                            versions="(SELECT rolled_version_id AS version_id FROM submission "
                                     "WHERE rolled_version_id <> 0) AS changed")
-        + "GROUP BY 1, 2, 3, 4, 5, 6, 7"))
+        + "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"))
     # The month rollup from the day rollup: the same lines, regrouped in Python by month (the
     # two databases spell "first of the month" differently), streamed in slices.
     fine = TallyRollup.__table__
