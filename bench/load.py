@@ -259,6 +259,7 @@ def _rebuild_rollups(app: Any, plain: str, echo: Any) -> tuple[float, int, int]:
         conn.execute("VACUUM ANALYZE submission")
         conn.execute("VACUUM ANALYZE tally_rollup")
         conn.execute("VACUUM ANALYZE tally_rollup_month")
+        conn.execute("VACUUM ANALYZE tally_rollup_year")
     rollup_seconds = time.perf_counter() - started
     echo(f"  rollups rebuilt: {rollup_rows:,} rows by day, {month_rows:,} by month, in "
          f"{rollup_seconds:.0f} s")

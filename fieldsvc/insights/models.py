@@ -86,3 +86,24 @@ class RollupChange(Model):
 
     version_id: Mapped[int] = mapped_column(primary_key=True)
     sign: Mapped[int] = mapped_column(primary_key=True)
+
+
+class TallyRollupYear(Model):
+    """The same by province and year (``day`` is the year's first day), without commune: tens of
+    thousands of rows for the whole country, for national and regional summaries by year or by
+    no period at all (region × sex × age band, province × specialty for a year)."""
+
+    __tablename__ = "tally_rollup_year"
+    __table_args__ = (
+        Index("ix_tally_rollup_year_slice", "province_code", "day", "specialty_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    province_code: Mapped[str] = mapped_column(String(16))
+    day: Mapped[dt.date]
+    specialty_code: Mapped[str] = mapped_column(String(8))
+    measure_code: Mapped[str] = mapped_column(String(32))
+    sex: Mapped[str] = mapped_column(String(1))
+    age_band: Mapped[str] = mapped_column(String(8))
+    count: Mapped[int]
+    line_count: Mapped[int]

@@ -1,7 +1,8 @@
-"""rollup by caravan: tally_rollup gains caravan_id (caravan and organization filters, need
-scores' caravan-days), with indexes by caravan and by specialty × day
+"""rollup by caravan and by province × year: tally_rollup gains caravan_id (caravan and
+organization filters, need scores' caravan-days), with indexes by caravan and by specialty × day;
+tally_rollup_year sums the lines by province × year × specialty × measure × sex × age band
 
-The rows folded so far have no caravan: both rollups are emptied and every submission becomes
+The rows folded so far have no caravan: the rollups are emptied and every submission becomes
 unrolled again (0), so summaries stay exact, reading the raw lines until the next fold (the served
 processes' background fold, or `flask rollup rebuild` at once after upgrading a large database).
 
@@ -29,6 +30,21 @@ def _unroll_everything():
 
 def upgrade():
     _unroll_everything()
+    op.create_table('tally_rollup_year',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('province_code', sa.String(length=16), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('specialty_code', sa.String(length=8), nullable=False),
+    sa.Column('measure_code', sa.String(length=32), nullable=False),
+    sa.Column('sex', sa.String(length=1), nullable=False),
+    sa.Column('age_band', sa.String(length=8), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('line_count', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tally_rollup_year'))
+    )
+    with op.batch_alter_table('tally_rollup_year', schema=None) as batch_op:
+        batch_op.create_index('ix_tally_rollup_year_slice',
+                              ['province_code', 'day', 'specialty_code'], unique=False)
     # A NOT NULL column is added with a default (SQLite requires one), dropped at once: the
     # table is empty and the fold always writes the caravan.
     with op.batch_alter_table('tally_rollup', schema=None) as batch_op:
@@ -43,6 +59,9 @@ def upgrade():
 
 def downgrade():
     _unroll_everything()
+    with op.batch_alter_table('tally_rollup_year', schema=None) as batch_op:
+        batch_op.drop_index('ix_tally_rollup_year_slice')
+    op.drop_table('tally_rollup_year')
     with op.batch_alter_table('tally_rollup', schema=None) as batch_op:
         batch_op.drop_index('ix_tally_rollup_specialty_day')
         batch_op.drop_index('ix_tally_rollup_caravan')

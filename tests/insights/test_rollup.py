@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 
 from fieldsvc.accounts.services import get_or_create_organization
 from fieldsvc.insights import needs, rollup
-from fieldsvc.insights.models import TallyRollup, TallyRollupMonth
+from fieldsvc.insights.models import TallyRollup, TallyRollupMonth, TallyRollupYear
 from fieldsvc.insights.queries import SummaryQuery, summary_rows
 from fieldsvc.tallies.models import UNROLLED
 from tests.factories import auth, make_areas, make_caravan, make_enrollment, make_user
@@ -36,6 +36,11 @@ QUERIES = [
                  end=(DAY.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
                  - dt.timedelta(days=1)),
     SummaryQuery(by=["commune", "measure", "sex", "age_band"], specialties=["GEN"]),
+    # Whole years, no commune: read from the year rollup.
+    SummaryQuery(by=["province", "specialty"], start=DAY.replace(month=1, day=1),
+                 end=DAY.replace(month=12, day=31)),
+    SummaryQuery(by=["year", "measure"], regions=["08"], provinces=["08.587"]),
+    SummaryQuery(by=["region", "specialty"], sexes=["M"], end=DAY.replace(month=12, day=31)),
 ]
 
 
@@ -143,10 +148,10 @@ def test_rollup_equals_the_raw_lines_through_submissions_amendments_and_reviews(
     # A rebuild from scratch gives the same tables as the folds did.
     def tables() -> list[list[tuple]]:
         return [sorted(tuple(row)[1:] for row in db.session.execute(select(model)).all())
-                for model in (TallyRollup, TallyRollupMonth)]
+                for model in (TallyRollup, TallyRollupMonth, TallyRollupYear)]
 
     folded = tables()
-    assert folded[1] and len(folded[1]) < len(folded[0])
+    assert folded[2] and len(folded[2]) < len(folded[1]) < len(folded[0])
     rollup.rebuild()
     assert tables() == folded
     _check(db, "rebuilt", queries)
