@@ -60,12 +60,13 @@ class TallyRollup(Model):
 
 
 class TallyRollupMonth(Model):
-    """The same by month (``day`` is the month's first day), without condition nor caravan:
-    several times smaller, for summaries by month, quarter or year, or by no period at all."""
+    """The same by month (``day`` is the month's first day), without condition: several times
+    smaller, for summaries by month, quarter or year, or by no period at all."""
 
     __tablename__ = "tally_rollup_month"
     __table_args__ = (
         Index("ix_tally_rollup_month_slice", "commune_code", "day", "specialty_code"),
+        Index("ix_tally_rollup_month_caravan", "caravan_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -75,6 +76,7 @@ class TallyRollupMonth(Model):
     measure_code: Mapped[str] = mapped_column(String(32))
     sex: Mapped[str] = mapped_column(String(1))
     age_band: Mapped[str] = mapped_column(String(8))
+    caravan_id: Mapped[int]
     count: Mapped[int]
     line_count: Mapped[int]
 

@@ -34,18 +34,18 @@ from fieldsvc.insights.models import RollupChange, TallyRollup, TallyRollupMonth
 from fieldsvc.tallies.models import UNROLLED
 
 # What the rollups can answer; anything else (site, review status) is summed from the raw lines.
-# Caravans and organizations (a caravan's organizers) only from the day rollup.
+# Caravans and organizations (a caravan's organizers) from the day and month rollups.
 ROLLUP_DIMENSIONS = frozenset({
     "region", "province", "commune", "specialty", "measure", "sex", "age_band", "condition",
     "day", "week", "month", "quarter", "year", "caravan", "organization",
 })
-MONTH_DIMENSIONS = ROLLUP_DIMENSIONS - {"condition", "day", "week", "caravan", "organization"}
-YEAR_DIMENSIONS = MONTH_DIMENSIONS - {"commune", "month", "quarter"}
+MONTH_DIMENSIONS = ROLLUP_DIMENSIONS - {"condition", "day", "week"}
+YEAR_DIMENSIONS = MONTH_DIMENSIONS - {"commune", "month", "quarter", "caravan", "organization"}
 # The slice a fold rewrites is the first three; caravan last, so that the month key is [:6].
 KEY_COLUMNS = ("commune_code", "day", "specialty_code", "measure_code", "sex", "age_band",
                "condition", "caravan_id")
-MONTH_KEY_COLUMNS = KEY_COLUMNS[:6]
-YEAR_KEY_COLUMNS = ("province_code", *MONTH_KEY_COLUMNS[1:])
+MONTH_KEY_COLUMNS = (*KEY_COLUMNS[:6], "caravan_id")
+YEAR_KEY_COLUMNS = ("province_code", *KEY_COLUMNS[1:6])
 VALUE_COLUMNS = ("count", "line_count")
 COUNTED_VERSION = ("CASE WHEN review_status = 'rejected' THEN 0 "
                    "ELSE coalesce(current_version_id, 0) END")
@@ -85,17 +85,17 @@ _SOURCE = text(
 # Month grain: the corrections keep their real day (same month, quarter and year).
 _MONTH_SOURCE = text(
     f"SELECT {', '.join((*MONTH_KEY_COLUMNS, *VALUE_COLUMNS))} FROM tally_rollup_month UNION ALL "
-    + _LINES_OF.format(condition="", count="tl.count * changed.sign", lines="changed.sign",
-                       versions=_UNROLLED_VERSIONS)
+    + _LINES_OF.format(condition="sv.caravan_id AS caravan_id, ", count="tl.count * changed.sign",
+                       lines="changed.sign", versions=_UNROLLED_VERSIONS)
 ).columns(*_typed(TallyRollupMonth, MONTH_KEY_COLUMNS))
 # Year grain: a province's code where a commune's would be (its region and province prefixes are
 # the same); the corrections keep their commune and day. Read by region, province or year only.
 _YEAR_SOURCE = text(
-    f"SELECT province_code AS commune_code, {', '.join((*MONTH_KEY_COLUMNS[1:], *VALUE_COLUMNS))} "
+    f"SELECT province_code AS commune_code, {', '.join((*YEAR_KEY_COLUMNS[1:], *VALUE_COLUMNS))} "
     "FROM tally_rollup_year UNION ALL "
     + _LINES_OF.format(condition="", count="tl.count * changed.sign", lines="changed.sign",
                        versions=_UNROLLED_VERSIONS)
-).columns(*_typed(TallyRollupMonth, MONTH_KEY_COLUMNS))
+).columns(*_typed(TallyRollupMonth, KEY_COLUMNS[:6]))
 
 
 def rollup_lines(query: Any) -> Subquery | None:
@@ -103,22 +103,21 @@ def rollup_lines(query: Any) -> Subquery | None:
     unrolled corrections; None when no rollup has its dimensions and filters.
 
     Columns: ``commune_code, day, specialty_code, measure_code, sex, age_band``, ``condition``
-    and ``caravan_id`` (day grain only), ``count, line_count``. Several rows may share a key: sum
-    them, and keep only the groups whose ``line_count`` adds up to more than zero (those are the
-    groups the raw lines have, zero counts included). At month grain ``day`` is the month's first
-    day (the corrections' a real day): read it by month, quarter or year only; at year grain the
-    year's first day, and ``commune_code`` a province's code (the corrections' a commune's): read
-    it by region, province and year only.
+    (day grain only), ``caravan_id`` (day and month grains), ``count, line_count``. Several rows
+    may share a key: sum them, and keep only the groups whose ``line_count`` adds up to more than
+    zero (those are the groups the raw lines have, zero counts included). At month grain ``day``
+    is the month's first day (the corrections' a real day): read it by month, quarter or year
+    only; at year grain the year's first day, and ``commune_code`` a province's code (the
+    corrections' a commune's): read it by region, province and year only.
     """
     if not answers(query.by, statuses=bool(query.statuses)):
         return None
     whole_months = (query.start is None or query.start.day == 1) and (
         query.end is None or (query.end + dt.timedelta(days=1)).day == 1)
-    if query.caravans or query.organizations:
-        return day_lines()
     whole_years = (query.start is None or query.start.strftime("%m%d") == "0101") and (
         query.end is None or query.end.strftime("%m%d") == "1231")
-    if set(query.by) <= YEAR_DIMENSIONS and whole_years and not query.communes:
+    if (set(query.by) <= YEAR_DIMENSIONS and whole_years
+            and not (query.communes or query.caravans or query.organizations)):
         return _YEAR_SOURCE.subquery("rollup_lines")
     if set(query.by) <= MONTH_DIMENSIONS and whole_months:
         return _MONTH_SOURCE.subquery("rollup_lines")
@@ -144,7 +143,7 @@ def _lock() -> None:
 
 
 def _month_key(key: tuple) -> tuple:
-    return (key[0], key[1].replace(day=1), *key[2:6])
+    return (key[0], key[1].replace(day=1), *key[2:6], key[7])
 
 
 def _year_key(key: tuple) -> tuple:

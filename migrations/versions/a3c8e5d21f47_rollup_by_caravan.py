@@ -1,6 +1,7 @@
-"""rollup by caravan and by province × year: tally_rollup gains caravan_id (caravan and
-organization filters, need scores' caravan-days), with indexes by caravan and by specialty × day;
-tally_rollup_year sums the lines by province × year × specialty × measure × sex × age band
+"""rollup by caravan and by province × year: tally_rollup and tally_rollup_month gain
+caravan_id (caravan and organization filters, need scores' caravan-days), indexed, and the day
+rollup an index by specialty × day; tally_rollup_year sums the lines by province × year ×
+specialty × measure × sex × age band
 
 The rows folded so far have no caravan: the rollups are emptied and every submission becomes
 unrolled again (0), so summaries stay exact, reading the raw lines until the next fold (the served
@@ -47,12 +48,14 @@ def upgrade():
                               ['province_code', 'day', 'specialty_code'], unique=False)
     # A NOT NULL column is added with a default (SQLite requires one), dropped at once: the
     # table is empty and the fold always writes the caravan.
+    for table in ('tally_rollup', 'tally_rollup_month'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column('caravan_id', sa.Integer(), nullable=False,
+                                          server_default=sa.text('0')))
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('caravan_id', server_default=None)
+            batch_op.create_index(f'ix_{table}_caravan', ['caravan_id'], unique=False)
     with op.batch_alter_table('tally_rollup', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('caravan_id', sa.Integer(), nullable=False,
-                                      server_default=sa.text('0')))
-    with op.batch_alter_table('tally_rollup', schema=None) as batch_op:
-        batch_op.alter_column('caravan_id', server_default=None)
-        batch_op.create_index('ix_tally_rollup_caravan', ['caravan_id'], unique=False)
         batch_op.create_index('ix_tally_rollup_specialty_day', ['specialty_code', 'day'],
                               unique=False)
 
@@ -64,5 +67,7 @@ def downgrade():
     op.drop_table('tally_rollup_year')
     with op.batch_alter_table('tally_rollup', schema=None) as batch_op:
         batch_op.drop_index('ix_tally_rollup_specialty_day')
-        batch_op.drop_index('ix_tally_rollup_caravan')
-        batch_op.drop_column('caravan_id')
+    for table in ('tally_rollup', 'tally_rollup_month'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(f'ix_{table}_caravan')
+            batch_op.drop_column('caravan_id')
