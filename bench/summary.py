@@ -184,12 +184,14 @@ def run(lines: int, repeat: int) -> None:
               f"{scale}; rollups {season.rollup_rows:,} rows by day, {season.month_rows:,} by month",
               flush=True)
         with tempfile.TemporaryDirectory() as tmp:
-            for rollup_on in (True,) if smoke() else (True, False):
+            raw = not smoke() and os.environ.get("BENCH_RAW_REPEAT") != "0"
+            for rollup_on in (True, False) if raw else (True,):
                 env = {"RELEASE_REFRESH_SECONDS": "0", "ROLLUP_FOLD_SECONDS": "0",
                        "WEB_CONCURRENCY": "2",
                        "SUMMARY_ROLLUP": "1" if rollup_on else "0"}
                 log = Path(tmp) / f"fieldsvc-{rollup_on}.log"
-                # BENCH_RAW_REPEAT: fewer requests for the raw lines (seconds each at 10 M).
+                # BENCH_RAW_REPEAT: fewer requests for the raw lines (seconds each at 10 M; 0:
+                # none, e.g. to rerun the rollups only).
                 times = repeat if rollup_on else int(os.environ.get("BENCH_RAW_REPEAT", repeat))
                 with Gunicorn("wsgi:app", url, free_port(), log, **env) as server:
                     source = "rollup" if rollup_on else "raw lines (SUMMARY_ROLLUP=0)"
