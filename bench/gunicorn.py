@@ -1,4 +1,4 @@
-"""One way to run a real gunicorn for benchmarks and the crash test: `gunicorn -c gunicorn.conf.py
+"""One way to run a real gunicorn for benchmarks, the crash and race tests: `gunicorn -c gunicorn.conf.py
 APP` in its own process group, so that stopping (or SIGKILLing) the group takes master and workers.
 """
 

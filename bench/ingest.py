@@ -244,12 +244,82 @@ def run_python(port: int, template: str, tokens: list[str], seconds: float, conn
 
 # --- the run ------------------------------------------------------------------------------------
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def _process_tree(root: int) -> list[int]:
+    """A process and its descendants (gunicorn's master and workers), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+class CpuMeter:
+    """CPU seconds spent by the server's processes and by the PostgreSQL backends of the
+    benchmark's database over a window: on a shared machine, a cost per submission that other
+    work moves much less than the rate (Linux only; zeros elsewhere)."""
+
+    def __init__(self, server: Gunicorn, plain_url: str | None) -> None:
+        self.server, self.plain_url = server, plain_url
+        self.start: dict[str, dict[int, float]] = {}
+
+    def _backends(self) -> list[int]:
+        if self.plain_url is None:
+            return []
+        import psycopg
+
+        with psycopg.connect(self.plain_url, autocommit=True) as conn:
+            return [pid for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")]
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        root = self.server.process.pid if self.server.process is not None else 0
+        return {"app": {pid: _cpu_seconds(pid) for pid in _process_tree(root)},
+                "database": {pid: _cpu_seconds(pid) for pid in self._backends()}}
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._sample()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        end = self._sample()
+        # A backend or worker that started during the window counts from zero.
+        self.used = {side: sum(max(0.0, value - self.start[side].get(pid, 0.0))
+                               for pid, value in end[side].items()) for side in end}
+
+
 def measure(server: Gunicorn, template: str, tokens: list[str], seconds: float,
-            connections: int, folder: Path, load: Any) -> dict[str, float]:
+            connections: int, folder: Path, load: Any,
+            plain_url: str | None = None) -> dict[str, float]:
     warm = load(server.port, template, tokens, min(3.0, seconds), connections, folder)
-    result = load(server.port, template, tokens, seconds, connections, folder)
+    with CpuMeter(server, plain_url) as cpu:
+        result = load(server.port, template, tokens, seconds, connections, folder)
     result["per_second"] = result["ok"] / result["seconds"]
     result["acknowledged"] = warm["ok"] + result["ok"]
+    done = max(1, result["requests"])
+    result["app_cpu_ms"] = cpu.used["app"] * 1000 / done
+    result["db_cpu_ms"] = cpu.used["database"] * 1000 / done
     return result
 
 
@@ -257,6 +327,8 @@ def report(label: str, result: dict[str, float]) -> None:
     print(f"  {label:<32} {result['per_second']:8.0f} /s   p50 {result['p50_ms']:6.1f} ms   "
           f"p99 {result['p99_ms']:6.1f} ms   ({result['ok']:.0f} ok, {result['errors']:.0f} "
           f"errors in {result['seconds']:.1f} s)", flush=True)
+    print(f"  {'':<32} CPU per request: {result['app_cpu_ms']:.2f} ms gunicorn + "
+          f"{result['db_cpu_ms']:.2f} ms PostgreSQL", flush=True)
 
 
 def run(url: str, seconds: float, connections: int) -> dict[str, Any]:
@@ -279,7 +351,8 @@ def run(url: str, seconds: float, connections: int) -> dict[str, Any]:
             workers = server.workers()
         report(f"baseline (trivial, {workers})", baseline)
         with Gunicorn("wsgi:app", url, free_port(), folder / "fieldsvc.log") as server:
-            ingest = measure(server, template, tokens, seconds, connections, folder, load)
+            ingest = measure(server, template, tokens, seconds, connections, folder, load,
+                             plain)
         report("fieldsvc POST /api/v1/submissions", ingest)
         if ingest["errors"]:
             log = (folder / "fieldsvc.log").read_text(errors="replace")
@@ -289,6 +362,11 @@ def run(url: str, seconds: float, connections: int) -> dict[str, Any]:
         stored = conn.execute("SELECT count(*) FROM submission").fetchone()[0]
         lines = conn.execute("SELECT count(*) FROM tally_line").fetchone()[0]
     ratio = ingest["per_second"] / baseline["per_second"]
+    cost = ingest["app_cpu_ms"] + ingest["db_cpu_ms"]
+    if cost and baseline["app_cpu_ms"]:
+        # What the ratio would be if both sides were bound by these CPU costs alone.
+        print(f"  CPU cost ratio (baseline's CPU per request / fieldsvc's): "
+              f"{baseline['app_cpu_ms'] / cost:.2f}")
     verdict = "meets" if ratio >= TARGET_RATIO and ingest["p99_ms"] <= 50 else "misses"
     print(f"  ratio fieldsvc / baseline: {ratio:.2f} (target >= {TARGET_RATIO}, p99 <= 50 ms: "
           f"{verdict} the target)")
@@ -296,7 +374,8 @@ def run(url: str, seconds: float, connections: int) -> dict[str, Any]:
     lost = "" if stored >= ingest["acknowledged"] else "  FEWER THAN ACKNOWLEDGED"
     print(f"  stored: {stored} submissions ({lines} tally lines) for "
           f"{ingest['acknowledged']:.0f} acknowledged, warm-up included{lost}")
-    return {"baseline": baseline, "ingest": ingest, "ratio": ratio, "stored": stored}
+    return {"baseline": baseline, "ingest": ingest, "ratio": ratio, "stored": stored,
+            "cpu_ratio": baseline["app_cpu_ms"] / cost if cost else None}
 
 
 def main(argv: list[str] | None = None) -> None:

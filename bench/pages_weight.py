@@ -15,6 +15,7 @@ import re
 import tempfile
 
 PAGES = (
+    "/insights/map?specialty=OPH",  # what the map opens on: all 1,503 communes
     "/insights/map?specialty=OPH&region=08",
     "/insights/needs?specialty=OPH&region=08",
     "/insights/plan?base=Zagora&days=3&radius_km=150&team_OPH=2",

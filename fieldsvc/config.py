@@ -15,6 +15,8 @@ def _bool(value: str | None, default: bool) -> bool:
 
 
 MIN_SECRET_KEY_BYTES = 32
+# The languages of every page, answer and report (the first is the default).
+LANGUAGES = ("fr", "ar", "en")
 
 
 class ConfigError(RuntimeError):
@@ -26,16 +28,20 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
     env = os.environ
     production = env.get("FIELDSVC_ENV", "development") == "production"
     sqlite_default = "sqlite:///" + os.path.join(instance_path, "fieldsvc.sqlite3")
-    database_url = env.get("DATABASE_URL") or sqlite_default
-    # Accept the common postgres:// and postgresql:// spellings and use psycopg 3.
-    for prefix in ("postgres://", "postgresql://"):
-        if database_url.startswith(prefix):
-            database_url = "postgresql+psycopg://" + database_url[len(prefix):]
+    database_url = psycopg_url(env.get("DATABASE_URL") or sqlite_default)
     config: dict[str, Any] = {
         "FIELDSVC_ENV": "production" if production else "development",
         "SECRET_KEY": env.get("SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A PostgreSQL streaming replica of DATABASE_URL that summaries, needs, plans and exports
+        # read from (fieldsvc.replica); unset, everything reads the primary.
+        "READ_DATABASE_URL": env.get("READ_DATABASE_URL") or None,
+        # Past this replication lag, reads go to the primary instead (0: however far behind).
+        "READ_DATABASE_MAX_LAG_SECONDS": float(env.get("READ_DATABASE_MAX_LAG_SECONDS", "60")),
+        # After the replica failed to answer, reads stay on the primary this long before trying
+        # it again (a dead host costs a connect timeout, not every request).
+        "READ_DATABASE_RETRY_SECONDS": float(env.get("READ_DATABASE_RETRY_SECONDS", "30")),
         "MAX_CONTENT_LENGTH": 256 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -81,8 +87,8 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         # Two caravans this close in km and days get a clash warning (fieldsvc.caravans.clashes).
         "CLASH_KM": float(env.get("CLASH_KM", "30")),
         "CLASH_DAYS": int(env.get("CLASH_DAYS", "14")),
-        "BABEL_DEFAULT_LOCALE": "fr",
-        "LANGUAGES": ["fr", "ar", "en"],
+        "BABEL_DEFAULT_LOCALE": LANGUAGES[0],
+        "LANGUAGES": list(LANGUAGES),
         # Maps draw points and region outlines offline; a tile server (e.g.
         # https://tile.openstreetmap.org/{z}/{x}/{y}.png) is used, and allowed by the CSP, only
         # when configured here.
@@ -108,6 +114,7 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
     }
     if overrides:
         config.update(overrides)
+    _replica_bind(config)
     if not config.get("SECRET_KEY"):
         if config["FIELDSVC_ENV"] == "production":
             raise ConfigError("SECRET_KEY must be set in production (FIELDSVC_ENV=production).")
@@ -125,6 +132,36 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
             raise ConfigError(f"TRUSTED_PROXIES: {entry!r} is not an address or a network "
                               "(e.g. 127.0.0.1 or 10.0.0.0/8).") from None
     return config
+
+
+def psycopg_url(url: str) -> str:
+    """Accept the common postgres:// and postgresql:// spellings and use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+REPLICA_BIND = "replica"
+
+
+def _replica_bind(config: dict[str, Any]) -> None:
+    """Give READ_DATABASE_URL its own engine (a Flask-SQLAlchemy bind no model names)."""
+    url = config.get("READ_DATABASE_URL")
+    if not url:
+        config["READ_DATABASE_URL"] = None
+        return
+    url = config["READ_DATABASE_URL"] = psycopg_url(str(url))
+    if not url.startswith("postgresql+psycopg://") or not str(
+            config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        raise ConfigError("READ_DATABASE_URL must name a PostgreSQL streaming replica of a "
+                          "PostgreSQL DATABASE_URL (postgresql://user@host:port/database).")
+    binds = dict(config.get("SQLALCHEMY_BINDS") or {})
+    # A short connect timeout: an unreachable replica sends reads to the primary, not to a
+    # minute-long wait.
+    binds[REPLICA_BIND] = {"url": url, "pool_pre_ping": True,
+                           "connect_args": {"connect_timeout": 2}}
+    config["SQLALCHEMY_BINDS"] = binds
 
 
 def lan_address() -> str:

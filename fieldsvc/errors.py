@@ -226,7 +226,11 @@ TITLES: dict[str, Any] = {
     "Validation failed": _l("Validation failed"),
     "Too many requests": _l("Too many requests"),
     "Internal error": _l("Internal error"),
-    "Release not built yet": _l("Release not built yet"),
+    "Gone": _l("Gone"),
+    "Busy": _l("Busy"),
+    "Service unavailable": _l("Service unavailable"),
+    "PDF unavailable": _l("PDF unavailable"),
+    "DHIS2 mapping unusable": _l("DHIS2 mapping unusable"),
 }
 # Werkzeug's names are English only (and capitalised differently): the titles we use instead.
 _HTTP_TITLES = {
@@ -261,7 +265,7 @@ def problem_from_http_exception(error: HTTPException) -> Response:
                    errors=errors, headers=headers)
 
 
-def _unstorable_text(value: Any, path: str = "") -> str | None:
+def unstorable_text(value: Any, path: str = "") -> str | None:
     """The path of the first string a database cannot store (NUL, unpaired surrogate), if any."""
     if isinstance(value, str):
         if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
@@ -269,14 +273,14 @@ def _unstorable_text(value: Any, path: str = "") -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            found = _unstorable_text(key, path) or _unstorable_text(
+            found = unstorable_text(key, path) or unstorable_text(
                 item, f"{path}.{key}" if path else str(key)
             )
             if found:
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = _unstorable_text(item, f"{path}[{index}]")
+            found = unstorable_text(item, f"{path}[{index}]")
             if found:
                 return found
     return None
@@ -286,7 +290,7 @@ def refuse_unstorable_text() -> Response | None:
     """Refuse NUL characters and unpaired surrogates in JSON bodies and query strings up front."""
     found = None
     for key, value in request.args.items(multi=True):
-        found = _unstorable_text(key) or _unstorable_text(value, key)
+        found = unstorable_text(key) or unstorable_text(value, key)
         if found:
             break
     if not found and request.method in {"POST", "PUT", "PATCH"} and request.is_json:
@@ -294,7 +298,7 @@ def refuse_unstorable_text() -> Response | None:
         # An ASCII body can only carry NUL or a surrogate as a \u escape: without one, neither
         # parse nor walk it here (the view parses it anyway).
         if not (raw.isascii() and b"\\u" not in raw and b"\x00" not in raw):
-            found = _unstorable_text(request.get_json(silent=True, cache=True))
+            found = unstorable_text(request.get_json(silent=True, cache=True))
     if not found:
         return None
     return problem(

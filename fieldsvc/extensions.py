@@ -7,9 +7,9 @@ from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
-from fieldsvc.db import Model
+from fieldsvc.db import Model, Session
 
-db = SQLAlchemy(model_class=Model)
+db = SQLAlchemy(model_class=Model, session_options={"class_": Session})
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()

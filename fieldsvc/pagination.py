@@ -49,6 +49,12 @@ def paginate(query: Select[Any], limit: int, offset: int) -> Page[Any]:
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
+def page_of(items: list[T], limit: int, offset: int) -> Page[T]:
+    """One page of a list a service already holds whole (short ones: staff, a caravan's phones)."""
+    return Page(items=items[offset:offset + limit], total=len(items), limit=limit,
+                offset=offset)
+
+
 _PAGE_SCHEMAS: dict[type[Schema], type[Schema]] = {}
 
 

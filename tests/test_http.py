@@ -92,6 +92,27 @@ def test_hostile_json_bodies_are_refused_before_parsing_on_every_json_route(app,
             assert response.json["errors"]["_schema"], (url, name)
 
 
+def test_every_route_that_reads_json_answers_415_to_another_body(app, client, db):
+    """Each route found above, asked by a caller it allows, with a body that is not JSON."""
+    from fieldsvc.security import allowed_roles
+    from tests.factories import make_caravan, make_enrollment
+
+    make_areas()
+    _, device = make_enrollment(make_caravan())
+    callers = {"admin": auth(make_user("admin")), "volunteer": device, "anonymous": {}}
+    routes = list(_json_routes(app))
+    assert ("PUT", "/api/v1/submissions/1") in routes and len(routes) >= 15, routes
+    adapter = app.url_map.bind("localhost")
+    for method, url in routes:
+        endpoint, _ = adapter.match(url, method)
+        roles = allowed_roles(app.view_functions[endpoint], method) or ()
+        caller = next(role for role in callers if role in roles)
+        response = client.open(url, method=method, data="title=Zagora", headers=callers[caller],
+                               content_type="text/plain")
+        assert response.status_code == 415, (method, url, caller, response.json)
+        assert response.content_type == "application/problem+json"
+
+
 def test_json_within_the_limits_is_still_read(client, db):
     # Strings may hold brackets and long digit runs: only the structure is limited.
     response = client.post("/api/v1/enrollments", content_type="application/json",

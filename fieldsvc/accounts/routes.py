@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from fieldsvc.accounts import services
@@ -20,7 +21,7 @@ from fieldsvc.accounts.schemas import (
 )
 from fieldsvc.errors import problem
 from fieldsvc.extensions import db
-from fieldsvc.pagination import paginated_response
+from fieldsvc.pagination import PageArgs, page_of, paginated_response
 from fieldsvc.security import ALL_ROLES, STAFF_ROLES, VOLUNTEER, allow, current_principal
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1",
@@ -72,14 +73,14 @@ def create_token():
     """Exchange a staff username and password (HTTP basic auth) for a bearer token."""
     credentials = request.authorization
     if credentials is None or credentials.type != "basic" or not credentials.username:
-        return _basic_auth_problem(
+        return _basic_auth_problem(_(
             "Send your username and password with HTTP basic auth "
             "(curl -u NAME -X POST …/api/v1/tokens)."
-        )
+        ))
     user = services.login(credentials.username, credentials.password or "", method="token")
     if user is None:
         db.session.commit()  # keep the failure: it is audited and counts towards the throttle
-        return _basic_auth_problem("Wrong username or password.")
+        return _basic_auth_problem(_("Wrong username or password."))
     token, row = services.issue_token(user)
     expires_at = row.expires_at  # read before commit: SQLite reloads it without its UTC offset
     db.session.commit()
@@ -117,10 +118,12 @@ def me():
 
 @blp.route("/organizations", methods=["GET"])
 @allow(*STAFF_ROLES)
-@blp.response(200, OrganizationSchema(many=True), example=EXAMPLE_ORGANIZATIONS)
-def list_organizations():
+@blp.arguments(PageArgs, location="query")
+@paginated_response(blp, OrganizationSchema, example={
+    "items": EXAMPLE_ORGANIZATIONS, "total": len(EXAMPLE_ORGANIZATIONS), "limit": 50, "offset": 0})
+def list_organizations(page: dict[str, int]):
     """List associations, commune councils and partners."""
-    return services.list_organizations()
+    return page_of(services.list_organizations(), **page)
 
 
 @blp.route("/organizations", methods=["POST"])
@@ -138,10 +141,12 @@ def create_organization(data: dict[str, Any]):
 
 @blp.route("/users", methods=["GET"])
 @allow("admin")
-@blp.response(200, UserSchema(many=True), example=EXAMPLE_USERS)
-def list_users():
+@blp.arguments(PageArgs, location="query")
+@paginated_response(blp, UserSchema, example={
+    "items": EXAMPLE_USERS, "total": len(EXAMPLE_USERS), "limit": 50, "offset": 0})
+def list_users(page: dict[str, int]):
     """List staff accounts with their roles, regions and organizations (admin)."""
-    return services.list_users()
+    return page_of(services.list_users(), **page)
 
 
 @blp.route("/users/<int:user_id>", methods=["PATCH"])

@@ -3,6 +3,7 @@
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, post_load, validate
 
 from fieldsvc.accounts.models import ORGANIZATION_KINDS, ROLES
@@ -58,7 +59,7 @@ class UserSchema(Schema):
 class UserPatchSchema(Schema):
     role = fields.String(validate=validate.OneOf(ROLES), metadata={"example": "coordinator"})
     regions = fields.List(
-        fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08.")),
+        fields.String(validate=validate.Regexp(r"^\d{2}$", error=_l("A region code, e.g. 08."))),
         validate=validate.Length(max=12),
         metadata={"description": "Replaces a coordinator's regions.", "example": ["08"]})
     organization = fields.Integer(allow_none=True, strict=True, validate=ID_RANGE,
@@ -84,7 +85,7 @@ class PasswordResetSchema(Schema):
 class AuditQuerySchema(PageArgs):
     action = fields.String(validate=validate.Length(1, 40),
                            metadata={"example": "enrollment.create"})
-    region = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08."),
+    region = fields.String(validate=validate.Regexp(r"^\d{2}$", error=_l("A region code, e.g. 08.")),
                            metadata={"example": "08"})
     from_ = Moment(data_key="from", metadata={"example": "2026-11-01T00:00:00Z"})
     to = Moment(metadata={"example": "2026-11-30T23:59:59Z"})

@@ -109,15 +109,7 @@ def create_user(
                        errors={"username": [_("taken")]})
     check_password_policy(password, username)
     regions = list(region_codes or [])
-    if role == "coordinator" and not regions:
-        raise ValidationFailed(_("A coordinator needs at least one region."),
-                               errors={"regions": [_("at least one region code")]})
-    for code in regions:
-        area = db.session.get(Area, code)
-        if area is None or area.level != "region":
-            raise ValidationFailed(
-                _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
-                errors={"regions": [_("unknown region %(code)s", code=code)]})
+    _check_regions(role, regions)
     user = User(
         username=username,
         password_hash=generate_password_hash(password),
@@ -457,19 +449,8 @@ def find_user(user_id: int) -> User:
     return user
 
 
-def update_user(user: User, changes: UserChanges) -> User:
-    """Change a user's role, regions, organization, name or activity; a change of rights or a
-    deactivation ends their sessions and tokens at once."""
-    role = changes.role if "role" in changes.sent else user.role
-    if role not in ROLES:
-        raise ValidationFailed(_("Unknown role %(role)r; use one of %(roles)s.", role=role,
-                                 roles=", ".join(ROLES)), errors={"role": [", ".join(ROLES)]})
-    regions = list(changes.regions) if "regions" in changes.sent else user.region_codes
-    if role != "coordinator" and "regions" in changes.sent and regions:
-        raise ValidationFailed(_("Only coordinators have regions."),
-                               errors={"regions": [_("only for coordinators")]})
-    if role != "coordinator":
-        regions = []
+def _check_regions(role: str, regions: list[str]) -> None:
+    """A coordinator has regions, and each is a region code."""
     if role == "coordinator" and not regions:
         raise ValidationFailed(_("A coordinator needs at least one region."),
                                errors={"regions": [_("at least one region code")]})
@@ -479,6 +460,23 @@ def update_user(user: User, changes: UserChanges) -> User:
             raise ValidationFailed(
                 _("%(code)r is not a region code (e.g. 08 for Drâa-Tafilalet).", code=code),
                 errors={"regions": [_("unknown region %(code)s", code=code)]})
+
+
+def update_user(user: User, changes: UserChanges) -> User:
+    """Change a user's role, regions, organization, name or activity; a change of rights or a
+    deactivation ends their sessions and tokens at once."""
+    role = changes.role if "role" in changes.sent else user.role
+    if role not in ROLES:
+        raise ValidationFailed(_("Unknown role %(role)r; use one of %(roles)s.", role=role,
+                                 roles=", ".join(ROLES)),
+                               errors={"role": [_("one of %(roles)s", roles=", ".join(ROLES))]})
+    regions = list(changes.regions) if "regions" in changes.sent else user.region_codes
+    if role != "coordinator" and "regions" in changes.sent and regions:
+        raise ValidationFailed(_("Only coordinators have regions."),
+                               errors={"regions": [_("only for coordinators")]})
+    if role != "coordinator":
+        regions = []
+    _check_regions(role, regions)
     organization_id = changes.organization if "organization" in changes.sent \
         else user.organization_id
     if organization_id is not None and db.session.get(Organization, organization_id) is None:

@@ -22,7 +22,7 @@ from fieldsvc.caravans.schemas import (
     VolunteerProfileSchema,
 )
 from fieldsvc.extensions import db
-from fieldsvc.pagination import paginated_response
+from fieldsvc.pagination import PageArgs, page_of, paginated_response
 from fieldsvc.security import (
     ALL_ROLES,
     STAFF_ROLES,
@@ -156,10 +156,13 @@ def qr_png(caravan_id: int):
 
 @blp.route("/caravans/<int:caravan_id>/enrollments", methods=["GET"])
 @allow("admin", "coordinator")
-@blp.response(200, EnrollmentSchema(many=True), example=[EXAMPLE_ENROLLMENT])
-def list_enrollments(caravan_id: int):
+@blp.arguments(PageArgs, location="query")
+@paginated_response(blp, EnrollmentSchema, example={
+    "items": [EXAMPLE_ENROLLMENT], "total": 1, "limit": 50, "offset": 0})
+def list_enrollments(page: dict[str, int], caravan_id: int):
     """List the devices enrolled in a caravan and whether each token still works."""
-    return services.list_enrollments(services.get_caravan(caravan_id), current_principal())
+    return page_of(services.list_enrollments(services.get_caravan(caravan_id),
+                                             current_principal()), **page)
 
 
 @blp.route("/enrollments", methods=["POST"])
@@ -251,13 +254,15 @@ def update_my_profile(data: services.ProfileChanges):
 
 @blp.route("/notifications", methods=["GET"])
 @allow(*STAFF_ROLES)
-@blp.response(200, NotificationSchema(many=True), example=[{
+@blp.arguments(PageArgs, location="query")
+@paginated_response(blp, NotificationSchema, example={"items": [{
     "kind": "clash", "about": EXAMPLE_BRIEF, "km": 10.2, "days_apart": 2,
     "caravan": {"id": 14, "title": "Caravane de Tamegroute", "commune": "08.587.01.13",
                 "commune_name_fr": "Zagora", "first_day": "2026-11-30",
                 "last_day": "2026-12-01", "status": "planned",
                 "organizers": [{"id": 2, "name": "Association Tafilalet Santé"}]},
-    "message": "Caravan 14 “Caravane de Tamegroute” … works 10.2 km away, 2 days apart; …"}])
-def notifications():
+    "message": "Caravan 14 “Caravane de Tamegroute” … works 10.2 km away, 2 days apart; …"}],
+    "total": 1, "limit": 50, "offset": 0})
+def notifications(page: dict[str, int]):
     """List clashes of the caravans to come that your organization organizes or your regions run."""
-    return clashes.notifications(current_principal(), services.morocco_today())
+    return page_of(clashes.notifications(current_principal(), services.morocco_today()), **page)

@@ -19,10 +19,11 @@ from fieldsvc.caravans.services import (
     ProfileChanges,
     SiteInput,
 )
+from fieldsvc.db import ID_RANGE
 from fieldsvc.fields import Day, VisibleText
 from fieldsvc.pagination import DEFAULT_LIMIT, PageArgs
 
-SPECIALTY_CODE = validate.Regexp(r"^[A-Z]{2,8}$", error="Use a specialty code such as OPH or GEN.")
+SPECIALTY_CODE = validate.Regexp(r"^[A-Z]{2,8}$", error=_l("Use a specialty code such as OPH or GEN."))
 
 EXAMPLE_SITE = {"id": 1, "name": "École Al Amal", "commune": "08.587.01.13", "lat": 30.33,
                 "lon": -5.84, "km_from_commune": 0.0}
@@ -78,7 +79,7 @@ class CaravanCreateSchema(Schema):
     title = VisibleText(required=True, validate=validate.Length(3, 200),
                           metadata={"example": "Caravane médicale de Zagora"})
     organizers = fields.List(
-        fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1, error="Not a known id.")),
+        fields.Integer(strict=True, validate=ID_RANGE),
         load_default=list, validate=validate.Length(max=20),
         metadata={"description": "Organization ids; defaults to the creator's organization.",
                   "example": [1]},
@@ -140,7 +141,7 @@ class CaravanQuerySchema(PageArgs):
                            metadata={"description": "Caravans per page, 1 to 200."})
     status = fields.String(validate=validate.OneOf(CARAVAN_STATUSES),
                            metadata={"example": "active"})
-    region = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A region code, e.g. 08."),
+    region = fields.String(validate=validate.Regexp(r"^\d{2}$", error=_l("A region code, e.g. 08.")),
                            metadata={"example": "08"})
     commune = fields.String(validate=COMMUNE_CODE, metadata={"example": "08.587.01.13"})
 
@@ -292,7 +293,8 @@ class EnrollmentCreateSchema(Schema):
                                   "display_name")
         if data.get("profile_key") and data.get("create_profile"):
             raise ValidationError(
-                "Send either profile_key (to re-attach a profile) or create_profile, not both.",
+                str(_l("Send either profile_key (to re-attach a profile) or create_profile, "
+                       "not both.")),
                 "create_profile",
             )
 

@@ -528,7 +528,7 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
     ):
         raise Conflict(
             _("Caravan %(id)s is closed; only its title can still change.", id=caravan.id),
-            errors={name: ["the caravan is closed"] for name in frozen},
+            errors={name: [_("The caravan is closed.")] for name in frozen},
         )
     warnings: list[str] = []
     if data.title is not None:
@@ -537,8 +537,8 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
         first = data.first_day or caravan.first_day
         last = data.last_day or caravan.last_day
         if last < first or (last - first).days + 1 > MAX_CARAVAN_DAYS:
-            message = (f"The last day cannot come before the first day ({first})."
-                       if last < first else f"A caravan lasts at most {MAX_CARAVAN_DAYS} days.")
+            message = (_("The last day cannot come before the first day.") if last < first
+                       else _("A caravan lasts at most %(days)s days.", days=MAX_CARAVAN_DAYS))
             raise ValidationFailed(message, errors={"last_day": [message]})
         for guard in current_app.extensions.get(DAY_GUARDS, []):
             guard(caravan, first, last)
@@ -561,7 +561,7 @@ def update_caravan(caravan: Caravan, data: CaravanChanges, principal: Principal)
             raise Conflict(
                 _("A caravan goes planned → active → closed; this one is %(old)s, so it cannot "
                   "become %(new)s.", old=old, new=new),
-                errors={"status": [f"{old} cannot become {new}"]},
+                errors={"status": [_("%(old)s cannot become %(new)s", old=old, new=new)]},
             )
         caravan.status = new
         if new == "closed":
@@ -669,7 +669,7 @@ def caravan_by_join_code(join_code: str, client: str) -> Caravan:
         db.session.flush()
         raise UnknownJoinCode(
             _("No caravan has this join code; check it with your coordinator."),
-            errors={"join_code": ["unknown join code"]},
+            errors={"join_code": [_("unknown join code")]},
         )
     return caravan
 
@@ -687,11 +687,11 @@ def enroll(data: EnrollmentInput, client: str) -> Enrolled:
             message = _("This caravan ended more than %(days)s days ago; it takes no new "
                         "devices.", days=days)
         raise DomainError(message, status=410, title="Gone",
-                          errors={"join_code": ["late-sync window over"]})
+                          errors={"join_code": [_("late-sync window over")]})
     specialty = data.specialty
     if specialty is not None and specialty not in specialty_codes():
         raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
-                               errors={"specialty": [f"unknown specialty {specialty}"]})
+                               errors={"specialty": [_("unknown specialty %(code)s", code=specialty)]})
     volunteer: Volunteer | None = None
     profile_key: str | None = None
     if data.profile_key:
@@ -701,7 +701,7 @@ def enroll(data: EnrollmentInput, client: str) -> Enrolled:
         if volunteer is None:
             raise ValidationFailed(
                 _("This profile key is not known; join without it, or create a new profile."),
-                errors={"profile_key": ["unknown profile key"]},
+                errors={"profile_key": [_("unknown profile key")]},
             )
         revoked = db.session.scalar(select(Enrollment.id).where(
             Enrollment.volunteer_id == volunteer.id, Enrollment.caravan_id == caravan.id,
@@ -712,7 +712,7 @@ def enroll(data: EnrollmentInput, client: str) -> Enrolled:
             raise Forbidden(
                 _("The coordinator revoked this profile's device for this caravan; ask them to "
                   "let you join again."),
-                errors={"profile_key": ["revoked for this caravan"]})
+                errors={"profile_key": [_("revoked for this caravan")]})
     elif data.create_profile:
         volunteer, profile_key = create_volunteer(data.display_name, specialty,
                                                   data.public_consent)
@@ -818,7 +818,7 @@ def create_my_profile(data: ProfileChanges, principal: Principal) -> VolunteerPr
     specialty = data.specialty if "specialty" in data.sent else enrollment.specialty_code
     if specialty is not None and specialty not in specialty_codes():
         raise ValidationFailed(_("Unknown specialty %(code)s.", code=specialty),
-                               errors={"specialty": [f"unknown specialty {specialty}"]})
+                               errors={"specialty": [_("unknown specialty %(code)s", code=specialty)]})
     volunteer, key = create_volunteer(
         (data.display_name or enrollment.display_name).strip(), specialty, data.public_consent)
     enrollment.volunteer_id = volunteer.id
@@ -838,12 +838,13 @@ def update_my_profile(data: ProfileChanges, principal: Principal) -> VolunteerPr
         name = (data.display_name or "").strip()
         if not name:
             raise ValidationFailed(_("The name cannot be empty."),
-                                   errors={"display_name": ["cannot be empty"]})
+                                   errors={"display_name": [_("The name cannot be empty.")]})
         volunteer.display_name = name
     if "specialty" in data.sent:
         if data.specialty is not None and data.specialty not in specialty_codes():
             raise ValidationFailed(_("Unknown specialty %(code)s.", code=data.specialty),
-                                   errors={"specialty": [f"unknown specialty {data.specialty}"]})
+                                   errors={"specialty": [_("unknown specialty %(code)s",
+                                                           code=data.specialty)]})
         volunteer.specialty_code = data.specialty
     if "public_consent" in data.sent:
         volunteer.public_consent = data.public_consent

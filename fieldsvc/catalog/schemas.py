@@ -1,12 +1,13 @@
 """Shapes of catalog entries."""
 
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields, validate
 
 from fieldsvc.fields import VisibleText
 
-CODE = validate.Regexp(r"^[A-Z]{2,8}$", error="Use 2 to 8 capital letters, e.g. NEP.")
+CODE = validate.Regexp(r"^[A-Z]{2,8}$", error=_l("Use 2 to 8 capital letters, e.g. NEP."))
 MEASURE_CODE = validate.Regexp(
-    r"^[a-z][a-z_]{1,31}$", error="Use lower-case letters and _, e.g. vaccinations."
+    r"^[a-z][a-z_]{1,31}$", error=_l("Use lower-case letters and _, e.g. vaccinations.")
 )
 
 

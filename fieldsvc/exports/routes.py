@@ -20,6 +20,7 @@ from fieldsvc.exports.services import DetailQuery, SummaryExport
 from fieldsvc.extensions import db
 from fieldsvc.insights.queries import AREA_DIMENSIONS, SummaryQuery, SummaryResult
 from fieldsvc.insights.schemas import SummaryResultSchema
+from fieldsvc.replica import replica_reads
 from fieldsvc.security import allow, current_principal
 
 blp = Blueprint("exports", __name__, url_prefix="/api/v1",
@@ -100,6 +101,7 @@ def _stream_meta(export: SummaryExport) -> dict[str, Any]:
 @blp.response(200, content_type="text/csv", example=EXAMPLE_CSV,
               description="UTF-8 CSV with a BOM (RFC 4180); a suppressed cell has an empty count "
                           "and suppressed = primary or complementary")
+@replica_reads
 def summary_csv(query: SummaryQuery):
     """Export a summary as CSV (streamed from the database with full detail)."""
     export = services.summary_export(query, current_principal(), "csv", stream=True)
@@ -115,6 +117,7 @@ def summary_csv(query: SummaryQuery):
 @blp.response(200, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
               example="(XLSX bytes)",
               description="A workbook: the rows under a frozen header, and an about sheet")
+@replica_reads
 def summary_xlsx(query: SummaryQuery):
     """Export a summary as an Excel workbook (numbers as numbers, days as dates)."""
     export = services.summary_export(query, current_principal(), "xlsx", stream=True)
@@ -131,6 +134,7 @@ def summary_xlsx(query: SummaryQuery):
 @blp.arguments(SummaryArgs, location="query")
 @blp.response(200, content_type="application/json", example={"rows": [], "row_count": 0},
               description="Exactly what GET /api/v1/summary answers, as a file")
+@replica_reads
 def summary_json(query: SummaryQuery):
     """Export a summary as the summary API's JSON, as a file."""
     export = services.summary_export(query, current_principal(), "json", stream=True)
@@ -147,6 +151,7 @@ def summary_json(query: SummaryQuery):
 @blp.arguments(SummaryArgs, location="query")
 @blp.response(200, content_type="application/geo+json", example=EXAMPLE_GEOJSON,
               description="Areas as points with their figures (by must name an area level)")
+@replica_reads
 def summary_geojson(query: SummaryQuery):
     """Export a summary as GeoJSON: each area a point carrying its figures."""
     if not any(dimension in AREA_DIMENSIONS for dimension in query.by):
@@ -176,6 +181,7 @@ def summary_geojson(query: SummaryQuery):
                       "2026-11-28,OPH,consultations,F,50-64,,12,approved,1,"
                       "5d1e8a47-2b9c-4f60-8e3a-c7b2d9f01a64\r\n",
               description="Every tally line (current versions) in the coordinator's regions")
+@replica_reads
 def detail_csv(query: DetailQuery):
     """Export every tally line in your regions for a period, to check a season in Excel."""
     export = services.detail_export(query, current_principal())
@@ -195,6 +201,7 @@ EXAMPLE_DATA_VALUE_SET = {"dataSet": "FIELDSVC_CARAVANS", "dataValues": [
 @blp.arguments(Dhis2Args, location="query")
 @blp.response(200, content_type="application/json", example=EXAMPLE_DATA_VALUE_SET,
               description="A DHIS2 dataValueSet (import with the ids your mapping uses)")
+@replica_reads
 def dhis2_json(wanted: Dhis2Request):
     """Export counts as a DHIS2 dataValueSet, with DHIS2 period ids."""
     export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "json")
@@ -211,6 +218,7 @@ def dhis2_json(wanted: Dhis2Request):
               example="dataelement,period,orgunit,categoryoptioncombo,attributeoptioncombo,"
                       "value,storedby,lastupdated,comment,followup\r\n"
                       "FS_CONSULTATIONS,202611,08.587.01.13,OPH_F_50-64,,12,,,,\r\n")
+@replica_reads
 def dhis2_csv(wanted: Dhis2Request):
     """Export counts in DHIS2's CSV data value format."""
     export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "csv")
@@ -227,6 +235,7 @@ def dhis2_csv(wanted: Dhis2Request):
                       '<group orgUnit="08.587.01.13" period="2026-11-01/P1M" '
                       'dataSet="FIELDSVC_CARAVANS"><dataValue dataElement="FS_CONSULTATIONS" '
                       'SPECIALTY="OPH" SEX="F" AGE="50-64" value="12"/></group></adx>')
+@replica_reads
 def adx_xml(wanted: Dhis2Request):
     """Export counts as an ADX message (periods as start/duration)."""
     export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "adx")
@@ -265,6 +274,7 @@ def _regional(args: dict[str, Any], extension: str) -> Response:
 @blp.arguments(ReportArgs, location="query")
 @blp.response(200, content_type="text/html", example="<!doctype html><html lang=\"fr\">…</html>",
               description="A printable report (print styles; Arabic right to left)")
+@replica_reads
 def report_html(args: dict[str, Any]):
     """Report on a region or province for a period, as a printable page."""
     return _regional(args, "html")
@@ -275,6 +285,7 @@ def report_html(args: dict[str, Any]):
 @blp.arguments(ReportArgs, location="query")
 @blp.response(200, content_type="application/pdf", example="(PDF bytes)",
               description="The regional report as PDF (503 where the server cannot print)")
+@replica_reads
 def report_pdf(args: dict[str, Any]):
     """Report on a region or province for a period, as PDF."""
     return _regional(args, "pdf")
@@ -290,6 +301,7 @@ def _caravan(caravan_id: int, lang: str, extension: str) -> Response:
 @blp.arguments(LangArgs, location="query")
 @blp.response(200, content_type="text/html", example="<!doctype html><html lang=\"fr\">…</html>",
               description="One caravan's report for its organizers and sponsors")
+@replica_reads
 def caravan_report_html(args: dict[str, Any], caravan_id: int):
     """Report on one caravan, as a printable page."""
     return _caravan(caravan_id, args["lang"], "html")
@@ -300,6 +312,7 @@ def caravan_report_html(args: dict[str, Any], caravan_id: int):
 @blp.arguments(LangArgs, location="query")
 @blp.response(200, content_type="application/pdf", example="(PDF bytes)",
               description="One caravan's report as PDF (503 where the server cannot print)")
+@replica_reads
 def caravan_report_pdf(args: dict[str, Any], caravan_id: int):
     """Report on one caravan, as PDF."""
     return _caravan(caravan_id, args["lang"], "pdf")

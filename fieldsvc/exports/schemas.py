@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from fieldsvc.config import LANGUAGES
 from fieldsvc.db import ID_RANGE
 from fieldsvc.exports.dhis2 import PERIOD_UNITS
 from fieldsvc.exports.services import DetailQuery
@@ -22,7 +24,7 @@ class DetailArgs(_PeriodArgs):
     """Which tally lines a coordinator exports: their regions (or some), caravans, a period."""
 
     region = CommaList(fields.String(validate=validate.Regexp(
-        r"^\d{2}$", error="A region code is two digits, e.g. 08.")),
+        r"^\d{2}$", error=_l("A region code is two digits, e.g. 08."))),
         metadata={"description": "Region codes (default: all of yours)"})
     caravan = CommaList(fields.Integer(validate=ID_RANGE),
                         metadata={"description": "Caravan ids, comma-separated"})
@@ -60,16 +62,16 @@ class ReportArgs(_PeriodArgs):
 
     region = CODE
     province = fields.String(validate=validate.Length(1, 20))
-    lang = fields.String(load_default="fr", validate=validate.OneOf(("fr", "ar", "en")),
+    lang = fields.String(load_default="fr", validate=validate.OneOf(LANGUAGES),
                          metadata={"description": "Language of the report (default fr)"})
 
     @validates_schema
     def _one_area(self, data: dict[str, Any], **_: Any) -> None:
         if bool(data.get("region")) == bool(data.get("province")):
-            raise ValidationError("Name one region (region=08) or one province "
-                                  "(province=08.587).", "region")
+            raise ValidationError(str(_l("Name one region (region=08) or one province "
+                                         "(province=08.587).")), "region")
 
 
 class LangArgs(Schema):
-    lang = fields.String(load_default="fr", validate=validate.OneOf(("fr", "ar", "en")),
+    lang = fields.String(load_default="fr", validate=validate.OneOf(LANGUAGES),
                          metadata={"description": "Language of the report (default fr)"})

@@ -207,7 +207,8 @@ def copy_chunks(columns: list[str], statement: Any) -> Iterator[bytes]:
     The statement is rendered with its values inline (COPY takes no parameters); they are codes,
     ids and dates that the schemas checked, escaped by SQLAlchemy's literal rendering.
     """
-    connection = db.session.connection()
+    # Named by its statement, the connection is the read replica's when the request reads there.
+    connection = db.session.connection(bind_arguments={"clause": statement})
     sql = str(statement.compile(dialect=connection.dialect,
                                 compile_kwargs={"literal_binds": True}))
     header = io.StringIO()

@@ -17,7 +17,11 @@ Five components, each oriented so that more means more need, each turned into a 
 
 A commune with nothing observed for demand or unmet (never visited for the specialty), or with no
 distance or indicator, takes the population-weighted median of its province's communes that have
-the value, else its region's, else the nation's, and is flagged ``estimated``. Only rates that
+the value, else its region's, else the nation's, and is flagged ``estimated``; while nothing has
+been observed anywhere, demand is a first guess that follows the ages of the commune's relevant
+people (``age_factors``), and so does every estimated demand (the median of the province, region
+or nation × how much the commune's own relevant ages consult): each specialty's own population
+moves its score, observed or not. Only rates that
 small-cell suppression would show (at least k people) enter those medians. Province and region
 rows are population-weighted means of their communes (values, percentiles, scores); they are
 ``estimated`` when communes holding more than half of their population are.
@@ -32,6 +36,7 @@ adjustable weights would otherwise let ``weights=unmet:1`` read the hidden perce
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -78,14 +83,38 @@ DEMAND_POPULATION: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # anywhere has been observed for the specialty (a fresh install): a first guess from a typical
 # caravan day (about 1,000 people in a commune of 10,000: general medicine ~40 %, ophthalmology
 # ~20 % from the 15 % aged 50+, paediatrics ~12 % from the 27 % under 15, gynaecology ~8 % from the
-# 26 % who are women of 15-49, dentistry and dermatology ~8 % each). Multiplied by each commune's
-# own relevant population it makes ``expected_patients`` follow the specialty's population
-# structure, so two specialties never share a ranking by accident. The first observed caravan
-# replaces it by the observed medians.
+# 26 % who are women of 15-49, dentistry and dermatology ~8 % each). It is the national rate; each
+# commune's own estimate follows the ages of its relevant people (``age_factors``), as estimates
+# from observed medians do, so that the demand component, and through it the score, follows the
+# specialty's own population structure: two specialties never share a ranking by accident. The
+# first observed caravan replaces it by the observed medians.
 PRIOR_DEMAND: dict[str, float] = {
     "GEN": 40.0, "OPH": 130.0, "PED": 44.0, "GYN": 30.0, "DEN": 8.0, "DER": 8.0,
 }
 DEFAULT_PRIOR_DEMAND = 3.0
+
+# The relevant people at which a commune's own ages weigh as much as the nation's in its prior.
+PRIOR_CREDIBILITY = 1000.0
+
+# How much more one person of an age band consults than another, within a specialty's relevant
+# people (first guesses, relative; only their ratios matter): cataract grows steeply after 65,
+# the youngest children and the women of 25-49 (pregnancies) consult most, general medicine is
+# U-shaped, teeth and chronic diseases follow their own ages. A specialty not named here uses the
+# general medicine profile; a band not named weighs 1.
+AGE_PROFILE: dict[str, dict[str, float]] = {
+    "OPH": {"50-64": 1.0, "65+": 2.5},
+    "PED": {"0-4": 1.5, "5-14": 1.0},
+    "GYN": {"15-24": 0.7, "25-49": 1.0},
+    "GEN": {"0-4": 1.4, "5-14": 0.7, "15-24": 0.6, "25-49": 0.8, "50-64": 1.2, "65+": 1.6},
+    "DEN": {"0-4": 0.3, "5-14": 1.4, "15-24": 1.0, "25-49": 1.0, "50-64": 1.1, "65+": 0.8},
+    "DER": {"0-4": 1.2, "5-14": 1.1, "15-24": 1.3, "25-49": 0.9, "50-64": 0.9, "65+": 1.0},
+    "CAR": {"0-4": 0.05, "5-14": 0.05, "15-24": 0.2, "25-49": 0.6, "50-64": 1.5, "65+": 2.2},
+    "END": {"0-4": 0.05, "5-14": 0.1, "15-24": 0.2, "25-49": 0.8, "50-64": 1.6, "65+": 1.5},
+    "RHU": {"0-4": 0.02, "5-14": 0.1, "15-24": 0.3, "25-49": 0.7, "50-64": 1.4, "65+": 1.8},
+    "ENT": {"0-4": 1.6, "5-14": 1.3, "15-24": 0.6, "25-49": 0.6, "50-64": 0.8, "65+": 1.1},
+    "PSY": {"0-4": 0.1, "5-14": 0.5, "15-24": 1.2, "25-49": 1.1, "50-64": 0.9, "65+": 0.8},
+    "PNE": {"0-4": 1.2, "5-14": 0.6, "15-24": 0.4, "25-49": 0.6, "50-64": 1.3, "65+": 1.9},
+}
 
 
 def demand_population(specialty: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -94,6 +123,48 @@ def demand_population(specialty: str) -> tuple[tuple[str, ...], tuple[str, ...]]
 
 def prior_demand(specialty: str) -> float:
     return PRIOR_DEMAND.get(specialty, DEFAULT_PRIOR_DEMAND)
+
+
+def age_factors(specialty: str, bands_by_commune: dict[str, dict[str, float]],
+                communes: Iterable[str]) -> dict[str, float]:
+    """How much more each commune's relevant people consult than the nation's, by their ages.
+
+    The relative rate of a commune's relevant people (AGE_PROFILE, weighted by their bands) over
+    the nation's. Its own ages count as much as the people they rest on allow
+    (n / (n + PRIOR_CREDIBILITY)), the rest is the typical commune's (the median of their
+    factors; a commune without bands takes it whole): the ages of 20 women in a hamlet are noise,
+    and must put it in the middle of the ranks, neither first nor last. The nation's own rate would
+    not do: its cities' ages weigh on it, and a hamlet pulled to it ranked fourth.
+    """
+    profile = AGE_PROFILE.get(specialty) or AGE_PROFILE["GEN"]
+    codes = list(communes)
+    nation: dict[str, float] = defaultdict(float)
+    for code in codes:
+        for band, people in bands_by_commune.get(code, {}).items():
+            nation[band] += people
+
+    def rate(by_band: dict[str, float]) -> float | None:
+        people = sum(by_band.values())
+        if people <= 0:
+            return None
+        return sum(profile.get(band, 1.0) * n for band, n in by_band.items()) / people
+
+    national = rate(nation)
+    own = {code: rate(bands_by_commune.get(code, {})) for code in codes}
+    known = [value / national for value in own.values() if value is not None and national]
+    if not known:
+        return dict.fromkeys(codes, 1.0)
+    typical = statistics.median(known)
+    factors = {}
+    for code in codes:
+        value = own[code]
+        if value is None:
+            factors[code] = typical
+            continue
+        people = sum(bands_by_commune[code].values())
+        trust = people / (people + PRIOR_CREDIBILITY)
+        factors[code] = typical + (value / national - typical) * trust
+    return factors
 
 
 @dataclass
@@ -125,6 +196,8 @@ class CommuneNeed:
     score: float | None = None
     # Consultations to expect per caravan-day: relevant people × the demand this caller may see.
     expected_patients: float = 0.0
+    # How much more this commune's relevant people consult than the nation's, by their ages.
+    age_factor: float = 1.0
 
     def shown_demand(self) -> float:
         """The demand rate this caller may use: a hidden one is replaced by its estimate."""
@@ -366,11 +439,14 @@ def commune_needs(specialty: str, *, window_months: int | None = None,
         )
     ]
     sexes, bands = demand_population(specialty)
-    people = dict(db.session.execute(
-        select(AreaPopulation.area_code, func.sum(AreaPopulation.people))
+    bands_by_commune: dict[str, dict[str, float]] = defaultdict(dict)
+    for code, band, count in db.session.execute(
+        select(AreaPopulation.area_code, AreaPopulation.age_band, func.sum(AreaPopulation.people))
         .where(AreaPopulation.sex.in_(sexes), AreaPopulation.age_band.in_(bands))
-        .group_by(AreaPopulation.area_code)
-    ).all())
+        .group_by(AreaPopulation.area_code, AreaPopulation.age_band)
+    ):
+        bands_by_commune[code][band] = float(count or 0)
+    people = {code: sum(by_band.values()) for code, by_band in bands_by_commune.items()}
     # A commune without census bands counts the nation's share of the relevant ages of its legal
     # population (all of it when no commune has bands).
     everyone = db.session.scalar(select(func.sum(AreaPopulation.people))) or 0
@@ -439,6 +515,10 @@ def commune_needs(specialty: str, *, window_months: int | None = None,
         shares = [p[commune.code] for p in indicator_percentiles.values() if commune.code in p]
         values["vulnerability"] = sum(shares) / len(shares) if shares else None
 
+    for commune, factor in zip(communes, age_factors(specialty, bands_by_commune,
+                                                     [c.code for c in communes]).values(),
+                               strict=True):
+        commune.age_factor = factor
     _estimate(communes, suppression.suppression_k(), prior_demand(specialty))
     facilities_known = bool(distances)
     for commune in communes:
@@ -486,6 +566,11 @@ def _why(name: str, commune: CommuneNeed, facilities_known: bool) -> str:
 def _estimate(communes: list[CommuneNeed], k: int, prior: float | None = None) -> None:
     """Fill missing components from the province, else region, else national weighted median.
 
+    ``prior``: the national first-guess demand, used when no demand was observed anywhere. An
+    estimated demand is multiplied by the commune's ``age_factor`` (how much its own relevant
+    ages consult): without it every unvisited commune of a province would tie, and the order
+    within the province would be the access and vulnerability every specialty shares.
+
     Only rates resting on at least k people enter the medians, so that an estimate shown for a
     never-visited neighbour can never repeat a hidden small commune's rate.
     """
@@ -505,15 +590,17 @@ def _estimate(communes: list[CommuneNeed], k: int, prior: float | None = None) -
             "region": {k: weighted_median(v) for k, v in by_region.items()},
         }
         fallback = weighted_median(national)
-        source_of_fallback = "national"
-        if fallback is None and name == "demand" and prior is not None:
-            fallback, source_of_fallback = prior, "prior"
+        use_prior = fallback is None and name == "demand" and prior is not None
         for c in communes:
             estimate, source = medians["province"].get(c.province), "province"
             if estimate is None:
                 estimate, source = medians["region"].get(c.region), "region"
+            if estimate is None and use_prior:
+                estimate, source = prior, "prior"
             if estimate is None:
-                estimate, source = fallback, source_of_fallback
+                estimate, source = fallback, "national"
+            if estimate is not None and name == "demand":
+                estimate *= c.age_factor
             c.fallback[name] = estimate
             if c.values[name] is None:
                 c.estimated_from[name] = source if estimate is not None else "none"
@@ -701,8 +788,9 @@ def component_labels(specialty: str) -> dict[str, ComponentInfo]:
     }
 
 
-def estimate_reason(why: str, source: str | None) -> str:
-    """Why a component was estimated and from what, in words."""
+def estimate_reason(why: str, source: str | None, aged: bool = False) -> str:
+    """Why a component was estimated and from what, in words (``aged``: demand adjusted for the
+    ages of the commune's relevant people)."""
     from flask_babel import gettext as _
 
     whys = {
@@ -718,12 +806,15 @@ def estimate_reason(why: str, source: str | None) -> str:
         "region": _("Estimated from the region's communes (population-weighted median)."),
         "national": _("Estimated from all communes (population-weighted median)."),
         "prior": _("Nothing has been observed anywhere yet: a first guess from a typical "
-                   "caravan day, for the specialty's own population."),
+                   "caravan day, following the ages of the specialty's own people here."),
         "none": _("Nothing to estimate from: counted as zero."),
     }
     text = whys.get(why, why)
     if source in sources:
         text = f"{text} {sources[source]}"
+    if aged and source in ("province", "region", "national"):
+        adjusted = _("Adjusted for the ages of the specialty's own people here.")
+        text = f"{text} {adjusted}"
     return text
 
 
@@ -736,47 +827,68 @@ def _local_name(name_fr: str | None, name_ar: str | None) -> str:
     return name_fr or name_ar or ""
 
 
-def need_ranking(query: NeedsQuery, principal: Principal | None = None) -> NeedRanking:
-    """Rank communes, provinces or regions by need for one specialty, with the reasons."""
+def need_ranking(query: NeedsQuery, principal: Principal | None = None, *,
+                 only: str | None = None) -> NeedRanking:
+    """Rank communes, provinces or regions by need for one specialty, with the reasons.
+
+    ``only``: a commune code whose row alone is wanted (the map's panel): its ranks are those of
+    the whole ranking, but no other row is built.
+    """
     from fieldsvc.catalog.services import specialty_codes
 
     if query.specialty not in specialty_codes():
-        raise ValidationFailed(f"Unknown specialty {query.specialty}.",
-                               errors={"specialty": ["unknown specialty code"]})
+        raise ValidationFailed(gettext("Unknown specialty %(code)s.", code=query.specialty),
+                               errors={"specialty": [gettext("unknown specialty %(code)s",
+                                                             code=query.specialty)]})
     if query.sort not in SORTS:
-        raise ValidationFailed(f"Sort by one of {', '.join(SORTS)}.",
-                               errors={"sort": [f"one of {', '.join(SORTS)}"]})
+        choices = ", ".join(SORTS)
+        raise ValidationFailed(gettext("Sort by one of %(choices)s.", choices=choices),
+                               errors={"sort": [gettext("Must be one of: %(choices)s.",
+                                                        choices=choices)]})
     principal = principal or Principal()
     communes, meta = commune_needs(query.specialty, window_months=query.window_months,
                                    as_of=query.as_of, principal=principal)
     apply_view(communes, principal, query.weights, suppression.suppression_k())
     names = _area_names()
     labels = component_labels(query.specialty)
-    if query.level == "commune":
-        rows = [_commune_row(c, query.weights, names, labels) for c in communes]
-    else:
-        rows = _grouped_rows(communes, query.level, query.weights, names, labels)
+    reasons: dict[tuple[str, str | None, bool], str] = {}
 
-    def order(row: NeedRow) -> tuple[Any, ...]:
+    def order(score: float | None, expected: float, code: str) -> tuple[Any, ...]:
         if query.sort == "expected_patients":
-            return (-row.expected_patients, row.score is None, -(row.score or 0.0), row.code)
+            return (-expected, score is None, -(score or 0.0), code)
         # Equal scores: the larger need first (a fresh install ties every score).
-        return (row.score is None, -(row.score or 0.0), -row.expected_patients, row.code)
+        return (score is None, -(score or 0.0), -expected, code)
 
-    rows.sort(key=order)
-    for position, row in enumerate(rows, start=1):
-        row.national_rank = position if row.score is not None else None
-    national_count = len(rows)
-    if query.regions:
-        wanted = set(query.regions)
-        rows = [r for r in rows if r.code[:2] in wanted]
-    if query.provinces:
-        wanted = set(query.provinces)
-        rows = [r for r in rows if r.code[:6] in wanted or r.code in wanted]
-    for position, row in enumerate(rows, start=1):
-        row.rank = position if row.score is not None else None
-    if query.limit:
-        rows = rows[: query.limit]
+    if query.level == "commune" and only is not None:
+        keys = sorted((order(_round(c.score), round(c.expected_patients, 1), c.code), c)
+                      for c in communes)
+        rows = []
+        national = filtered = 0
+        for _key, c in keys:
+            national += 1
+            filtered += _in_filter(c.code, query)
+            if c.code == only:
+                if _in_filter(c.code, query):  # as the whole ranking: none outside the filter
+                    row = _commune_row(c, query.weights, names, labels, reasons)
+                    if row.score is not None:
+                        row.national_rank, row.rank = national, filtered
+                    rows = [row]
+                break
+        national_count = len(communes)
+    else:
+        if query.level == "commune":
+            rows = [_commune_row(c, query.weights, names, labels, reasons) for c in communes]
+        else:
+            rows = _grouped_rows(communes, query.level, query.weights, names, labels)
+        rows.sort(key=lambda row: order(row.score, row.expected_patients, row.code))
+        for position, row in enumerate(rows, start=1):
+            row.national_rank = position if row.score is not None else None
+        national_count = len(rows)
+        rows = [row for row in rows if _in_filter(row.code, query)]
+        for position, row in enumerate(rows, start=1):
+            row.rank = position if row.score is not None else None
+        if query.limit:
+            rows = rows[: query.limit]
     from fieldsvc.catalog.models import Specialty
 
     specialty = db.session.get(Specialty, query.specialty)
@@ -789,6 +901,13 @@ def need_ranking(query: NeedsQuery, principal: Principal | None = None) -> NeedR
         window_days=meta["window_days"], release=meta.get("release"),
         components=labels, rows=rows, national_row_count=national_count,
     )
+
+
+def _in_filter(code: str, query: NeedsQuery) -> bool:
+    """Whether an area is inside the query's regions and provinces (all of them when none)."""
+    if query.regions and code[:2] not in query.regions:
+        return False
+    return not query.provinces or code[:6] in query.provinces or code in query.provinces
 
 
 def _specialty_label(specialty: Any) -> str:
@@ -833,7 +952,8 @@ def _place(row: NeedRow, names: dict[str, tuple[str, str]], province: str | None
 
 
 def _commune_row(c: CommuneNeed, weights: dict[str, float], names: dict[str, tuple[str, str]],
-                 labels: dict[str, ComponentInfo]) -> NeedRow:
+                 labels: dict[str, ComponentInfo],
+                 reasons: dict[tuple[str, str | None, bool], str]) -> NeedRow:
     components: dict[str, Component] = {}
     percentiles: dict[str, float | None] = {}
     for name in COMPONENTS:
@@ -847,7 +967,12 @@ def _commune_row(c: CommuneNeed, weights: dict[str, float], names: dict[str, tup
         if c.estimated[name] and name in c.why:
             component.why = c.why[name]
             component.estimated_from = c.estimated_from.get(name)
-            component.reason = estimate_reason(component.why, component.estimated_from)
+            # Translated once per ranking: a sentence per (why, source), not per commune.
+            said = (component.why, component.estimated_from,
+                    name == "demand" and c.age_factor != 1.0)
+            if said not in reasons:
+                reasons[said] = estimate_reason(*said)
+            component.reason = reasons[said]
         components[name] = component
     drivers = _drivers(weights, percentiles)
     row = NeedRow(

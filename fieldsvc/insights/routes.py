@@ -21,6 +21,7 @@ from fieldsvc.insights.schemas import (
     SummaryArgs,
     SummaryResultSchema,
 )
+from fieldsvc.replica import replica_reads, use_replica
 from fieldsvc.security import ALL_ROLES, allow, current_principal
 
 blp = Blueprint("insights", __name__, url_prefix="/api/v1",
@@ -169,6 +170,7 @@ EXAMPLE_PLAN = {
 @blp.response(200, SummaryResultSchema,
               description="Counts by the requested dimensions, with area names",
               example=EXAMPLE_SUMMARY)
+@replica_reads
 def get_summary(query: SummaryQuery):
     """Sum tallies by any dimensions, with small cells suppressed without full detail."""
     return services.summary(query, current_principal())
@@ -180,6 +182,7 @@ def get_summary(query: SummaryQuery):
 @blp.response(200, SummaryResultSchema,
               description="Counts by region and specialty; small cells are null",
               example=EXAMPLE_PUBLIC_SUMMARY)
+@replica_reads
 def get_public_summary(query: SummaryQuery):
     """Sum consultations by region and specialty for anyone, small cells suppressed."""
     return services.public_summary(query)
@@ -190,6 +193,7 @@ def get_public_summary(query: SummaryQuery):
 @blp.arguments(NeedsArgs, location="query", as_kwargs=False)
 @blp.response(200, NeedRankingSchema, description="Areas ranked by need, with each component",
               example=EXAMPLE_NEEDS)
+@replica_reads
 def get_needs(query: needs.NeedsQuery):
     """Rank communes, provinces or regions by need for one specialty, with the reasons."""
     return needs.need_ranking(query, current_principal())
@@ -210,6 +214,7 @@ def create_plan(plan_request: plans.PlanRequest):
                                     count=current_app.config["PLAN_MAX_PER_MINUTE"],
                                     seconds=seconds))
     db.session.commit()  # the plan counts even if it fails
+    use_replica()  # what the plan reads may be a moment behind; the throttle above may not
     with plans.plan_slot():
         plan = plans.make_plan(plan_request, principal)
     if request.accept_mimetypes.best_match(["application/json", "application/geo+json"]) == (

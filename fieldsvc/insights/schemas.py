@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from marshmallow import (
     Schema,
     ValidationError,
@@ -38,7 +39,7 @@ class _PeriodArgs(Schema):
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
-            raise ValidationError("from must be on or before to.", "from")
+            raise ValidationError(str(_l("from must be on or before to.")), "from")
 
 
 class SummaryArgs(_PeriodArgs):
@@ -166,7 +167,9 @@ class ComponentSchema(Schema):
     estimated = fields.Boolean(metadata={"description": "Not observed here: estimated"})
     estimated_from = fields.String(metadata={
         "description": "province, region, national (population-weighted medians of the communes "
-                       "that have it), prior (nothing observed anywhere yet) or none"})
+                       "that have it), prior (nothing observed anywhere yet) or none; an "
+                       "estimated demand is that median (or prior) × how much the commune's own "
+                       "relevant ages consult, from the census bands (the reason says so)"})
     why = fields.String(metadata={
         "description": "Why it is estimated: not_visited, nothing_seen, no_point, "
                        "no_facility_data, no_able_facility, no_census_indicator"})

@@ -39,7 +39,7 @@ MAX_LINES = 500
 MAX_COUNT = 10_000
 MAX_NOTE = 500
 
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="Remove the NUL character.")
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error=_l("Remove the NUL character."))
 
 
 def _no_identifier(note: str | None) -> None:
@@ -60,11 +60,11 @@ class LineSchema(Schema):
 
     measure = _str(required=True, validate=validate.Length(1, 32),
                    metadata={"description": "A measure code of the catalog, e.g. consultations."})
-    sex = _str(required=True, validate=validate.OneOf(list(SEXES), error="Use F or M."))
+    sex = _str(required=True, validate=validate.OneOf(list(SEXES), error=_l("Use F or M.")))
     age_band = _str(required=True, validate=validate.OneOf(
-        list(AGE_BANDS), error="Use one of " + ", ".join(AGE_BANDS) + "."))
+        list(AGE_BANDS), error=_l("Use one of %(bands)s.", bands=", ".join(AGE_BANDS))))
     condition = _str(load_default=None, allow_none=True, validate=validate.OneOf(
-        list(ICD10_CHAPTERS), error="Use an ICD-10 chapter in Roman numerals, I to XXII."),
+        list(ICD10_CHAPTERS), error=_l("Use an ICD-10 chapter in Roman numerals, I to XXII.")),
         metadata={"description": "ICD-10 chapter I…XXII; omit for the part not attributed."})
 
     @validates("measure")
@@ -74,9 +74,9 @@ class LineSchema(Schema):
                                          code=value)))
     count = fields.Integer(
         required=True, strict=True,
-        validate=validate.Range(0, MAX_COUNT, error="Use a whole number from 0 to 10000."),
-        error_messages={"invalid": "Use a whole number from 0 to 10000 "
-                                   "(not text, a decimal or true/false)."},
+        validate=validate.Range(0, MAX_COUNT, error=_l("Use a whole number from 0 to 10000.")),
+        error_messages={"invalid": _l("Use a whole number from 0 to 10000 "
+                                      "(not text, a decimal or true/false).")},
     )
 
 
@@ -92,9 +92,9 @@ class SubmissionContentSchema(Schema):
     specialty = _str(required=True, validate=validate.Length(1, 8),
                      metadata={"description": "A specialty code of the catalog, e.g. OPH."})
     lines = fields.List(fields.Nested(LineSchema), required=True, validate=validate.Length(
-        1, MAX_LINES, error="Send from 1 to 500 lines; split a larger tally by specialty or site."))
+        1, MAX_LINES, error=_l("Send from 1 to 500 lines; split a larger tally by specialty or site.")))
     note = _str(load_default=None, allow_none=True, validate=[validate.Length(
-        max=MAX_NOTE, error="Keep the note under 500 characters; never write about a patient."),
+        max=MAX_NOTE, error=_l("Keep the note under 500 characters; never write about a patient.")),
         NO_NUL, _no_identifier], metadata={"description": (
             "For the coordinator, never about a patient: phone and ID numbers, dates of birth "
             "and names after \"patient\" or \"مريض\" are refused.")})
@@ -431,7 +431,7 @@ class ReviewSchema(Schema):
         unknown = RAISE
 
     status = _str(required=True, validate=validate.OneOf(
-        ["approved", "flagged", "rejected"], error="Use approved, flagged or rejected."))
+        ["approved", "flagged", "rejected"], error=_l("Use approved, flagged or rejected.")))
     reason = _str(load_default=None, allow_none=True, validate=[validate.Length(max=500), NO_NUL])
     version = fields.Integer(
         required=True, strict=True, validate=ID_RANGE,

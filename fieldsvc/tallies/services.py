@@ -962,7 +962,7 @@ def keep_submissions_within_days(caravan: Caravan, first: dt.date, last: dt.date
             str(_l("%(count)s submissions are for days outside %(first)s–%(last)s; keep those "
                    "days or have the submissions amended first.", count=outside, first=first,
                    last=last)),
-            errors={"first_day": ["submissions exist outside these days"]},
+            errors={"first_day": [str(_l("submissions exist outside these days"))]},
         )
 
 

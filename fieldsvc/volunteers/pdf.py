@@ -13,7 +13,5 @@ def html_to_pdf(html: str, stylesheets: list[str]) -> bytes:
     try:
         from weasyprint import CSS, HTML
     except (ImportError, OSError) as missing:
-        raise PdfUnavailable(
-            "PDF certificates need WeasyPrint and the Pango library on the server; open the "
-            "certificate page and print it from the browser instead.") from missing
+        raise PdfUnavailable() from missing
     return HTML(string=html).write_pdf(stylesheets=[CSS(filename=path) for path in stylesheets])

@@ -3,13 +3,14 @@
 The privacy rule of contributions (docs/privacy.md, "Contributions"): caravans, days, communes
 reached and specialties brought are caravan metadata and are shown to everyone. Consultations and
 procedures are health tallies; they are given only to a caller with full detail for the row —
-an admin for every row, a planner or coordinator for the rows of their own organization (and the
-partnerships it belongs to), exactly as the summary gives them full detail for
-``organization=<their own>``. Everyone else gets ``null`` with ``"suppressed": "full_detail_only"``:
-organization, partnership and volunteer rows overlap (a caravan counts under each organizer, a
-partnership is a subset of each member's caravans), so thresholding each row at k would still let
-differences of published rows reveal a small count. A per-volunteer tally is finer still (one doctor
-over one caravan), so volunteers' consultations and procedures are for admins only.
+an admin for every row, a planner for the rows of their own organization (and the partnerships
+it belongs to), exactly as the summary gives them full detail for ``organization=<their own>``
+(a coordinator's organization does not: outside their regions a coordinator has no full detail).
+Everyone else gets ``null`` with ``"suppressed": "full_detail_only"``: organization, partnership
+and volunteer rows overlap (a caravan counts under each organizer, a partnership is a subset of
+each member's caravans), so thresholding each row at k would still let differences of published
+rows reveal a small count. A per-volunteer tally is finer still (one doctor over one caravan), so
+volunteers' consultations and procedures are for admins only.
 Volunteers are named to admins and coordinators; to everyone else only those who consented to be
 named publicly are listed at all.
 """
@@ -34,6 +35,7 @@ from fieldsvc.caravans import services as caravans
 from fieldsvc.caravans.models import Caravan, Enrollment, Volunteer
 from fieldsvc.errors import Conflict, NotFound, ValidationFailed
 from fieldsvc.extensions import db
+from fieldsvc.insights import suppression
 from fieldsvc.insights.queries import SummaryQuery, counted_lines, summary_rows
 from fieldsvc.security import Principal, token_digest
 from fieldsvc.volunteers.models import Pledge
@@ -197,8 +199,10 @@ def _organization_rows(caravans: list[Caravan], principal: Principal,
         _fill(row, held)
         if partnerships:
             row.history = held
-        row.full_detail = principal.role == "admin" or (
-            principal.organization_id is not None and principal.organization_id in members)
+        # The summary's own rule for organization=<id> (a planner of a member, or an admin):
+        # a coordinator's organization gives no full detail outside their regions there.
+        row.full_detail = any(suppression.full_detail(principal, organization_id=member)
+                              for member in members)
         if row.full_detail:
             _tallies(row, counts, row.caravan_ids)
         rows.append(row)
@@ -349,7 +353,7 @@ def verify_certificate(code: str) -> Certificate:
     """The certificate a code stands for; a forged, altered or unknown code is refused."""
     match = _CODE.match(code.strip().upper().replace(" ", ""))
     refused = NotFound(_("This verification code matches no certificate; check it against the "
-                         "printed certificate."), errors={"code": ["unknown or altered code"]})
+                         "printed certificate."), errors={"code": [_("unknown or altered code")]})
     if match is None:
         raise refused
     volunteer_id, letter, subject, mac = (int(match[1]), match[2], int(match[3]), match[4])
@@ -416,16 +420,16 @@ def pledge(data: PledgeInput, client: str) -> Pledged:
     caravan = caravans.caravan_by_join_code(data.join_code, client)
     if caravan.status != "planned":
         raise Conflict(_("This caravan has already started; join it with its code instead."),
-                       errors={"join_code": ["the caravan has started"]})
+                       errors={"join_code": [_("the caravan has started")]})
     if data.specialty not in caravan.specialties:
         planned = ", ".join(caravan.specialties)
         raise ValidationFailed(
             _("This caravan plans %(planned)s; pledge for one of them.", planned=planned),
-            errors={"specialty": [f"not planned; use one of {planned}"]})
+            errors={"specialty": [_("Must be one of: %(choices)s.", choices=planned)]})
     name = data.display_name.strip()
     if not name:
         raise ValidationFailed(_("The name cannot be empty."),
-                               errors={"display_name": ["cannot be empty"]})
+                               errors={"display_name": [_("The name cannot be empty.")]})
     volunteer = None
     if data.profile_key:
         volunteer = db.session.scalar(
@@ -433,7 +437,7 @@ def pledge(data: PledgeInput, client: str) -> Pledged:
         if volunteer is None:
             raise ValidationFailed(
                 _("This profile key is not known; pledge without it."),
-                errors={"profile_key": ["unknown profile key"]})
+                errors={"profile_key": [_("unknown profile key")]})
     token = secrets.token_urlsafe(32)
     record = Pledge(caravan_id=caravan.id, specialty_code=data.specialty, display_name=name,
                     volunteer_id=volunteer.id if volunteer else None,

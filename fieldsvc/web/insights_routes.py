@@ -35,6 +35,7 @@ from fieldsvc.insights.schemas import (
     PlanResultSchema,
     PlanSchema,
 )
+from fieldsvc.replica import replica_reads
 from fieldsvc.security import ALL_ROLES, allow, current_principal
 from fieldsvc.web.forms import SavePlanForm
 
@@ -118,12 +119,13 @@ def _needs_query(args: MultiDict[str, str], **extra: Any) -> tuple[Any, dict[str
         return None, _problem(error)
 
 
-def _ranking(args: MultiDict[str, str], **extra: Any) -> tuple[Any, Any, dict[str, list[str]]]:
+def _ranking(args: MultiDict[str, str], only: str | None = None, **extra: Any
+             ) -> tuple[Any, Any, dict[str, list[str]]]:
     query, errors = _needs_query(args, **extra)
     if query is None:
         return None, None, errors
     try:
-        ranking = needs.need_ranking(query, current_principal())
+        ranking = needs.need_ranking(query, current_principal(), only=only)
     except DomainError as error:
         return query, None, _problem(error)
     return query, ranking, {}
@@ -143,6 +145,7 @@ def _weights_shown(args: MultiDict[str, str]) -> dict[str, str]:
 
 @insights_blp.route("/needs")
 @allow(*STAFF)
+@replica_reads
 def ranking_page():
     """The top communes for a specialty, with their components and adjustable weights."""
     args = request.args
@@ -156,6 +159,7 @@ def ranking_page():
 
 @insights_blp.route("/map")
 @allow(*STAFF)
+@replica_reads
 def map_page():
     """Communes as points sized by expected patients and coloured by need score."""
     args = request.args
@@ -197,9 +201,10 @@ def _detail_args(args: MultiDict[str, str]) -> dict[str, str]:
 
 @insights_blp.route("/map/communes/<code>")
 @allow(*STAFF)
+@replica_reads
 def commune_detail(code: str):
     """One commune's need, as an HTML fragment: components as bars with reasons, caravans."""
-    query, ranking, errors = _ranking(request.args, limit="5000", level="commune")
+    query, ranking, errors = _ranking(request.args, only=code, level="commune")
     row = None
     if ranking is not None:
         row = next((r for r in ranking.rows if r.code == code), None)
@@ -265,6 +270,7 @@ def _make_plan(args: MultiDict[str, str]) -> tuple[Any, dict[str, Any], dict[str
 
 @insights_blp.route("/plan")
 @allow(*STAFF)
+@replica_reads
 def plan_page():
     """The plan form, and with a base the proposed route, daily stops and specialty advice."""
     args = request.args
@@ -428,6 +434,7 @@ def _code_labels() -> dict[str, str]:
 
 @insights_blp.route("/summary")
 @allow(*STAFF)
+@replica_reads
 def summary_page():
     """The summary's filters, its table, and charts by specialty, sex and age, and over time."""
     from urllib.parse import urlencode
@@ -487,6 +494,7 @@ def _chart_text() -> dict[str, str]:
 
 @insights_blp.route("/public")
 @allow(*ALL_ROLES)
+@replica_reads
 def public_page():
     """The public summary for anyone: consultations by region and specialty, small cells hidden."""
     from fieldsvc.insights import services as summaries

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -33,6 +34,7 @@ from fieldsvc.accounts import services as accounts
 from fieldsvc.areas.models import Area
 from fieldsvc.errors import DomainError, Forbidden, TooManyRequests, register_error_page
 from fieldsvc.extensions import db
+from fieldsvc.replica import replica_health
 from fieldsvc.security import ALL_ROLES, STAFF_ROLES, Principal, allow, current_principal
 from fieldsvc.web.forms import LoginForm, LogoutForm
 from fieldsvc.web.insights_routes import insights_blp
@@ -41,8 +43,25 @@ from fieldsvc.web.services import languages, migration_state
 from fieldsvc.web.volunteer_routes import volunteer_blp
 from fieldsvc.web.workspace_routes import workspace_blp
 
-web_blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-                    static_url_path="/static/web")
+
+class _WebBlueprint(Blueprint):
+    def send_static_file(self, filename: str) -> Response:
+        """Serve a page's CSS or script read whole, so that Flask-Compress gzips it too.
+
+        Flask-Compress leaves a streamed file alone: Leaflet and Chart.js went out whole
+        (147 KB and 210 KB) where gzip sends about a third.
+        """
+        response = super().send_static_file(filename)
+        if response.status_code == 200 and response.mimetype in COMPRESSED_STATIC:
+            response.direct_passthrough = False
+            response.make_sequence()
+        return response
+
+
+COMPRESSED_STATIC = {"text/css", "text/javascript", "application/javascript", "application/json",
+                     "image/svg+xml"}
+web_blp = _WebBlueprint("web", __name__, template_folder="templates", static_folder="static",
+                        static_url_path="/static/web")
 web_blp.register_blueprint(phone_blp)  # the phone form: /app, /join, /sw.js (phone_routes.py)
 web_blp.register_blueprint(workspace_blp)  # the coordinator's workspace (workspace_routes.py)
 web_blp.register_blueprint(insights_blp)  # needs, map, plans, summaries (insights_routes.py)
@@ -53,7 +72,7 @@ web_blp.register_blueprint(volunteer_blp)
 @web_blp.route("/healthz")
 @allow(*ALL_ROLES)
 def healthz():
-    """Report whether the database is reachable and migrated to head."""
+    """Report whether the database is reachable and migrated to head, and the read replica's lag."""
     try:
         db.session.execute(text("SELECT 1"))
         database = "ok"
@@ -69,6 +88,9 @@ def healthz():
         "revision": current,
         "head": head,
     }
+    replica = replica_health()
+    if replica is not None:  # reads fall back to the primary: a replica down is not a 503
+        body["replica"] = replica
     return jsonify(body), 200 if migrated else 503
 
 

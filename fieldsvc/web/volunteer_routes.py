@@ -158,7 +158,9 @@ def certificate_pdf(code: str):
     try:
         body = html_to_pdf(html, [CERTIFICATE_CSS])
     except PdfUnavailable as error:
-        raise DomainError(str(error), status=503, title="Service unavailable") from error
+        raise DomainError(_("PDF certificates need WeasyPrint and the Pango library on the "
+                            "server; open the certificate page and print it from the browser "
+                            "instead."), status=503, title="Service unavailable") from error
     response = Response(body, mimetype="application/pdf")
     response.headers["Content-Disposition"] = (
         f'inline; filename="certificate-{certificate.code}.pdf"')

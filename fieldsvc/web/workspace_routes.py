@@ -34,8 +34,8 @@ from fieldsvc.errors import (
     Unauthorized,
     ValidationFailed,
     flatten_messages,
+    unstorable_text,
 )
-from fieldsvc.errors import _unstorable_text as unstorable_text
 from fieldsvc.extensions import db
 from fieldsvc.security import allow, current_principal
 from fieldsvc.tallies import services as tallies

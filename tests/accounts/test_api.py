@@ -52,7 +52,8 @@ def test_wrong_password_is_401_problem_and_audited(client, db):
     make_user("admin", username="root")
     db.session.commit()
 
-    response = client.post("/api/v1/tokens", headers=basic("root", "not the password"))
+    response = client.post("/api/v1/tokens", headers={**basic("root", "not the password"),
+                                                      "Accept-Language": "en"})
 
     assert response.status_code == 401
     assert response.content_type == "application/problem+json"
@@ -65,7 +66,7 @@ def test_wrong_password_is_401_problem_and_audited(client, db):
 
 def test_unknown_user_and_missing_credentials_are_401(client, db):
     assert client.post("/api/v1/tokens", headers=basic("nobody", "whatever1")).status_code == 401
-    response = client.post("/api/v1/tokens")
+    response = client.post("/api/v1/tokens", headers={"Accept-Language": "en"})
     assert response.status_code == 401
     assert "basic auth" in response.json["detail"]
     bearer = client.post("/api/v1/tokens", headers={"Authorization": "Basic !!!not-base64"})
@@ -159,7 +160,8 @@ def test_staff_list_organizations(client, db):
     response = client.get("/api/v1/organizations", headers=auth(coordinator))
 
     assert response.status_code == 200
-    assert [o["name"] for o in response.json] == ["Zuhur Al-Waha pour le développement social"]
+    assert [o["name"] for o in response.json["items"]] == [
+        "Zuhur Al-Waha pour le développement social"]
 
 
 def test_volunteers_and_anonymous_cannot_list_organizations(client, db):
@@ -220,9 +222,13 @@ def test_admin_lists_users(client, db):
 
     response = client.get("/api/v1/users", headers=auth(admin))
 
-    assert [(u["username"], u["role"], u["regions"]) for u in response.json] == [
+    assert [(u["username"], u["role"], u["regions"]) for u in response.json["items"]] == [
         ("amina", "coordinator", ["08"]), ("root", "admin", [])]
-    assert "password_hash" not in response.json[0]
+    assert "password_hash" not in response.json["items"][0]
+    # One page at a time, like every list.
+    second = client.get("/api/v1/users?limit=1&offset=1", headers=auth(admin)).json
+    assert [u["username"] for u in second["items"]] == ["root"]
+    assert (second["total"], second["limit"], second["offset"]) == (2, 1, 1)
     planner = make_user("planner")
     db.session.commit()
     assert client.get("/api/v1/users", headers=auth(planner)).status_code == 403

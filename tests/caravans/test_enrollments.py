@@ -60,6 +60,7 @@ def test_a_device_token_opens_only_its_caravan(app, client, db):
 
 def test_unknown_code_is_404_and_guessing_is_throttled(app, client, db):
     _caravan(db)
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     for _ in range(MAX_FAILED_ENROLLMENTS):
         response = _enroll(client, "ZZZZ-ZZZZ")
         assert response.status_code == 404
@@ -142,7 +143,8 @@ def test_coordinator_lists_and_revokes_tokens(app, client, db):
     volunteer = {"Authorization": f"Bearer {enrolled['token']}"}
     listed = client.get(f"/api/v1/caravans/{caravan.id}/enrollments", headers=headers)
     assert listed.status_code == 200
-    assert [(e["display_name"], e["live"]) for e in listed.json] == [("Dr Amina", True)]
+    assert listed.json["total"] == 1
+    assert [(e["display_name"], e["live"]) for e in listed.json["items"]] == [("Dr Amina", True)]
     assert client.get(f"/api/v1/caravans/{caravan.id}/enrollments",
                       headers=auth(outsider)).status_code == 403
     assert client.get(f"/api/v1/caravans/{caravan.id}/enrollments",
@@ -162,7 +164,8 @@ def test_coordinator_lists_and_revokes_tokens(app, client, db):
     assert client.post("/api/v1/submissions", headers=volunteer, json=tally).status_code == 401
     assert client.post("/api/v1/enrollments", headers=volunteer, json={
         "join_code": "K7QX4MZP", "display_name": "x"}).status_code == 401
-    listed = client.get(f"/api/v1/caravans/{caravan.id}/enrollments", headers=headers).json
+    listed = client.get(f"/api/v1/caravans/{caravan.id}/enrollments",
+                        headers=headers).json["items"]
     assert listed[0]["live"] is False and listed[0]["revoked_at"]
     assert db.session.query(AuditEvent).filter_by(action="device.revoke").count() == 1
     assert client.delete("/api/v1/enrollments/9999", headers=headers).status_code == 404

@@ -1,4 +1,5 @@
-"""Caravans sit below tallies, and security below both: imports only go downwards."""
+"""Caravans sit below tallies, and the shared plumbing below every domain: imports only go
+downwards."""
 
 from __future__ import annotations
 
@@ -22,9 +23,20 @@ def _imports(path: pathlib.Path) -> set[str]:
     return names
 
 
+DOMAINS = tuple(f"fieldsvc.{name}" for name in (
+    "accounts", "areas", "caravans", "catalog", "tallies", "insights", "exports", "volunteers",
+    "web"))
+
+
 @pytest.mark.parametrize(("modules", "forbidden"), [
     ("caravans", ("fieldsvc.tallies",)),
-    ("security.py", ("fieldsvc.caravans", "fieldsvc.tallies")),
+    # Shared plumbing knows no domain: domains register what it needs from them.
+    *((module, DOMAINS) for module in ("errors.py", "http.py", "pagination.py", "config.py",
+                                       "extensions.py", "db.py", "fields.py")),
+    # Still reads staff tokens and web sessions from accounts (a loader accounts registers, as
+    # caravans does for devices, would end that; the scale branch is changing that function).
+    ("security.py", tuple(name for name in DOMAINS if name != "fieldsvc.accounts")),
+    ("cli.py", ("fieldsvc.web",)),
 ])
 def test_lower_layers_never_import_higher_ones(modules, forbidden):
     target = ROOT / modules

@@ -202,7 +202,7 @@ def test_odd_filter_values_are_data_not_sql(client, db, season):
     assert rows == []
     assert client.get("/api/v1/areas/08.587.01.13").status_code == 200
     refused = client.get(f"/api/v1/exports/detail.csv?region={odd}", headers=season.admin)
-    assert refused.status_code == 422 and "two digits" in str(refused.json["errors"])
+    assert refused.status_code == 422 and "deux chiffres" in str(refused.json["errors"])
 
 
 def test_a_control_character_in_a_title_does_not_break_the_workbook(client, db, season):

@@ -205,16 +205,85 @@ def test_with_no_data_each_specialty_counts_its_own_population(app, db):
     _population("01.511.01.01", {("F", "50-64"): 500, ("M", "65+"): 500,
                                  ("F", "15-24"): 6000, ("F", "25-49"): 7000})
     db.session.commit()
-    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
-    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN, sort="expected_patients")
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN, sort="expected_patients")
     assert [r["code"] for r in oph["rows"]] != [r["code"] for r in gyn["rows"]]
     oph_rows, gyn_rows = _rows(oph), _rows(gyn)
     assert oph_rows["08.577.01.11"]["rank"] < oph_rows["01.511.01.01"]["rank"]
     assert gyn_rows["01.511.01.01"]["rank"] < gyn_rows["08.577.01.11"]["rank"]
     assert oph_rows["08.577.01.11"]["expected_patients"] > 0
-    by_size = need_rows("OPH", as_of=AS_OF, principal=ADMIN, sort="expected_patients")
-    sizes = [r["expected_patients"] for r in by_size["rows"]]
-    assert sizes == sorted(sizes, reverse=True) and by_size["sort"] == "expected_patients"
+    sizes = [r["expected_patients"] for r in oph["rows"]]
+    assert sizes == sorted(sizes, reverse=True) and oph["sort"] == "expected_patients"
+
+
+# Two communes as far from a hospital for OPH as for GYN (the same hospitals treat both) and
+# the other three near one: before their ages counted, both specialties ranked them alike.
+_FAR = {"08.587.09.23": 95.0, "08.577.01.11": 90.0, "08.587.01.13": 5.0, "07.351.02.07": 3.0,
+        "01.511.01.01": 1.0}
+
+
+def _same_hospitals_for_oph_and_gyn():
+    for code, km in _FAR.items():
+        for specialty in ("OPH", "GYN"):
+            _distance(code, km, specialty)
+
+
+def _before(body, first, second):
+    """Whether ``first`` ranks above ``second`` (by score: the default order)."""
+    order = [row["code"] for row in body["rows"]]
+    return order.index(first) < order.index(second)
+
+
+def test_with_no_data_the_ages_of_each_specialtys_people_move_its_score(app, db):
+    """A fresh install with facilities: equal access and vulnerability, different ages."""
+    make_areas()
+    _same_hospitals_for_oph_and_gyn()
+    # M'Hamid: people of 50-64 rather than 65+ (less cataract), women of 25-49 (pregnancies);
+    # Tinghir the reverse.
+    _population("08.587.09.23", {("M", "50-64"): 5000, ("F", "65+"): 500,
+                                 ("F", "15-24"): 1000, ("F", "25-49"): 5000})
+    _population("08.577.01.11", {("M", "50-64"): 1000, ("F", "65+"): 4000,
+                                 ("F", "15-24"): 5000, ("F", "25-49"): 1000})
+    db.session.commit()
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    assert _before(oph, "08.577.01.11", "08.587.09.23")
+    assert _before(gyn, "08.587.09.23", "08.577.01.11")
+    tinghir = _rows(oph)["08.577.01.11"]["components"]["demand"]
+    assert tinghir["estimated_from"] == "prior" and tinghir["value"] > 130.0
+    # A commune without census bands is the typical commune: between the two.
+    demand = {code: row["components"]["demand"]["value"] for code, row in _rows(oph).items()}
+    assert demand["08.587.09.23"] < demand["01.511.01.01"] < demand["08.577.01.11"]
+
+
+def test_a_handful_of_people_cannot_make_an_extreme_prior(app, db):
+    make_areas()
+    for code, younger, older in (("08.587.09.23", 5000, 5000), ("08.587.01.13", 6000, 4000),
+                                 ("01.511.01.01", 4000, 6000)):
+        _population(code, {("M", "50-64"): younger, ("F", "65+"): older})
+    # Twenty people, all over 65: their ages are noise, not a reason to rank first.
+    _population("08.577.01.11", {("F", "65+"): 20})
+    db.session.commit()
+    demand = {code: row["components"]["demand"]["value"]
+              for code, row in _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN)).items()}
+    others = [demand[code] for code in ("08.587.09.23", "08.587.01.13", "01.511.01.01")]
+    assert min(others) < demand["08.577.01.11"] < max(others)
+
+
+def test_with_data_each_specialtys_observed_demand_orders_its_ranking(app, db):
+    make_areas()
+    _same_hospitals_for_oph_and_gyn()
+    day = dt.date(2026, 10, 3)
+    for commune, oph, gyn in (("08.587.09.23", 5, 90), ("08.577.01.11", 200, 5)):
+        caravan = make_caravan(commune, first_day=day, specialties=("OPH", "GYN"))
+        make_tally(caravan, day=day, specialty="OPH", lines=[("consultations", "F", "65+", None, oph)])
+        make_tally(caravan, day=day, specialty="GYN",
+                   lines=[("consultations", "F", "25-49", None, gyn)])
+    db.session.commit()
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    assert _before(oph, "08.577.01.11", "08.587.09.23")
+    assert _before(gyn, "08.587.09.23", "08.577.01.11")
 
 
 def test_a_small_commune_shows_its_small_need_beside_its_score(app, db):
@@ -233,3 +302,48 @@ def test_a_small_commune_shows_its_small_need_beside_its_score(app, db):
     assert rows["08.587.09.99"]["expected_patients"] < rows["08.587.01.13"]["expected_patients"]
     by_size = _rows(need_rows("OPH", as_of=AS_OF, principal=ADMIN, sort="expected_patients"))
     assert by_size["08.587.01.13"]["rank"] < by_size["08.587.09.99"]["rank"]
+
+
+def test_with_data_elsewhere_unvisited_communes_are_ordered_by_their_own_ages(app, db):
+    """Caravans came to Drâa-Tafilalet only: Assilah and Ouahat Sidi Brahim both take the national
+    median, and used to tie on demand for every specialty, so OPH and GYN ordered them alike."""
+    make_areas()
+    _same_hospitals_for_oph_and_gyn()
+    day = dt.date(2026, 10, 3)
+    caravan = make_caravan("08.587.01.13", first_day=day, specialties=("OPH", "GYN"))
+    make_tally(caravan, day=day, specialty="OPH", lines=[("consultations", "F", "65+", None, 90)])
+    make_tally(caravan, day=day, specialty="GYN", lines=[("consultations", "F", "25-49", None, 90)])
+    # Assilah: its people of 50+ mostly over 65, its women mostly under 25; Ouahat the reverse.
+    _population("01.511.01.01", {("M", "50-64"): 1000, ("F", "65+"): 4000,
+                                 ("F", "15-24"): 5000, ("F", "25-49"): 1000})
+    _population("07.351.02.07", {("M", "50-64"): 4000, ("F", "65+"): 1000,
+                                 ("F", "15-24"): 1000, ("F", "25-49"): 5000})
+    db.session.commit()
+    oph = need_rows("OPH", as_of=AS_OF, principal=ADMIN)
+    gyn = need_rows("GYN", as_of=AS_OF, principal=ADMIN)
+    assert _before(oph, "01.511.01.01", "07.351.02.07")
+    assert _before(gyn, "07.351.02.07", "01.511.01.01")
+    demand = _rows(oph)["01.511.01.01"]["components"]["demand"]
+    assert demand["estimated_from"] == "national" and "âges" in demand["reason"]  # French
+
+
+@pytest.mark.parametrize("sort", ["score", "expected_patients"])
+def test_one_communes_row_carries_the_ranks_of_the_whole_ranking(app, db, sort):
+    """The map's panel builds one row; its ranks must be those the full ranking gives."""
+    from fieldsvc.insights.needs import NeedsQuery, need_ranking
+
+    make_areas()
+    _same_hospitals_for_oph_and_gyn()
+    _population("08.587.09.23", {("M", "50-64"): 5000, ("F", "65+"): 500})
+    _population("08.577.01.11", {("M", "50-64"): 1000, ("F", "65+"): 4000})
+    db.session.commit()
+    query = NeedsQuery(specialty="OPH", regions=["08"], sort=sort, as_of=AS_OF)
+    whole = need_ranking(query, ADMIN)
+    assert len(whole.rows) == 3
+    for row in whole.rows:
+        one = need_ranking(query, ADMIN, only=row.code)
+        assert [(r.code, r.rank, r.national_rank, r.score, r.components["demand"].reason)
+                for r in one.rows] == [(row.code, row.rank, row.national_rank, row.score,
+                                        row.components["demand"].reason)]
+    assert need_ranking(query, ADMIN, only="01.511.01.01").rows == []  # outside the filter
+    assert need_ranking(query, ADMIN, only="99.999.99.99").rows == []

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -18,6 +13,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import func, select
 
+from bench.gunicorn import Gunicorn, free_port
 from fieldsvc.extensions import db
 from fieldsvc.tallies.models import Submission, SubmissionVersion, TallyLine
 from tests.tallies.helpers import field_setup, payload
@@ -72,12 +68,6 @@ def test_twenty_threads_racing_the_same_id_on_postgresql(pg_app: Flask):
     assert db.session.scalar(select(func.count()).select_from(TallyLine)) == len(body["lines"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_gunicorn_on_sqlite_races_without_database_is_locked(tmp_path: Path):
     from fieldsvc import create_app
 
@@ -96,58 +86,38 @@ def test_gunicorn_on_sqlite_races_without_database_is_locked(tmp_path: Path):
                   for _ in range(4)]
         db.session.remove()
 
-    port = _free_port()
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="race", FIELDSVC_ENV="development")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
     log = tmp_path / "gunicorn.log"
-    with open(log, "wb") as out:
-        # `timeout` stops the server even if this test dies before its finally block.
-        server = subprocess.Popen(
-            ["timeout", "90", str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--threads", "8", "--timeout", "60", "wsgi:app"],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                    break
-                except urllib.error.HTTPError:
-                    break  # it answers (healthz may say 503 while migrations are regenerated)
-                except OSError:
-                    assert time.monotonic() < deadline, log.read_text()
-                    assert server.poll() is None, log.read_text()
-                    time.sleep(0.2)
+    # gunicorn.conf.py on SQLite: one worker with 8 threads; `lifetime` ends it should this test
+    # die first. /healthz may say 503 while migrations are regenerated: it answers, that is enough.
+    with Gunicorn("wsgi:app", url, free_port(), log, lifetime=90, SECRET_KEY="race",
+                  GUNICORN_THREADS="8", GUNICORN_TIMEOUT="60") as server:
+        port = server.port
 
-            def send(one):
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/api/v1/submissions", data=json.dumps(one).encode(),
-                    headers={**header, "Content-Type": "application/json",
-                             "Accept-Language": "en"}, method="POST")
-                try:
-                    with urllib.request.urlopen(request, timeout=60) as response:
-                        return response.status, response.read()
-                except urllib.error.HTTPError as error:
-                    return error.code, error.read()
+        def send(one):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/submissions", data=json.dumps(one).encode(),
+                headers={**header, "Content-Type": "application/json",
+                         "Accept-Language": "en"}, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read()
 
-            results = _race(send, [same] * RACERS + others)
+        results = _race(send, [same] * RACERS + others)
 
-            # A body over 256 KB is a 413 problem, with a length or chunked (no length).
-            big = json.dumps(dict(payload(caravan), note="x" * 300_000)).encode()
-            for data in (big, iter([big[:100_000], big[100_000:]])):
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/api/v1/submissions", data=data, method="POST",
-                    headers={**header, "Content-Type": "application/json"})
-                try:
-                    urllib.request.urlopen(request, timeout=30)
-                    raise AssertionError("a 300 KB body was accepted")
-                except urllib.error.HTTPError as error:
-                    assert error.code == 413, error.read()
-                    assert error.headers["Content-Type"] == "application/problem+json"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        # A body over 256 KB is a 413 problem, with a length or chunked (no length).
+        big = json.dumps(dict(payload(caravan), note="x" * 300_000)).encode()
+        for data in (big, iter([big[:100_000], big[100_000:]])):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/submissions", data=data, method="POST",
+                headers={**header, "Content-Type": "application/json"})
+            try:
+                urllib.request.urlopen(request, timeout=30)
+                raise AssertionError("a 300 KB body was accepted")
+            except urllib.error.HTTPError as error:
+                assert error.code == 413, error.read()
+                assert error.headers["Content-Type"] == "application/problem+json"
     output = log.read_text()
     assert "database is locked" not in output
     same_results = results[:RACERS]

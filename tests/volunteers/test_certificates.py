@@ -66,7 +66,9 @@ def test_certificate_prints_to_pdf_or_answers_503(app, client, db, monkeypatch):
     missing = client.get(f"/certificates/{code}.pdf", headers=headers)
     assert missing.status_code == 503
     assert missing.content_type == "application/problem+json"
-    assert "print it from the browser" in missing.json["detail"]
+    # In the caller's language (French by default), title included.
+    assert "imprimez-la depuis le navigateur" in missing.json["detail"]
+    assert missing.json["title"] == "Service indisponible"
 
 
 def test_verification_confirms_a_genuine_code_and_rejects_a_forged_one(app, client, db):

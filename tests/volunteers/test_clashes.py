@@ -88,10 +88,10 @@ def test_moving_a_caravan_warns_and_both_pages_and_organizers_see_it(app, client
     planner = make_user("planner", organization="Wahat Al-Khair")
     outsider = make_user("planner", organization="Another association")
     db.session.commit()
-    seen = client.get("/api/v1/notifications", headers=auth(planner)).json
+    seen = client.get("/api/v1/notifications", headers=auth(planner)).json["items"]
     assert [(n["about"]["id"], n["caravan"]["id"]) for n in seen] == [
         (existing.id, created.json["id"])]
-    assert client.get("/api/v1/notifications", headers=auth(outsider)).json == []
-    mine = client.get("/api/v1/notifications", headers=headers).json
+    assert client.get("/api/v1/notifications", headers=auth(outsider)).json["items"] == []
+    mine = client.get("/api/v1/notifications", headers=headers).json["items"]
     assert {(n["about"]["id"], n["caravan"]["id"]) for n in mine} == {
         (existing.id, created.json["id"]), (created.json["id"], existing.id)}

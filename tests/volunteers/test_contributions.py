@@ -82,6 +82,28 @@ def test_tallies_only_with_full_detail_and_for_the_callers_own_organization(app,
     assert public[0]["caravans"] == 1
 
 
+def test_a_coordinators_organization_gives_no_tallies_outside_their_regions(app, client, db):
+    """Regression: a coordinator with an organization got its tallies from every region, while the
+    summary gives them no full detail for organization=<id> (issue 9: exact organization totals
+    over caravans outside their regions added constraints the protected release never saw)."""
+    _season(db)
+    coordinator = make_user("coordinator", regions=["01"], organization="Wahat Al-Khair")
+    db.session.commit()
+    headers = auth(coordinator)
+    for by in ("organization", "partnership"):
+        rows = client.get(f"/api/v1/contributions?by={by}", headers=headers).json["rows"]
+        assert rows and all(r["consultations"] is None and r["procedures"] is None
+                            and r["suppressed"] == "full_detail_only" for r in rows), rows
+    wahat = next(r for r in client.get("/api/v1/contributions", headers=headers).json["rows"]
+                 if r["name"] == "Wahat Al-Khair")
+    summary = client.get(
+        f"/api/v1/summary?organization={wahat['organizations'][0]['id']}&measure=consultations",
+        headers=headers)
+    assert summary.status_code == 422  # the summary's rule, which contributions now follows
+    page = client.get("/contributions", headers=headers).get_data(as_text=True)
+    assert "93" not in page
+
+
 def test_a_volunteer_without_consent_is_never_named_publicly(app, client, db):
     _, _, named, shy = _season(db)
     coordinator = make_user("coordinator", regions=["08"])

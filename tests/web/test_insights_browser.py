@@ -98,11 +98,12 @@ def _accessibility_problems(page) -> list[str]:
 
 def _season() -> None:
     make_areas()
-    # Tinghir is old, Assilah young and female: OPH and GYN must not rank them alike.
-    for code, bands in (("08.577.01.11", {("F", "50-64"): 6000, ("M", "65+"): 5000,
-                                          ("F", "15-24"): 1000, ("F", "25-49"): 1000}),
-                        ("01.511.01.01", {("F", "50-64"): 500, ("M", "65+"): 500,
-                                          ("F", "15-24"): 6000, ("F", "25-49"): 7000})):
+    # Tinghir's older people are mostly over 65 (cataract) and its women of 15-49 mostly under
+    # 25; Assilah the reverse: OPH and GYN must not rank them alike.
+    for code, bands in (("08.577.01.11", {("F", "50-64"): 1000, ("M", "65+"): 5000,
+                                          ("F", "15-24"): 5000, ("F", "25-49"): 1000}),
+                        ("01.511.01.01", {("F", "50-64"): 4500, ("M", "65+"): 500,
+                                          ("F", "15-24"): 1000, ("F", "25-49"): 6000})):
         for (sex, band), people in bands.items():
             db.session.add(AreaPopulation(area_code=code, sex=sex, age_band=band, people=people))
     make_user("planner", username="nadia", organization="Union")
@@ -294,4 +295,45 @@ def test_anyone_opens_the_public_page_with_its_chart(pg_app, open_page, width):
     assert any(band == 1 for band in bands)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     _shoot(page, "public-ar")
+    assert page.problems == [] and page.foreign == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_done_when_a_planner_finds_understands_plans_and_logs_out(pg_app, open_page, width):
+    """The issue's 'Done when', walked as a new planner from the home page."""
+    _season()
+    _visit()
+    page = open_page(width=width)
+    _login(page, "nadia")
+    page.click("main a[href='/insights/map']")
+    page.select_option("#specialty", "OPH")
+    page.select_option("#region", "08")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_selector("#need-map[data-points]")
+    first = page.evaluate("JSON.parse(document.getElementById('map-data').textContent).points[0]")
+    assert first["rank"] == 1
+    point = page.locator("path.commune-" + first["code"].replace(".", "-"))
+    assert point.get_attribute("fill") == "#c1121f"  # the neediest third is red
+    point.click(force=True)
+    page.wait_for_selector("#commune-panel .component-bar")
+    panel = page.locator("#commune-panel")
+    assert panel.locator(".component-bar").count() == 5 and first["name"] in panel.inner_text()
+    assert panel.locator(".tag").count() >= 1  # the main reasons are named
+    assert panel.bounding_box()["y"] < page.viewport_size["height"]  # in sight, even on a phone
+    _shoot(page, "done-when-map")
+    page.click("nav.insights-nav a[href='/insights/plan']")
+    page.fill("#base", "Zagora")
+    page.fill("#days", "3")
+    page.fill("#team_OPH", "2")
+    page.click(".plan-form button[type=submit]")
+    page.wait_for_selector("#plan-map[data-route]")
+    assert page.locator("path.route").count() == 1
+    assert page.locator("#stops tbody tr").count() == page.locator("path.plan-stop").count() >= 1
+    _shoot(page, "done-when-plan")
+    page.click("form.inline button.link")  # log out
+    page.wait_for_url("**/")
+    page.click("main a[href='/insights/public']")
+    page.wait_for_selector("body[data-charts=drawn]", state="attached")
+    assert page.locator("#need-map, #save-plan").count() == 0
+    _shoot(page, "done-when-public")
     assert page.problems == [] and page.foreign == []

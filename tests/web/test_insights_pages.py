@@ -189,3 +189,21 @@ def test_summary_page_groups_by_the_chosen_areas_level_by_default(client, db):
     page = client.get("/insights/summary?area=Zagora&by=&lang=en")  # Zagora: the province
     assert page.status_code == 200, page.text
     assert "/api/v1/exports/summary.csv?by=province%2Cspecialty&amp;province=08.587" in page.text
+
+
+def test_page_scripts_and_styles_go_out_gzipped_when_the_browser_takes_it(client, db):
+    import gzip
+    from pathlib import Path
+
+    static = Path(__file__).parents[2] / "fieldsvc" / "web" / "static"
+    for name in ("insights.js", "web.css"):
+        packed = client.get(f"/static/web/{name}", headers={"Accept-Encoding": "gzip"})
+        assert packed.status_code == 200 and packed.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(packed.data) == (static / name).read_bytes()
+        assert len(packed.data) < (static / name).stat().st_size / 2
+        plain = client.get(f"/static/web/{name}")
+        assert "Content-Encoding" not in plain.headers
+        assert plain.data == (static / name).read_bytes()
+        again = client.get(f"/static/web/{name}", headers={
+            "Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]})
+        assert again.status_code == 304

@@ -11,11 +11,13 @@
 
   var COLOURS = { low: "#2a9d8f", mid: "#e9c46a", high: "#c1121f", none: "#8d99ae" };
 
-  function colour(score) {
-    if (score === null || score === undefined) { return COLOURS.none; }
-    if (score < 0.4) { return COLOURS.low; }
-    if (score < 0.6) { return COLOURS.mid; }
-    return COLOURS.high;
+  // Thirds of the communes shown, by rank: the neediest third is red whatever the scores'
+  // spread (scores are means of percentiles; a region's first may score 0.59).
+  function colour(rank, last) {
+    if (!rank || !last) { return COLOURS.none; }
+    if (rank <= last / 3) { return COLOURS.high; }
+    if (rank <= 2 * last / 3) { return COLOURS.mid; }
+    return COLOURS.low;
   }
 
   function number(value, digits) {
@@ -77,12 +79,21 @@
       fetch(mapData.detail.replace("CODE", encodeURIComponent(code)),
             { credentials: "same-origin", headers: { Accept: "text/html" } })
         .then(function (response) { return response.text(); })
-        .then(function (html) { panel.innerHTML = html; panel.dataset.code = code; });
+        .then(function (html) {
+          panel.innerHTML = html;
+          panel.dataset.code = code;
+          // On a phone the panel is under the map, out of sight: bring the answer into view.
+          if (panel.getBoundingClientRect().top > window.innerHeight * 0.6) {
+            panel.scrollIntoView({ block: "start" });
+          }
+        });
     };
-    points.forEach(function (p) {
+    var last = Math.max.apply(null, [0].concat(points.map(function (p) { return p.rank || 0; })));
+    // The neediest last, so that they are drawn on top of their neighbours.
+    points.slice().reverse().forEach(function (p) {
       var marker = L.circleMarker([p.lat, p.lon], {
         radius: 3 + 12 * Math.sqrt(p.expected / largest),
-        color: colour(p.score), fillColor: colour(p.score), fillOpacity: 0.7, weight: 1,
+        color: colour(p.rank, last), fillColor: colour(p.rank, last), fillOpacity: 0.7, weight: 1,
         className: "commune-point commune-" + p.code.replace(/\./g, "-")
       });
       marker.bindTooltip(p.name + " — " + mapData.labels.score + " " + number(p.score, 2) +

@@ -1,0 +1,62 @@
+"""The need map's commune panel: one commune's row against the whole ranking it used to build.
+
+    .venv/bin/python -m bench.commune_panel      # SQLite (a temporary file)
+
+Same data as ``bench.needs`` (the real areas and a demo-sized season). Clicking a commune on the
+map asks ``need_ranking(query, only=code)``: every commune's components and percentiles are still
+computed (a rank needs them all), but only that commune's row is built. The baseline, in the same
+run, is what the panel did before: the whole ranking with every row, then picking one. Prints both
+medians and their ratio, in a request context (rows are built in the caller's language).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from bench.needs import _load_areas, _median_seconds, _season
+
+
+def main() -> None:
+    from flask_migrate import upgrade
+
+    from fieldsvc import create_app
+    from fieldsvc.catalog.services import ensure_catalog
+    from fieldsvc.extensions import db
+    from fieldsvc.insights.needs import NeedsQuery, need_ranking
+    from fieldsvc.security import Principal
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{os.path.join(folder, 'bench.sqlite3')}"
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
+        with app.app_context():
+            upgrade()
+            ensure_catalog()
+            db.session.commit()
+            source = _load_areas()
+            _season()
+        with app.test_request_context("/?lang=fr"):
+            admin = Principal(role="admin")
+            query = NeedsQuery(specialty="OPH", regions=["08"])
+            whole = need_ranking(NeedsQuery(specialty="OPH", regions=["08"], limit=5000), admin)
+            code = whole.rows[len(whole.rows) // 2].code
+
+            def before() -> None:
+                ranking = need_ranking(NeedsQuery(specialty="OPH", regions=["08"], limit=5000),
+                                       admin)
+                assert any(row.code == code for row in ranking.rows)
+
+            def now() -> None:
+                assert need_ranking(query, admin, only=code).rows[0].code == code
+
+            before()
+            now()
+            old, new = _median_seconds(before), _median_seconds(now)
+        print(f"SQLite: {source}, commune {code} of region 08")
+        print(f"  whole ranking, then one row (the panel before): {old * 1000:.0f} ms (median of 7)")
+        print(f"  one commune's row (the panel now): {new * 1000:.0f} ms")
+        print(f"  ratio before / now: {old / new:.1f}")
+
+
+if __name__ == "__main__":
+    main()
