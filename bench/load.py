@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 SPECIALTIES = ("GEN", "OPH", "PED", "GYN", "DEN")
 SEXES = ("F", "M")
@@ -39,8 +40,8 @@ def admin_url() -> str | None:
 
 
 @contextlib.contextmanager
-def bench_database(label: str) -> Iterator[str]:
-    """A new PostgreSQL database (SQLAlchemy URL), dropped on the way out."""
+def bench_database(label: str, *, keep: bool = False) -> Iterator[str]:
+    """A new PostgreSQL database (SQLAlchemy URL), dropped on the way out unless `keep`."""
     import psycopg
 
     admin = admin_url()
@@ -55,8 +56,21 @@ def bench_database(label: str) -> Iterator[str]:
     try:
         yield f"postgresql+psycopg://{base}/{name}"
     finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep:
+            print(f"  kept the database {name} (BENCH_DATABASE={name} reuses it; drop it after)")
+        else:
+            with psycopg.connect(plain, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def kept_database(name: str) -> Iterator[str]:
+    """An existing database `name` on the benchmark server (SQLAlchemy URL), kept on the way out."""
+    admin = admin_url()
+    if not admin:
+        raise RuntimeError("set FIELDSVC_TEST_POSTGRES_URL (or FIELDSVC_BENCH_POSTGRES_URL)")
+    base = admin.replace("postgresql+psycopg://", "postgresql://").rpartition("/")[0]
+    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
 
 
 @dataclass
@@ -108,7 +122,6 @@ def load_season(url: str, lines: int = 1_000_000, caravans: int = 3000, *,
     from fieldsvc.areas.models import Area
     from fieldsvc.catalog.services import ensure_catalog
     from fieldsvc.extensions import db
-    from fieldsvc.insights import rollup
 
     started = time.perf_counter()
     today = today or dt.date.today()
@@ -221,23 +234,69 @@ def load_season(url: str, lines: int = 1_000_000, caravans: int = 3000, *,
     loaded = time.perf_counter() - started
     echo(f"  loaded {caravans:,} caravans, {submissions:,} submissions, {stored_lines:,} tally "
          f"lines ({counted:,} counted) in {loaded:.0f} s")
+    rollup_seconds, rollup_rows, month_rows = _rebuild_rollups(app, plain, echo)
+    return Season(caravans, submissions, versions, stored_lines, counted, first_day, today,
+                  loaded, rollup_seconds, rollup_rows, month_rows)
+
+
+def _rebuild_rollups(app: Any, plain: str, echo: Any) -> tuple[float, int, int]:
+    """Rebuild the summary rollups, analyze; (seconds, rows by day, rows by month)."""
+    import psycopg
+    from sqlalchemy import func, select
+
+    from fieldsvc.extensions import db
+    from fieldsvc.insights import rollup
+    from fieldsvc.insights.models import TallyRollup, TallyRollupMonth
+
     started = time.perf_counter()
     with app.app_context():
         rollup.rebuild()
-        from sqlalchemy import func
-
-        from fieldsvc.insights.models import TallyRollup, TallyRollupMonth
-
         rollup_rows = db.session.scalar(select(func.count()).select_from(TallyRollup))
         month_rows = db.session.scalar(select(func.count()).select_from(TallyRollupMonth))
         db.session.remove()
         db.engine.dispose()
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE submission")
-        conn.execute("ANALYZE tally_rollup")
-        conn.execute("ANALYZE tally_rollup_month")
+        conn.execute("VACUUM ANALYZE tally_rollup")
+        conn.execute("VACUUM ANALYZE tally_rollup_month")
+        conn.execute("VACUUM ANALYZE tally_rollup_year")
     rollup_seconds = time.perf_counter() - started
     echo(f"  rollups rebuilt: {rollup_rows:,} rows by day, {month_rows:,} by month, in "
          f"{rollup_seconds:.0f} s")
-    return Season(caravans, submissions, versions, stored_lines, counted, first_day, today,
-                  loaded, rollup_seconds, rollup_rows, month_rows)
+    return rollup_seconds, rollup_rows, month_rows
+
+
+def loaded_season(url: str, *, echo=print) -> Season:  # noqa: ANN001
+    """The facts of a season `load_season` loaded earlier into `url`: migrated to head first, its
+    rollups rebuilt when some submissions are unrolled (a migration may empty them)."""
+    import psycopg
+    from flask_migrate import upgrade
+
+    from fieldsvc import create_app
+    from fieldsvc.tallies.models import UNROLLED
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
+    with app.app_context():
+        upgrade()
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as conn:
+        unrolled = conn.execute(f"SELECT count(*) FROM submission WHERE {UNROLLED}").fetchone()[0]
+    if unrolled:
+        rollup_seconds, _, _ = _rebuild_rollups(app, plain, echo)
+    else:
+        rollup_seconds = 0.0
+    with psycopg.connect(plain) as conn:
+        facts = conn.execute(
+            "SELECT (SELECT count(*) FROM caravan), (SELECT count(*) FROM submission), "
+            "(SELECT count(*) FROM submission_version), (SELECT count(*) FROM tally_line), "
+            "(SELECT count(*) FROM tally_line tl JOIN submission s ON s.current_version_id = "
+            "tl.version_id AND s.review_status <> 'rejected'), (SELECT min(day) FROM "
+            "submission_version), "
+            "(SELECT count(*) FROM tally_rollup), (SELECT count(*) FROM tally_rollup_month)"
+        ).fetchone()
+    caravans, submissions, versions, lines, counted, first, rows, month = facts
+    today = dt.date.today()  # the loader's "today", when loaded the same day
+    echo(f"  reused {caravans:,} caravans, {submissions:,} submissions, {lines:,} tally lines "
+         f"({counted:,} counted)")
+    return Season(caravans, submissions, versions, lines, counted, first, today, 0.0,
+                  rollup_seconds, rows, month)

@@ -3,6 +3,11 @@
     .venv/bin/python -m bench.summary                      # 1 M tally lines (BENCH_LINES)
     BENCH_LINES=10000000 .venv/bin/python -m bench.summary # 10 M (long: about 20 min to load)
     BENCH_SMOKE=1 .venv/bin/python -m bench.summary        # 20,000 lines, seconds
+    BENCH_DATABASE=name .venv/bin/python -m bench.summary  # reuse a loaded database, kept
+
+``BENCH_DATABASE`` names a database on the benchmark server that ``bench.load.load_season`` loaded
+earlier (e.g. by ``BENCH_KEEP=1``, which keeps the one this run loads and prints its name): it is
+migrated to head, its rollups rebuilt if a migration emptied them, and it is not dropped.
 
 Loads a season with COPY (``bench.load``: ~3,000 caravans over three years in every region, ~2 %
 rejected, some amended), rebuilds the summary rollup, serves it with gunicorn (``wsgi:app``),
@@ -13,9 +18,9 @@ as one GROUP BY over the counted raw lines (current version, not rejected), run 
 - ``summary?by=region,sex,age_band`` (an admin);
 - a coordinator's ``summary?by=region,commune,month&region=R``;
 - a planner's view of its organization's caravans, ``by=region,specialty&organization=O``
-  (read from the raw lines: organizations are not in the rollup);
-- the same four from a second server with ``SUMMARY_ROLLUP=0`` (the raw lines, as before);
-- ``needs?specialty=OPH`` for all communes and ``POST plans``.
+  (the day rollup, through its caravans);
+- ``needs?specialty=OPH`` for all communes and ``POST plans`` (caravan-days from the day rollup);
+- the same from a second server with ``SUMMARY_ROLLUP=0`` (the raw lines, as before).
 
 Each answer's total is checked against its baseline's. Target (DESIGN.md): summary p95 ≤ 150 ms at
 10 M lines, faster than the plain GROUP BY.
@@ -34,7 +39,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.gunicorn import Gunicorn, free_port
-from bench.load import bench_database, load_season
+from bench.load import bench_database, kept_database, load_season, loaded_season
 
 TARGET_P95_MS = 150.0
 
@@ -86,13 +91,18 @@ def _users(url: str) -> dict[str, Any]:
         organization = db.session.execute(
             select(caravan_organizer.c.organization_id).group_by(caravan_organizer.c.organization_id)
             .order_by(func.count().desc()).limit(1)).scalar_one()
-        admin = create_user("bench-admin", "bench password 1", "admin")
-        coordinator = create_user("bench-coordinator", "bench password 1", "coordinator",
+        run = os.getpid()  # a reused database keeps earlier runs' users
+        admin = create_user(f"bench-admin-{run}", "bench password 1", "admin")
+        # Plans are limited per user and minute: the raw-lines server's needs and plans get their
+        # own admin.
+        raw_admin = create_user(f"bench-admin-raw-{run}", "bench password 1", "admin")
+        coordinator = create_user(f"bench-coordinator-{run}", "bench password 1", "coordinator",
                                   region_codes=[region])
-        planner = create_user("bench-planner", "bench password 1", "planner",
+        planner = create_user(f"bench-planner-{run}", "bench password 1", "planner",
                               organization=db.session.get(Organization, organization))
         headers = {name: {"Authorization": f"Bearer {issue_token(user)[0]}"}
-                   for name, user in (("admin", admin), ("coordinator", coordinator),
+                   for name, user in (("admin", admin), ("raw admin", raw_admin),
+                                      ("coordinator", coordinator),
                                       ("planner", planner))}
         db.session.commit()
         db.session.remove()
@@ -107,11 +117,11 @@ def _get(server: Gunicorn, path: str, params: dict[str, str], headers: dict[str,
     return json.loads(body)
 
 
-def _needs_and_plans(server: Gunicorn, headers: dict[str, str], repeat: int) -> None:
+def _needs_and_plans(server: Gunicorn, headers: dict[str, str], repeat: int, source: str) -> None:
     p50, p95, body = _time(lambda: _get(server, "/api/v1/needs", {"specialty": "OPH"}, headers),
                            max(3, repeat // 4))
-    print(f"  needs?specialty=OPH, {len(body['rows']):,} communes: p50 {p50:.0f} ms, p95 "
-          f"{p95:.0f} ms (no target in DESIGN.md)", flush=True)
+    print(f"  needs?specialty=OPH, {len(body['rows']):,} communes [{source}]: p50 {p50:.0f} ms, "
+          f"p95 {p95:.0f} ms (no target in DESIGN.md)", flush=True)
     plan = json.dumps({"base": body["rows"][0]["code"], "radius_km": 150, "days": 3,
                        "team": {"OPH": 2, "GEN": 2, "PED": 1}}).encode()
 
@@ -123,16 +133,24 @@ def _needs_and_plans(server: Gunicorn, headers: dict[str, str], repeat: int) -> 
             raise RuntimeError(f"plans: {status} {answer[:300]!r}")
 
     p50, p95, _ = _time(plans, max(3, repeat // 4))
-    print(f"  POST plans (150 km, 3 days, from the neediest commune): p50 {p50:.0f} ms, p95 "
-          f"{p95:.0f} ms (no target in DESIGN.md)", flush=True)
+    print(f"  POST plans (150 km, 3 days, from the neediest commune) [{source}]: p50 {p50:.0f} "
+          f"ms, p95 {p95:.0f} ms (no target in DESIGN.md)", flush=True)
 
 
 def run(lines: int, repeat: int) -> None:
     import psycopg
 
-    with bench_database("summary") as url:
-        print(f"summary: loading about {lines:,} tally lines with COPY", flush=True)
-        season = load_season(url, lines=lines, caravans=min(3000, max(100, lines // 200)))
+    reuse = os.environ.get("BENCH_DATABASE")
+    database = kept_database(reuse) if reuse else bench_database(
+        "summary", keep=bool(os.environ.get("BENCH_KEEP")))
+    with database as url:
+        if reuse:
+            print(f"summary: reusing the loaded database {reuse}", flush=True)
+            season = loaded_season(url)
+        else:
+            print(f"summary: loading about {lines:,} tally lines with COPY into "
+                  f"{url.rpartition('/')[2]}", flush=True)
+            season = load_season(url, lines=lines, caravans=min(3000, max(100, lines // 200)))
         people = _users(url)
         year = season.last_day.year - 1
         start, end = f"{year}-01-01", f"{year}-12-31"
@@ -170,17 +188,21 @@ def run(lines: int, repeat: int) -> None:
               f"{scale}; rollups {season.rollup_rows:,} rows by day, {season.month_rows:,} by month",
               flush=True)
         with tempfile.TemporaryDirectory() as tmp:
-            for rollup_on in (True,) if smoke() else (True, False):
+            raw = not smoke() and os.environ.get("BENCH_RAW_REPEAT") != "0"
+            for rollup_on in (True, False) if raw else (True,):
                 env = {"RELEASE_REFRESH_SECONDS": "0", "ROLLUP_FOLD_SECONDS": "0",
                        "WEB_CONCURRENCY": "2",
                        "SUMMARY_ROLLUP": "1" if rollup_on else "0"}
                 log = Path(tmp) / f"fieldsvc-{rollup_on}.log"
+                # BENCH_RAW_REPEAT: fewer requests for the raw lines (seconds each at 10 M; 0:
+                # none, e.g. to rerun the rollups only).
+                times = repeat if rollup_on else int(os.environ.get("BENCH_RAW_REPEAT", repeat))
                 with Gunicorn("wsgi:app", url, free_port(), log, **env) as server:
                     source = "rollup" if rollup_on else "raw lines (SUMMARY_ROLLUP=0)"
                     for label, who, params, _ in cases:
                         headers = people["headers"][who]
                         p50, p95, body = _time(lambda params=params, headers=headers: _get(
-                            server, "/api/v1/summary", params, headers), repeat)
+                            server, "/api/v1/summary", params, headers), times)
                         b50, b95, expected = baselines[label]
                         exact = "equal" if body["total"] == expected else (
                             f"DIFFERENT ({body['total']} vs {expected})")
@@ -189,9 +211,8 @@ def run(lines: int, repeat: int) -> None:
                               f" GROUP BY p50 {b50:.0f} ms, p95 {b95:.0f} ms; ratio p95 "
                               f"{p95 / b95:.2f} (target p95 <= {TARGET_P95_MS:.0f} ms and < GROUP "
                               f"BY: {verdict}); total {exact}", flush=True)
-                    if not rollup_on:
-                        continue
-                    _needs_and_plans(server, people["headers"]["admin"], repeat)
+                    admin = people["headers"]["admin" if rollup_on else "raw admin"]
+                    _needs_and_plans(server, admin, times, source)
         print(f"  scale: {scale}, PostgreSQL, {os.cpu_count()} CPUs, "
               f"{dt.date.today().isoformat()}", flush=True)
 

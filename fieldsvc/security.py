@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from fieldsvc.errors import Forbidden, TooManyRequests, Unauthorized, problem
 
@@ -250,7 +251,7 @@ def with_tile_server(headers: tuple[tuple[str, str], ...], tile_url: str | None
 
 
 def _load_principal() -> Principal:
-    from fieldsvc.accounts.models import ApiToken
+    from fieldsvc.accounts.models import ApiToken, User
     from fieldsvc.extensions import db
 
     header = request.headers.get("Authorization", "")
@@ -259,10 +260,19 @@ def _load_principal() -> Principal:
         digest = token_digest(token)
         now = dt.datetime.now(dt.UTC)
         loader = current_app.extensions.get(DEVICE_LOADER)
-        device = loader(digest) if loader is not None else None
+        # A staff token (prefixed) is looked up first, with its user and regions in the same
+        # query: one round trip instead of four. A device token may start like one by chance.
+        staff_first = token.startswith(STAFF_TOKEN_PREFIX)
+        device = loader(digest) if loader is not None and not staff_first else None
         if device is not None:
             return device
-        api_token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        api_token = db.session.scalars(
+            select(ApiToken).where(ApiToken.token_hash == digest)
+            .options(joinedload(ApiToken.user).joinedload(User.region_rows))).unique().first()
+        if api_token is None and staff_first and loader is not None:
+            device = loader(digest)
+            if device is not None:
+                return device
         if api_token is not None:
             expires = api_token.expires_at
             if expires.tzinfo is None:

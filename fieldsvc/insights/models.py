@@ -31,7 +31,8 @@ class Release(Model):
 
 
 class TallyRollup(Model):
-    """The counted lines summed by commune, specialty, measure, sex, age band, condition and day.
+    """The counted lines summed by commune, specialty, measure, sex, age band, condition, day and
+    caravan (so that filters on caravans and organizations, and need scores' caravan-days, read it).
 
     Exact up to the submissions marked unrolled (``tallies.models.UNROLLED``): readers add those
     submissions' current lines and subtract what the rollup holds for them (see
@@ -39,27 +40,10 @@ class TallyRollup(Model):
     """
 
     __tablename__ = "tally_rollup"
-    __table_args__ = (Index("ix_tally_rollup_slice", "commune_code", "day", "specialty_code"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    commune_code: Mapped[str] = mapped_column(String(16))
-    day: Mapped[dt.date]
-    specialty_code: Mapped[str] = mapped_column(String(8))
-    measure_code: Mapped[str] = mapped_column(String(32))
-    sex: Mapped[str] = mapped_column(String(1))
-    age_band: Mapped[str] = mapped_column(String(8))
-    condition: Mapped[str | None] = mapped_column(String(8))
-    count: Mapped[int]
-    line_count: Mapped[int]  # how many raw lines the count sums (a zero count is still a group)
-
-
-class TallyRollupMonth(Model):
-    """The same by month (``day`` is the month's first day) and without condition: several times
-    smaller, for summaries by month, quarter or year, or by no period at all."""
-
-    __tablename__ = "tally_rollup_month"
     __table_args__ = (
-        Index("ix_tally_rollup_month_slice", "commune_code", "day", "specialty_code"),
+        Index("ix_tally_rollup_slice", "commune_code", "day", "specialty_code"),
+        Index("ix_tally_rollup_caravan", "caravan_id"),
+        Index("ix_tally_rollup_specialty_day", "specialty_code", "day"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -69,6 +53,30 @@ class TallyRollupMonth(Model):
     measure_code: Mapped[str] = mapped_column(String(32))
     sex: Mapped[str] = mapped_column(String(1))
     age_band: Mapped[str] = mapped_column(String(8))
+    condition: Mapped[str | None] = mapped_column(String(8))
+    caravan_id: Mapped[int]  # no foreign key: rebuilt from the lines, never joined for integrity
+    count: Mapped[int]
+    line_count: Mapped[int]  # how many raw lines the count sums (a zero count is still a group)
+
+
+class TallyRollupMonth(Model):
+    """The same by month (``day`` is the month's first day), without condition: several times
+    smaller, for summaries by month, quarter or year, or by no period at all."""
+
+    __tablename__ = "tally_rollup_month"
+    __table_args__ = (
+        Index("ix_tally_rollup_month_slice", "commune_code", "day", "specialty_code"),
+        Index("ix_tally_rollup_month_caravan", "caravan_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_code: Mapped[str] = mapped_column(String(16))
+    day: Mapped[dt.date]
+    specialty_code: Mapped[str] = mapped_column(String(8))
+    measure_code: Mapped[str] = mapped_column(String(32))
+    sex: Mapped[str] = mapped_column(String(1))
+    age_band: Mapped[str] = mapped_column(String(8))
+    caravan_id: Mapped[int]
     count: Mapped[int]
     line_count: Mapped[int]
 
@@ -80,3 +88,24 @@ class RollupChange(Model):
 
     version_id: Mapped[int] = mapped_column(primary_key=True)
     sign: Mapped[int] = mapped_column(primary_key=True)
+
+
+class TallyRollupYear(Model):
+    """The same by province and year (``day`` is the year's first day), without commune: tens of
+    thousands of rows for the whole country, for national and regional summaries by year or by
+    no period at all (region × sex × age band, province × specialty for a year)."""
+
+    __tablename__ = "tally_rollup_year"
+    __table_args__ = (
+        Index("ix_tally_rollup_year_slice", "province_code", "day", "specialty_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    province_code: Mapped[str] = mapped_column(String(16))
+    day: Mapped[dt.date]
+    specialty_code: Mapped[str] = mapped_column(String(8))
+    measure_code: Mapped[str] = mapped_column(String(32))
+    sex: Mapped[str] = mapped_column(String(1))
+    age_band: Mapped[str] = mapped_column(String(8))
+    count: Mapped[int]
+    line_count: Mapped[int]

@@ -42,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import case, func, select, union_all
 from sqlalchemy.orm import aliased
@@ -286,17 +287,32 @@ Visits = dict[str, tuple[int, int, int, int, dt.date]]
 
 
 def _visits(specialty: str, start: dt.date, end: dt.date) -> Visits:
-    """Per commune: consultations, turned away, referrals, caravan-days, last day — one query."""
-    lines = counted_lines()
-    caravan = aliased(Caravan, name="visit_caravan")
-    site_commune = select(Site.commune_code).where(Site.id == lines.c.site_id).scalar_subquery()
-    commune = func.coalesce(site_commune, caravan.commune_code)
+    """Per commune: consultations, turned away, referrals, caravan-days, last day — one query.
+
+    Read from the summary rollup by day and caravan (exact: a caravan-day is a group whose raw
+    line count adds up to more than zero), or from the raw lines when ``SUMMARY_ROLLUP`` is off.
+    """
+    from fieldsvc.insights import rollup
+
+    if current_app.config.get("SUMMARY_ROLLUP", True):
+        lines = rollup.day_lines()
+        commune = lines.c.commune_code
+        source = select().select_from(lines)
+        having = [func.sum(lines.c.line_count) > 0]
+    else:
+        lines = counted_lines()
+        caravan = aliased(Caravan, name="visit_caravan")
+        site_commune = select(Site.commune_code).where(
+            Site.id == lines.c.site_id).scalar_subquery()
+        commune = func.coalesce(site_commune, caravan.commune_code)
+        source = select().select_from(lines).join(caravan, caravan.id == lines.c.caravan_id)
+        having = []
 
     def measure_sum(code: str) -> Any:
         return func.sum(case((lines.c.measure_code == code, lines.c.count), else_=0))
 
     per_day = (
-        select(
+        source.add_columns(
             commune.label("commune"),
             lines.c.caravan_id,
             lines.c.day,
@@ -304,10 +320,9 @@ def _visits(specialty: str, start: dt.date, end: dt.date) -> Visits:
             measure_sum("turned_away").label("turned_away"),
             measure_sum("referrals").label("referrals"),
         )
-        .select_from(lines)
-        .join(caravan, caravan.id == lines.c.caravan_id)
         .where(lines.c.specialty_code == specialty, lines.c.day >= start, lines.c.day <= end)
         .group_by(commune, lines.c.caravan_id, lines.c.day)
+        .having(*having)
         .subquery("per_day")
     )
     statement = select(

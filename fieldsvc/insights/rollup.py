@@ -1,6 +1,7 @@
 """The summary rollups: counted lines summed by commune × day × specialty × measure × sex × age band ×
-condition (``tally_rollup``), and by commune × month × specialty × measure × sex × age band
-(``tally_rollup_month``, several times smaller), kept exact without touching the write path.
+condition × caravan (``tally_rollup``), by commune × month × specialty × measure × sex × age band
+(``tally_rollup_month``, several times smaller) and by province × year × the same
+(``tally_rollup_year``, smaller again), kept exact without touching the write path.
 
 The invariant: each rollup is the sum, over every submission, of the lines of its
 ``rolled_version_id`` (0: none). A submission whose counted version differs from it (new,
@@ -29,19 +30,22 @@ from sqlalchemy import bindparam, delete, insert, select, text, tuple_
 from sqlalchemy.sql import Subquery
 
 from fieldsvc.extensions import db
-from fieldsvc.insights.models import RollupChange, TallyRollup, TallyRollupMonth
+from fieldsvc.insights.models import RollupChange, TallyRollup, TallyRollupMonth, TallyRollupYear
 from fieldsvc.tallies.models import UNROLLED
 
-# What the rollups can answer; anything else (site, caravan, organization, review status) is
-# summed from the raw lines.
+# What the rollups can answer; anything else (site, review status) is summed from the raw lines.
+# Caravans and organizations (a caravan's organizers) from the day and month rollups.
 ROLLUP_DIMENSIONS = frozenset({
     "region", "province", "commune", "specialty", "measure", "sex", "age_band", "condition",
-    "day", "week", "month", "quarter", "year",
+    "day", "week", "month", "quarter", "year", "caravan", "organization",
 })
 MONTH_DIMENSIONS = ROLLUP_DIMENSIONS - {"condition", "day", "week"}
+YEAR_DIMENSIONS = MONTH_DIMENSIONS - {"commune", "month", "quarter", "caravan", "organization"}
+# The slice a fold rewrites is the first three; caravan last, so that the month key is [:6].
 KEY_COLUMNS = ("commune_code", "day", "specialty_code", "measure_code", "sex", "age_band",
-               "condition")
-MONTH_KEY_COLUMNS = KEY_COLUMNS[:-1]
+               "condition", "caravan_id")
+MONTH_KEY_COLUMNS = (*KEY_COLUMNS[:6], "caravan_id")
+YEAR_KEY_COLUMNS = ("province_code", *KEY_COLUMNS[1:6])
 VALUE_COLUMNS = ("count", "line_count")
 COUNTED_VERSION = ("CASE WHEN review_status = 'rejected' THEN 0 "
                    "ELSE coalesce(current_version_id, 0) END")
@@ -60,6 +64,7 @@ JOIN tally_line tl ON tl.version_id = sv.id
 JOIN caravan ON caravan.id = sv.caravan_id
 LEFT JOIN site ON site.id = sv.site_id
 """
+_DAY_KEYS = "tl.condition AS condition, sv.caravan_id AS caravan_id, "  # beyond the month's keys
 _UNROLLED_VERSIONS = (
     f"(SELECT {COUNTED_VERSION} AS version_id, 1 AS sign FROM submission WHERE {UNROLLED} "
     f"UNION ALL SELECT rolled_version_id AS version_id, -1 AS sign FROM submission "
@@ -74,15 +79,23 @@ _TYPED = _typed(TallyRollup, KEY_COLUMNS)
 # Day grain: the rollup, plus the unrolled submissions' lines (+) minus what it holds (-).
 _SOURCE = text(
     f"SELECT {', '.join((*KEY_COLUMNS, *VALUE_COLUMNS))} FROM tally_rollup UNION ALL "
-    + _LINES_OF.format(condition="tl.condition AS condition, ", count="tl.count * changed.sign",
+    + _LINES_OF.format(condition=_DAY_KEYS, count="tl.count * changed.sign",
                        lines="changed.sign", versions=_UNROLLED_VERSIONS)
 ).columns(*_TYPED)
 # Month grain: the corrections keep their real day (same month, quarter and year).
 _MONTH_SOURCE = text(
     f"SELECT {', '.join((*MONTH_KEY_COLUMNS, *VALUE_COLUMNS))} FROM tally_rollup_month UNION ALL "
+    + _LINES_OF.format(condition="sv.caravan_id AS caravan_id, ", count="tl.count * changed.sign",
+                       lines="changed.sign", versions=_UNROLLED_VERSIONS)
+).columns(*_typed(TallyRollupMonth, MONTH_KEY_COLUMNS))
+# Year grain: a province's code where a commune's would be (its region and province prefixes are
+# the same); the corrections keep their commune and day. Read by region, province or year only.
+_YEAR_SOURCE = text(
+    f"SELECT province_code AS commune_code, {', '.join((*YEAR_KEY_COLUMNS[1:], *VALUE_COLUMNS))} "
+    "FROM tally_rollup_year UNION ALL "
     + _LINES_OF.format(condition="", count="tl.count * changed.sign", lines="changed.sign",
                        versions=_UNROLLED_VERSIONS)
-).columns(*_typed(TallyRollupMonth, MONTH_KEY_COLUMNS))
+).columns(*_typed(TallyRollupMonth, KEY_COLUMNS[:6]))
 
 
 def rollup_lines(query: Any) -> Subquery | None:
@@ -90,24 +103,35 @@ def rollup_lines(query: Any) -> Subquery | None:
     unrolled corrections; None when no rollup has its dimensions and filters.
 
     Columns: ``commune_code, day, specialty_code, measure_code, sex, age_band``, ``condition``
-    (day grain only), ``count, line_count``. Several rows may share a key: sum them, and keep only
-    the groups whose ``line_count`` adds up to more than zero (those are the groups the raw lines
-    have, zero counts included). At month grain ``day`` is the month's first day (the
-    corrections' a real day): read it by month, quarter or year only.
+    (day grain only), ``caravan_id`` (day and month grains), ``count, line_count``. Several rows
+    may share a key: sum them, and keep only the groups whose ``line_count`` adds up to more than
+    zero (those are the groups the raw lines have, zero counts included). At month grain ``day``
+    is the month's first day (the corrections' a real day): read it by month, quarter or year
+    only; at year grain the year's first day, and ``commune_code`` a province's code (the
+    corrections' a commune's): read it by region, province and year only.
     """
-    if not answers(query.by, caravans=bool(query.caravans),
-                   organizations=bool(query.organizations), statuses=bool(query.statuses)):
+    if not answers(query.by, statuses=bool(query.statuses)):
         return None
     whole_months = (query.start is None or query.start.day == 1) and (
         query.end is None or (query.end + dt.timedelta(days=1)).day == 1)
+    whole_years = (query.start is None or query.start.strftime("%m%d") == "0101") and (
+        query.end is None or query.end.strftime("%m%d") == "1231")
+    if (set(query.by) <= YEAR_DIMENSIONS and whole_years
+            and not (query.communes or query.caravans or query.organizations)):
+        return _YEAR_SOURCE.subquery("rollup_lines")
     if set(query.by) <= MONTH_DIMENSIONS and whole_months:
         return _MONTH_SOURCE.subquery("rollup_lines")
+    return day_lines()
+
+
+def day_lines() -> Subquery:
+    """The counted lines at day grain, exactly (rollup + corrections), as :func:`rollup_lines`."""
     return _SOURCE.subquery("rollup_lines")
 
 
-def answers(by: list[str], *, caravans: bool, organizations: bool, statuses: bool) -> bool:
+def answers(by: list[str], *, statuses: bool) -> bool:
     """Whether a summary with these dimensions and filters can be read from the rollup."""
-    return set(by) <= ROLLUP_DIMENSIONS and not (caravans or organizations or statuses)
+    return set(by) <= ROLLUP_DIMENSIONS and not statuses
 
 
 def _lock() -> None:
@@ -116,6 +140,20 @@ def _lock() -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     else:
         db.session.execute(delete(RollupChange))
+
+
+def _month_key(key: tuple) -> tuple:
+    return (key[0], key[1].replace(day=1), *key[2:6], key[7])
+
+
+def _year_key(key: tuple) -> tuple:
+    return (key[0][:6], key[1].replace(month=1, day=1), *key[2:6])
+
+
+# The rollups summed from the day rollup's keys, in Python (the two databases spell "first of the
+# month" differently): (model, key columns, day key -> its key).
+_COARSER = ((TallyRollupMonth, MONTH_KEY_COLUMNS, _month_key),
+            (TallyRollupYear, YEAR_KEY_COLUMNS, _year_key))
 
 
 def fold_batch(limit: int = BATCH) -> int:
@@ -145,15 +183,15 @@ def fold_batch(limit: int = BATCH) -> int:
     if changes:
         db.session.execute(insert(RollupChange), changes)
         deltas = db.session.execute(text(
-            _LINES_OF.format(condition="tl.condition AS condition, ",
+            _LINES_OF.format(condition=_DAY_KEYS,
                              count="sum(tl.count * changed.sign)", lines="sum(changed.sign)",
                              versions="rollup_change AS changed")
-            + "GROUP BY 1, 2, 3, 4, 5, 6, 7").columns(*_TYPED)).all()
+            + "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8").columns(*_TYPED)).all()
         _merge(TallyRollup, KEY_COLUMNS,
-               [(tuple(row)[:7], row.count, row.line_count) for row in deltas])
-        _merge(TallyRollupMonth, MONTH_KEY_COLUMNS,
-               [((row[0], row[1].replace(day=1), *tuple(row)[2:6]), row.count, row.line_count)
-                for row in deltas])
+               [(tuple(row)[:len(KEY_COLUMNS)], row.count, row.line_count) for row in deltas])
+        for model, keys, coarser in _COARSER:
+            _merge(model, keys, [(coarser(tuple(row)), row.count, row.line_count)
+                                 for row in deltas])
         db.session.execute(delete(RollupChange))
     db.session.commit()
     return len(before)
@@ -178,7 +216,7 @@ def _merge(model: Any, keys: tuple[str, ...], deltas: list[tuple[tuple, int, int
     slices = list(by_slice)
     for start in range(0, len(slices), 300):
         chunk = slices[start:start + 300]
-        where = tuple_(table.c.commune_code, table.c.day, table.c.specialty_code).in_(chunk)
+        where = tuple_(table.c[keys[0]], table.c.day, table.c.specialty_code).in_(chunk)
         for row in db.session.execute(select(*typed).where(where)).all():
             add(tuple(row)[:len(keys)], row.count, row.line_count)
         db.session.execute(table.delete().where(where))
@@ -200,31 +238,34 @@ def fold(limit: int | None = None) -> int:
 
 
 def rebuild() -> None:
-    """Recompute both rollups whole from the counted lines (after a bulk load) and commit."""
+    """Recompute the rollups whole from the counted lines (after a bulk load) and commit."""
     _lock()
     db.session.execute(text(f"UPDATE submission SET rolled_version_id = {COUNTED_VERSION} "
                             f"WHERE {UNROLLED}"))
     db.session.execute(delete(TallyRollup))
-    db.session.execute(delete(TallyRollupMonth))
+    for model, _, _ in _COARSER:
+        db.session.execute(delete(model))
     db.session.execute(text(
         f"INSERT INTO tally_rollup ({', '.join(KEY_COLUMNS)}, count, line_count) "
-        + _LINES_OF.format(condition="tl.condition AS condition, ", count="sum(tl.count)",
+        + _LINES_OF.format(condition=_DAY_KEYS, count="sum(tl.count)",
                            lines="count(*)",
                            versions="(SELECT rolled_version_id AS version_id FROM submission "
                                     "WHERE rolled_version_id <> 0) AS changed")
-        + "GROUP BY 1, 2, 3, 4, 5, 6, 7"))
-    # The month rollup from the day rollup: the same lines, regrouped in Python by month (the
-    # two databases spell "first of the month" differently), streamed in slices.
+        + "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"))
+    # The month and year rollups from the day rollup: the same lines, regrouped in Python,
+    # streamed in slices.
     fine = TallyRollup.__table__
-    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    sums: list[dict[tuple, list[int]]] = [defaultdict(lambda: [0, 0]) for _ in _COARSER]
     for row in db.session.execute(select(*_TYPED).order_by(fine.c.id)).yield_per(50_000):
-        key = (row[0], row[1].replace(day=1), *tuple(row)[2:6])
-        sums[key][0] += row.count
-        sums[key][1] += row.line_count
-    rows = [dict(zip((*MONTH_KEY_COLUMNS, *VALUE_COLUMNS), (*key, *value), strict=True))
-            for key, value in sums.items()]
-    for start in range(0, len(rows), 20_000):
-        db.session.execute(insert(TallyRollupMonth.__table__), rows[start:start + 20_000])
+        for (_, _, coarser), table_sums in zip(_COARSER, sums, strict=True):
+            value = table_sums[coarser(tuple(row))]
+            value[0] += row.count
+            value[1] += row.line_count
+    for (model, keys, _), table_sums in zip(_COARSER, sums, strict=True):
+        rows = [dict(zip((*keys, *VALUE_COLUMNS), (*key, *value), strict=True))
+                for key, value in table_sums.items()]
+        for start in range(0, len(rows), 20_000):
+            db.session.execute(insert(model.__table__), rows[start:start + 20_000])
     db.session.commit()
 
 

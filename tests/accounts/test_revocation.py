@@ -200,3 +200,22 @@ def test_a_revoked_device_cannot_come_back_with_the_code_and_its_profile_key(cli
                       headers=fresh).status_code == 200
     assert client.post(f"/api/v1/enrollments/{joined['enrollment_id']}/token",
                        headers=other).status_code == 403
+
+
+def test_a_device_token_that_starts_like_a_staff_token_is_still_the_devices(client, db):
+    """Staff tokens are looked up first when prefixed; a device token may start so by chance."""
+    from fieldsvc.security import STAFF_TOKEN_PREFIX, token_digest
+    from tests.factories import make_enrollment
+
+    make_areas()
+    caravan = make_caravan()
+    enrollment, _ = make_enrollment(caravan)
+    token = STAFF_TOKEN_PREFIX + "a-device-token-by-chance"
+    enrollment.token_hash = token_digest(token)
+    db.session.commit()
+    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.json
+    assert response.json["role"] == "volunteer"
+    coordinator = auth(make_user("coordinator", regions=["08"]))
+    response = client.get("/api/v1/me", headers=coordinator)
+    assert response.json["role"] == "coordinator" and response.json["regions"] == ["08"]

@@ -2,7 +2,7 @@
 
 Tallies go in through the API (new, amended, reviewed, rejected and amended back), the fold runs
 now and then for part of them, and after every step the summaries read through the rollup equal
-the same summaries summed from the raw lines.
+the same summaries summed from the raw lines, and so do need scores' visits (caravan-days).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import uuid
 from flask import current_app
 from sqlalchemy import func, select, text
 
-from fieldsvc.insights import rollup
-from fieldsvc.insights.models import TallyRollup, TallyRollupMonth
+from fieldsvc.accounts.services import get_or_create_organization
+from fieldsvc.insights import needs, rollup
+from fieldsvc.insights.models import TallyRollup, TallyRollupMonth, TallyRollupYear
 from fieldsvc.insights.queries import SummaryQuery, summary_rows
 from fieldsvc.tallies.models import UNROLLED
 from tests.factories import auth, make_areas, make_caravan, make_enrollment, make_user
@@ -35,6 +36,11 @@ QUERIES = [
                  end=(DAY.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
                  - dt.timedelta(days=1)),
     SummaryQuery(by=["commune", "measure", "sex", "age_band"], specialties=["GEN"]),
+    # Whole years, no commune: read from the year rollup.
+    SummaryQuery(by=["province", "specialty"], start=DAY.replace(month=1, day=1),
+                 end=DAY.replace(month=12, day=31)),
+    SummaryQuery(by=["year", "measure"], regions=["08"], provinces=["08.587"]),
+    SummaryQuery(by=["region", "specialty"], sexes=["M"], end=DAY.replace(month=12, day=31)),
 ]
 
 
@@ -46,10 +52,22 @@ def _lines(rng: random.Random) -> list[dict]:
             for m, s, b, c in keys]
 
 
-def _raw(query: SummaryQuery) -> list[dict]:
+def _by_caravan(caravans: list[int], organizations: list[int]) -> list[SummaryQuery]:
+    """Summaries the day rollup answers through its caravan: filters and dimensions."""
+    return [
+        SummaryQuery(by=["region", "specialty"], organizations=organizations[:1]),
+        SummaryQuery(by=["caravan", "day", "sex"]),
+        SummaryQuery(by=["organization", "measure"]),
+        SummaryQuery(by=["organization", "month"], organizations=organizations),
+        SummaryQuery(by=["commune", "month"], caravans=caravans[1:]),
+        SummaryQuery(organizations=organizations[1:], start=DAY, end=DAY),
+    ]
+
+
+def _raw(function, *args):  # noqa: ANN001, ANN202
     current_app.config["SUMMARY_ROLLUP"] = False
     try:
-        return summary_rows(query)
+        return function(*args)
     finally:
         current_app.config["SUMMARY_ROLLUP"] = True
 
@@ -58,10 +76,13 @@ def _unrolled(db) -> int:
     return db.session.scalar(text(f"SELECT count(*) FROM submission WHERE {UNROLLED}"))
 
 
-def _check(db, step: str) -> None:
+def _check(db, step: str, queries: list[SummaryQuery]) -> None:
     db.session.rollback()
-    for query in QUERIES:
-        assert summary_rows(query) == _raw(query), (step, query)
+    for query in queries:
+        assert summary_rows(query) == _raw(summary_rows, query), (step, query)
+    for specialty in ("OPH", "GEN"):
+        window = (specialty, DAY - dt.timedelta(days=30), DAY + dt.timedelta(days=1))
+        assert needs._visits(*window) == _raw(needs._visits, *window), (step, specialty)
     db.session.rollback()
 
 
@@ -70,9 +91,15 @@ def test_rollup_equals_the_raw_lines_through_submissions_amendments_and_reviews(
     zagora = make_caravan("08.587.01.13", first_day=DAY,
                           sites=(("École Al Amal", 30.33, -5.84), ("Tamegroute", 30.26, -5.68)))
     ouahat = make_caravan("07.351.02.07", first_day=DAY, sites=())
+    # Another caravan in Zagora's commune, the same days, two organizers (one shared).
+    atlas = make_caravan("08.587.01.13", first_day=DAY, title="Caravane Atlas", sites=(),
+                         organizers=("Association Atlas", "Wahat Al-Khair"))
     db.session.flush()
     zagora.sites[1].commune_code = "08.587.09.23"  # lines there count in the site's commune
-    phones = [(zagora, make_enrollment(zagora)[1]), (ouahat, make_enrollment(ouahat)[1])]
+    phones = [(caravan, make_enrollment(caravan)[1]) for caravan in (zagora, ouahat, atlas)]
+    organizations = [get_or_create_organization(name).id
+                     for name in ("Wahat Al-Khair", "Association Atlas")]
+    queries = QUERIES + _by_caravan([zagora.id, atlas.id], organizations)
     coordinator = auth(make_user("coordinator", regions=["08", "07"]))
     db.session.commit()
     rng = random.Random(15)
@@ -112,20 +139,20 @@ def test_rollup_equals_the_raw_lines_through_submissions_amendments_and_reviews(
             rollup.fold_batch(rng.randint(1, 4))
             folded_with_rows = folded_with_rows or bool(
                 db.session.scalar(select(func.count()).select_from(TallyRollup)))
-        _check(db, f"step {step}: {action}")
+        _check(db, f"step {step}: {action}", queries)
     assert folded_with_rows  # the rollup was read with rows in it, not only corrections
     # Folded entirely, the rollup alone answers (nothing left to correct), still exactly.
     rollup.fold()
     assert _unrolled(db) == 0
-    _check(db, "all folded")
+    _check(db, "all folded", queries)
     # A rebuild from scratch gives the same tables as the folds did.
     def tables() -> list[list[tuple]]:
         return [sorted(tuple(row)[1:] for row in db.session.execute(select(model)).all())
-                for model in (TallyRollup, TallyRollupMonth)]
+                for model in (TallyRollup, TallyRollupMonth, TallyRollupYear)]
 
     folded = tables()
-    assert folded[1] and len(folded[1]) < len(folded[0])
+    assert folded[2] and len(folded[2]) < len(folded[1]) < len(folded[0])
     rollup.rebuild()
     assert tables() == folded
-    _check(db, "rebuilt")
+    _check(db, "rebuilt", queries)
 
