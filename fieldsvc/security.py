@@ -16,8 +16,6 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import gettext as _
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from fieldsvc.errors import Forbidden, TooManyRequests, Unauthorized, problem
 
@@ -113,6 +111,21 @@ DEVICE_LOADER = "fieldsvc.device_loader"
 def register_device_loader(app: Flask, loader: DeviceLoader) -> None:
     """Let bearer tokens of volunteers' devices authenticate through ``loader``."""
     app.extensions[DEVICE_LOADER] = loader
+
+
+# The same for staff (accounts does): a bearer token's digest → its user (None for a token that
+# is no staff token; Unauthorized for one that expired), and a web session → its user or None.
+STAFF_LOADERS = "fieldsvc.staff_loaders"
+
+
+def register_staff_loaders(app: Flask, token_user: Callable[[str], Any],
+                           session_user: Callable[[Any, Any], Any]) -> None:
+    """Let staff bearer tokens and web sessions authenticate through these two loaders."""
+    app.extensions[STAFF_LOADERS] = (token_user, session_user)
+
+
+def _nobody(*_: Any) -> None:
+    return None
 
 
 def current_principal() -> Principal:
@@ -251,14 +264,11 @@ def with_tile_server(headers: tuple[tuple[str, str], ...], tile_url: str | None
 
 
 def _load_principal() -> Principal:
-    from fieldsvc.accounts.models import ApiToken, User
-    from fieldsvc.extensions import db
-
+    token_user, session_user = current_app.extensions.get(STAFF_LOADERS, (_nobody, _nobody))
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         token = header[7:].strip()
         digest = token_digest(token)
-        now = dt.datetime.now(dt.UTC)
         loader = current_app.extensions.get(DEVICE_LOADER)
         # A staff token (prefixed) is looked up first, with its user and regions in the same
         # query: one round trip instead of four. A device token may start like one by chance.
@@ -266,21 +276,13 @@ def _load_principal() -> Principal:
         device = loader(digest) if loader is not None and not staff_first else None
         if device is not None:
             return device
-        api_token = db.session.scalars(
-            select(ApiToken).where(ApiToken.token_hash == digest)
-            .options(joinedload(ApiToken.user).joinedload(User.region_rows))).unique().first()
-        if api_token is None and staff_first and loader is not None:
+        user = token_user(digest)
+        if user is None and staff_first and loader is not None:
             device = loader(digest)
             if device is not None:
                 return device
-        if api_token is not None:
-            expires = api_token.expires_at
-            if expires.tzinfo is None:
-                expires = expires.replace(tzinfo=dt.UTC)
-            if expires > now and api_token.user.active:
-                return _staff(api_token.user)
-            raise Unauthorized(_("This token has expired; ask for a new one: POST /api/v1/tokens "
-                                 "with your username and password."))
+        if user is not None:
+            return _staff(user)
         if token.startswith(STAFF_TOKEN_PREFIX):
             raise Unauthorized(_("This staff token is no longer valid (revoked or replaced); ask "
                                  "for a new one: POST /api/v1/tokens with your username and "
@@ -292,10 +294,8 @@ def _load_principal() -> Principal:
     if request.path.startswith("/api/") and request.method not in {"GET", "HEAD", "OPTIONS"}:
         user_id = None
     if user_id is not None:
-        from fieldsvc.accounts.services import web_session_user
-
         # The cookie alone is not enough: its session must still be open on the server.
-        user = web_session_user(session.get("sid"), user_id)
+        user = session_user(session.get("sid"), user_id)
         if user is not None:
             return _staff(user)
     return Principal()

@@ -22,10 +22,19 @@ from fieldsvc.accounts.schemas import (
 from fieldsvc.errors import problem
 from fieldsvc.extensions import db
 from fieldsvc.pagination import PageArgs, page_of, paginated_response
-from fieldsvc.security import ALL_ROLES, STAFF_ROLES, VOLUNTEER, allow, current_principal
+from fieldsvc.security import (
+    ALL_ROLES,
+    STAFF_ROLES,
+    VOLUNTEER,
+    allow,
+    current_principal,
+    register_staff_loaders,
+)
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1",
                 description="Staff tokens, the caller and organizations")
+blp.record_once(lambda state: register_staff_loaders(state.app, services.token_user,
+                                                     services.web_session_user))
 
 
 EXAMPLE_ORGANIZATION = {"id": 1, "name": "Association Wahat Al-Khair",

@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from fieldsvc.accounts.models import (
@@ -26,7 +27,7 @@ from fieldsvc.accounts.models import (
 )
 from fieldsvc.areas.models import Area
 from fieldsvc.db import utcnow
-from fieldsvc.errors import Conflict, TooManyRequests, ValidationFailed
+from fieldsvc.errors import Conflict, TooManyRequests, Unauthorized, ValidationFailed
 from fieldsvc.extensions import db
 from fieldsvc.pagination import Page, paginate
 from fieldsvc.security import (
@@ -395,6 +396,24 @@ def start_web_session(user: User) -> str:
     db.session.add(WebSession(token_hash=token_digest(token), user_id=user.id))
     db.session.flush()
     return token
+
+
+def token_user(digest: str) -> User | None:
+    """The active user a staff bearer token (by its digest) stands for; None if no staff token
+    has that digest; Unauthorized if it has expired or its user was deactivated."""
+    # The token, its user and the user's regions in one query: every staff request runs it.
+    api_token = db.session.scalars(
+        select(ApiToken).where(ApiToken.token_hash == digest)
+        .options(joinedload(ApiToken.user).joinedload(User.region_rows))).unique().first()
+    if api_token is None:
+        return None
+    expires = api_token.expires_at
+    if expires.tzinfo is None:  # SQLite gives back naive UTC
+        expires = expires.replace(tzinfo=dt.UTC)
+    if expires > dt.datetime.now(dt.UTC) and api_token.user.active:
+        return api_token.user
+    raise Unauthorized(_("This token has expired; ask for a new one: POST /api/v1/tokens "
+                         "with your username and password."))
 
 
 def web_session_user(token: str | None, user_id: Any) -> User | None:

@@ -30,12 +30,10 @@ DOMAINS = tuple(f"fieldsvc.{name}" for name in (
 
 @pytest.mark.parametrize(("modules", "forbidden"), [
     ("caravans", ("fieldsvc.tallies",)),
-    # Shared plumbing knows no domain: domains register what it needs from them.
-    *((module, DOMAINS) for module in ("errors.py", "http.py", "pagination.py", "config.py",
-                                       "extensions.py", "db.py", "fields.py")),
-    # Still reads staff tokens and web sessions from accounts (a loader accounts registers, as
-    # caravans does for devices, would end that; the scale branch is changing that function).
-    ("security.py", tuple(name for name in DOMAINS if name != "fieldsvc.accounts")),
+    # Shared plumbing knows no domain: domains register what it needs from them (accounts its
+    # staff token and web session loaders, caravans its device loader).
+    *((module, DOMAINS) for module in ("security.py", "errors.py", "http.py", "pagination.py",
+                                       "config.py", "extensions.py", "db.py", "fields.py")),
     ("cli.py", ("fieldsvc.web",)),
 ])
 def test_lower_layers_never_import_higher_ones(modules, forbidden):
