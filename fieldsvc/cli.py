@@ -255,10 +255,7 @@ def users_update(name: str, role: str | None, regions: tuple[str, ...],
 @click.argument("name")
 def users_deactivate(name: str) -> None:
     """Deactivate a staff account at once: its sessions and tokens end, logins are refused."""
-    from fieldsvc.accounts.services import UserChanges, update_user
-
-    _change_user(name, lambda user: update_user(
-        user, UserChanges(sent=frozenset({"active"}), active=False)))
+    _set_active(name, False)
     click.echo(f"Deactivated {name!r}; their sessions and tokens are ended.")
 
 
@@ -266,11 +263,15 @@ def users_deactivate(name: str) -> None:
 @click.argument("name")
 def users_activate(name: str) -> None:
     """Let a deactivated staff account log in again."""
+    _set_active(name, True)
+    click.echo(f"Activated {name!r}.")
+
+
+def _set_active(name: str, active: bool) -> None:
     from fieldsvc.accounts.services import UserChanges, update_user
 
     _change_user(name, lambda user: update_user(
-        user, UserChanges(sent=frozenset({"active"}), active=True)))
-    click.echo(f"Activated {name!r}.")
+        user, UserChanges(sent=frozenset({"active"}), active=active)))
 
 
 @users_cli.command("reset-password")

@@ -1,5 +1,5 @@
 """HTTP concerns every route shares, in one place: JSON-only bodies (and their depth and number
-limits), compression, and the caching of authenticated answers.
+limits), compression, the caching of authenticated answers, and a commit that keeps a failure.
 
 Problem documents live in errors.py, roles in security.py, pagination in pagination.py.
 """
@@ -9,14 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request, session
 from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from fieldsvc.errors import DomainError
-from fieldsvc.extensions import compress
+from fieldsvc.extensions import compress, db
 from fieldsvc.security import ANONYMOUS, allowed_roles, current_principal, view_handler
 
 # No request of ours nests deeper than a submission's lines (3) or carries a number longer than a
@@ -188,3 +188,18 @@ class TrustedProxies:
             if proto in {"http", "https"}:
                 environ["wsgi.url_scheme"] = proto
         return self.wsgi_app(environ, start_response)
+
+
+T = TypeVar("T")
+
+
+def commit_keeping(kept: type[Exception], call: Callable[[], T]) -> T:
+    """Run a route's service call and commit its work; when it fails with ``kept``, commit what
+    it recorded before failing (a wrong join code: it is what throttles guessing), then re-raise."""
+    try:
+        result = call()
+    except kept:
+        db.session.commit()
+        raise
+    db.session.commit()
+    return result

@@ -24,6 +24,7 @@ from fieldsvc.caravans.schemas import (
     VolunteerProfileSchema,
 )
 from fieldsvc.extensions import db
+from fieldsvc.http import commit_keeping
 from fieldsvc.pagination import PageArgs, page_of, paginated_response
 from fieldsvc.security import (
     ALL_ROLES,
@@ -232,13 +233,8 @@ def list_enrollments(page: dict[str, int], caravan_id: int):
                                      "in 412 seconds."})
 def enroll(data: services.EnrollmentInput):
     """Join a caravan with its code: answers a device token scoped to that caravan."""
-    try:
-        enrolled = services.enroll(data, request.remote_addr or "unknown")
-    except services.UnknownJoinCode:
-        db.session.commit()  # keep the failure: it is what throttles guessing
-        raise
-    db.session.commit()
-    return enrolled
+    return commit_keeping(services.UnknownJoinCode,
+                          lambda: services.enroll(data, request.remote_addr or "unknown"))
 
 
 @blp.route("/enrollments/<int:enrollment_id>", methods=["DELETE"])

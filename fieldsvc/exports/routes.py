@@ -7,7 +7,9 @@ each is audited (who, which filters, how many rows) before its first byte is sen
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from flask import Response, json, stream_with_context
 from flask_babel import gettext as _
@@ -28,6 +30,7 @@ blp = Blueprint("exports", __name__, url_prefix="/api/v1",
                 template_folder="templates")
 
 STAFF = ("admin", "coordinator", "planner")
+F = TypeVar("F", bound=Callable[..., Any])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXAMPLE_CSV = ("\ufeffprovince,province_name_fr,province_name_ar,specialty,count,suppressed\r\n"
                "08.587,Zagora,زاكورة,OPH,734,\r\n08.587,Zagora,زاكورة,PED,,primary\r\n")
@@ -95,29 +98,46 @@ def _stream_meta(export: SummaryExport) -> dict[str, Any]:
     return meta
 
 
-@blp.route("/exports/summary.csv", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(SummaryArgs, location="query")
-@blp.response(200, content_type="text/csv", example=EXAMPLE_CSV,
-              description="UTF-8 CSV with a BOM (RFC 4180); a suppressed cell has an empty count "
-                          "and suppressed = primary or complementary")
-@replica_reads
+def _export(rule: str, schema: Any, content_type: str, description: str, example: Any,
+            roles: tuple[str, ...] = STAFF, name: str | None = None,
+            doc: str | None = None) -> Callable[[F], F]:
+    """Register a GET export: who may call it, its query arguments, the file it answers (for the
+    OpenAPI document) and reads from the replica. ``name`` and ``doc`` name a view made in a loop."""
+
+    def register(view: F) -> F:
+        if name is not None:
+            view.__name__ = view.__qualname__ = name
+        if doc is not None:
+            view.__doc__ = doc
+        for decorate in (replica_reads,
+                         blp.response(200, content_type=content_type, example=example,
+                                      description=description),
+                         blp.arguments(schema, location="query"),
+                         allow(*roles),
+                         blp.route(rule, methods=["GET"])):
+            view = decorate(view)
+        return view
+
+    return register
+
+
+def _csv_chunks(export: Any, mappings: bool = True) -> Any:
+    if export.copy_statement is not None:
+        return services.copy_chunks(export.columns, export.copy_statement)
+    return services.csv_chunks(export.columns, export.rows, mappings=mappings)
+
+
+@_export("/exports/summary.csv", SummaryArgs, "text/csv", example=EXAMPLE_CSV,
+         description="UTF-8 CSV with a BOM (RFC 4180); a suppressed cell has an empty count "
+                     "and suppressed = primary or complementary")
 def summary_csv(query: SummaryQuery):
     """Export a summary as CSV (streamed from the database with full detail)."""
     export = services.summary_export(query, current_principal(), "csv", stream=True)
-    chunks = (services.copy_chunks(export.columns, export.copy_statement)
-              if export.copy_statement is not None
-              else services.csv_chunks(export.columns, export.rows))
-    return _streamed(chunks, "text/csv", export.filename)
+    return _streamed(_csv_chunks(export), "text/csv", export.filename)
 
 
-@blp.route("/exports/summary.xlsx", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(SummaryArgs, location="query")
-@blp.response(200, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-              example="(XLSX bytes)",
-              description="A workbook: the rows under a frozen header, and an about sheet")
-@replica_reads
+@_export("/exports/summary.xlsx", SummaryArgs, XLSX, example="(XLSX bytes)",
+         description="A workbook: the rows under a frozen header, and an about sheet")
 def summary_xlsx(query: SummaryQuery):
     """Export a summary as an Excel workbook (numbers as numbers, days as dates)."""
     export = services.summary_export(query, current_principal(), "xlsx", stream=True)
@@ -129,29 +149,22 @@ def summary_xlsx(query: SummaryQuery):
     return _attachment(body, XLSX, export.filename)
 
 
-@blp.route("/exports/summary.json", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(SummaryArgs, location="query")
-@blp.response(200, content_type="application/json", example={"rows": [], "row_count": 0},
-              description="Exactly what GET /api/v1/summary answers, as a file")
-@replica_reads
+@_export("/exports/summary.json", SummaryArgs, "application/json",
+         example={"rows": [], "row_count": 0},
+         description="Exactly what GET /api/v1/summary answers, as a file")
 def summary_json(query: SummaryQuery):
     """Export a summary as the summary API's JSON, as a file."""
     export = services.summary_export(query, current_principal(), "json", stream=True)
     if export.result is None:  # full detail: the document written as the cursor's rows come
         return _streamed(formats.summary_json_chunks(_stream_meta(export), export.rows, _dumps),
                          "application/json", export.filename)
-    body = json.dumps(SummaryResultSchema().dump(export.result), ensure_ascii=False)
+    body = _dumps(SummaryResultSchema().dump(export.result))
     db.session.commit()
     return _attachment(body, "application/json", export.filename)
 
 
-@blp.route("/exports/summary.geojson", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(SummaryArgs, location="query")
-@blp.response(200, content_type="application/geo+json", example=EXAMPLE_GEOJSON,
-              description="Areas as points with their figures (by must name an area level)")
-@replica_reads
+@_export("/exports/summary.geojson", SummaryArgs, "application/geo+json", example=EXAMPLE_GEOJSON,
+         description="Areas as points with their figures (by must name an area level)")
 def summary_geojson(query: SummaryQuery):
     """Export a summary as GeoJSON: each area a point carrying its figures."""
     if not any(dimension in AREA_DIMENSIONS for dimension in query.by):
@@ -165,30 +178,23 @@ def summary_geojson(query: SummaryQuery):
                                                 _dumps), "application/geo+json", export.filename)
     meta = SummaryResultSchema().dump(export.result)
     meta.pop("rows", None)
-    body = json.dumps(formats.geojson(query.by, list(export.rows), meta), ensure_ascii=False)
+    body = _dumps(formats.geojson(query.by, list(export.rows), meta))
     db.session.commit()
     return _attachment(body, "application/geo+json", export.filename)
 
 
-@blp.route("/exports/detail.csv", methods=["GET"])
-@allow("admin", "coordinator")
-@blp.arguments(DetailArgs, location="query")
-@blp.response(200, content_type="text/csv",
-              example="\ufeffcaravan,caravan_title,site,site_name,commune,commune_name_fr,"
-                      "commune_name_ar,day,specialty,measure,sex,age_band,condition,count,"
-                      "review_status,version,submission\r\n"
-                      "12,Caravane de Zagora,31,École Al Amal,08.587.01.13,Zagora,زاكورة,"
-                      "2026-11-28,OPH,consultations,F,50-64,,12,approved,1,"
-                      "5d1e8a47-2b9c-4f60-8e3a-c7b2d9f01a64\r\n",
-              description="Every tally line (current versions) in the coordinator's regions")
-@replica_reads
+@_export("/exports/detail.csv", DetailArgs, "text/csv", roles=("admin", "coordinator"),
+         example="\ufeffcaravan,caravan_title,site,site_name,commune,commune_name_fr,"
+                 "commune_name_ar,day,specialty,measure,sex,age_band,condition,count,"
+                 "review_status,version,submission\r\n"
+                 "12,Caravane de Zagora,31,École Al Amal,08.587.01.13,Zagora,زاكورة,"
+                 "2026-11-28,OPH,consultations,F,50-64,,12,approved,1,"
+                 "5d1e8a47-2b9c-4f60-8e3a-c7b2d9f01a64\r\n",
+         description="Every tally line (current versions) in the coordinator's regions")
 def detail_csv(query: DetailQuery):
     """Export every tally line in your regions for a period, to check a season in Excel."""
     export = services.detail_export(query, current_principal())
-    chunks = (services.copy_chunks(export.columns, export.copy_statement)
-              if export.copy_statement is not None
-              else services.csv_chunks(export.columns, export.rows, mappings=False))
-    return _streamed(chunks, "text/csv", export.filename)
+    return _streamed(_csv_chunks(export, mappings=False), "text/csv", export.filename)
 
 
 EXAMPLE_DATA_VALUE_SET = {"dataSet": "FIELDSVC_CARAVANS", "dataValues": [
@@ -196,53 +202,60 @@ EXAMPLE_DATA_VALUE_SET = {"dataSet": "FIELDSVC_CARAVANS", "dataValues": [
      "categoryOptionCombo": "OPH_F_50-64", "value": "12"}]}
 
 
-@blp.route("/exports/dhis2/dataValueSets.json", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(Dhis2Args, location="query")
-@blp.response(200, content_type="application/json", example=EXAMPLE_DATA_VALUE_SET,
-              description="A DHIS2 dataValueSet (import with the ids your mapping uses)")
-@replica_reads
-def dhis2_json(wanted: Dhis2Request):
-    """Export counts as a DHIS2 dataValueSet, with DHIS2 period ids."""
-    export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "json")
-    body = json.dumps(dhis2.data_value_set(export), ensure_ascii=False)
-    db.session.commit()
-    return _attachment(body, "application/json",
-                       services.export_filename("dhis2", wanted.query, "json"))
+@dataclass(frozen=True)
+class Dhis2Format:
+    """One file made from a DHIS2 summary: where it is served and how it is written."""
+
+    name: str  # the view's name, as url_for knows it
+    rule: str
+    kind: str  # what the audit record says
+    content_type: str
+    render: Callable[[Any], Any]
+    stem: str
+    extension: str
+    doc: str
+    description: str
+    example: Any
 
 
-@blp.route("/exports/dhis2/dataValueSets.csv", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(Dhis2Args, location="query")
-@blp.response(200, content_type="text/csv", description="DHIS2's CSV data value format",
-              example="dataelement,period,orgunit,categoryoptioncombo,attributeoptioncombo,"
-                      "value,storedby,lastupdated,comment,followup\r\n"
-                      "FS_CONSULTATIONS,202611,08.587.01.13,OPH_F_50-64,,12,,,,\r\n")
-@replica_reads
-def dhis2_csv(wanted: Dhis2Request):
-    """Export counts in DHIS2's CSV data value format."""
-    export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "csv")
-    body = dhis2.data_value_csv(export)
-    db.session.commit()
-    return _attachment(body, "text/csv", services.export_filename("dhis2", wanted.query, "csv"))
+DHIS2_FORMATS = (
+    Dhis2Format("dhis2_json", "/exports/dhis2/dataValueSets.json", "json", "application/json",
+                lambda export: _dumps(dhis2.data_value_set(export)), "dhis2", "json",
+                doc="Export counts as a DHIS2 dataValueSet, with DHIS2 period ids.",
+                description="A DHIS2 dataValueSet (import with the ids your mapping uses)",
+                example=EXAMPLE_DATA_VALUE_SET),
+    Dhis2Format("dhis2_csv", "/exports/dhis2/dataValueSets.csv", "csv", "text/csv",
+                dhis2.data_value_csv, "dhis2", "csv",
+                doc="Export counts in DHIS2's CSV data value format.",
+                description="DHIS2's CSV data value format",
+                example="dataelement,period,orgunit,categoryoptioncombo,attributeoptioncombo,"
+                        "value,storedby,lastupdated,comment,followup\r\n"
+                        "FS_CONSULTATIONS,202611,08.587.01.13,OPH_F_50-64,,12,,,,\r\n"),
+    Dhis2Format("adx_xml", "/exports/adx.xml", "adx", "application/adx+xml",
+                dhis2.adx_document, "adx", "xml",
+                doc="Export counts as an ADX message (periods as start/duration).",
+                description="An IHE ADX message",
+                example='<adx xmlns="urn:ihe:qrph:adx:2015" exported="2026-11-29T10:00:00Z">'
+                        '<group orgUnit="08.587.01.13" period="2026-11-01/P1M" '
+                        'dataSet="FIELDSVC_CARAVANS"><dataValue dataElement="FS_CONSULTATIONS" '
+                        'SPECIALTY="OPH" SEX="F" AGE="50-64" value="12"/></group></adx>'),
+)
 
 
-@blp.route("/exports/adx.xml", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(Dhis2Args, location="query")
-@blp.response(200, content_type="application/adx+xml", description="An IHE ADX message",
-              example='<adx xmlns="urn:ihe:qrph:adx:2015" exported="2026-11-29T10:00:00Z">'
-                      '<group orgUnit="08.587.01.13" period="2026-11-01/P1M" '
-                      'dataSet="FIELDSVC_CARAVANS"><dataValue dataElement="FS_CONSULTATIONS" '
-                      'SPECIALTY="OPH" SEX="F" AGE="50-64" value="12"/></group></adx>')
-@replica_reads
-def adx_xml(wanted: Dhis2Request):
-    """Export counts as an ADX message (periods as start/duration)."""
-    export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), "adx")
-    body = dhis2.adx_document(export)
-    db.session.commit()
-    return _attachment(body, "application/adx+xml",
-                       services.export_filename("adx", wanted.query, "xml"))
+def _dhis2_view(spec: Dhis2Format) -> Callable[[Dhis2Request], Response]:
+    def view(wanted: Dhis2Request) -> Response:
+        export = dhis2.dhis2_summary(wanted.query, wanted.unit, current_principal(), spec.kind)
+        body = spec.render(export)
+        db.session.commit()
+        return _attachment(body, spec.content_type,
+                           services.export_filename(spec.stem, wanted.query, spec.extension))
+
+    return _export(spec.rule, Dhis2Args, spec.content_type, spec.description, spec.example,
+                   name=spec.name, doc=spec.doc)(view)
+
+
+for _spec in DHIS2_FORMATS:
+    _dhis2_view(_spec)
 
 
 def _report_response(report: reports.Report, lang: str, extension: str, stem: str) -> Response:
@@ -269,50 +282,39 @@ def _regional(args: dict[str, Any], extension: str) -> Response:
     return _report_response(report, args["lang"], extension, stem)
 
 
-@blp.route("/exports/report.html", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(ReportArgs, location="query")
-@blp.response(200, content_type="text/html", example="<!doctype html><html lang=\"fr\">…</html>",
-              description="A printable report (print styles; Arabic right to left)")
-@replica_reads
-def report_html(args: dict[str, Any]):
-    """Report on a region or province for a period, as a printable page."""
-    return _regional(args, "html")
-
-
-@blp.route("/exports/report.pdf", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(ReportArgs, location="query")
-@blp.response(200, content_type="application/pdf", example="(PDF bytes)",
-              description="The regional report as PDF (503 where the server cannot print)")
-@replica_reads
-def report_pdf(args: dict[str, Any]):
-    """Report on a region or province for a period, as PDF."""
-    return _regional(args, "pdf")
-
-
-def _caravan(caravan_id: int, lang: str, extension: str) -> Response:
+def _caravan(args: dict[str, Any], extension: str, caravan_id: int) -> Response:
     report = reports.caravan_report(caravan_id, current_principal())
-    return _report_response(report, lang, extension, f"fieldsvc-caravan-{caravan_id}")
+    return _report_response(report, args["lang"], extension, f"fieldsvc-caravan-{caravan_id}")
 
 
-@blp.route("/exports/caravans/<int:caravan_id>/report.html", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(LangArgs, location="query")
-@blp.response(200, content_type="text/html", example="<!doctype html><html lang=\"fr\">…</html>",
-              description="One caravan's report for its organizers and sponsors")
-@replica_reads
-def caravan_report_html(args: dict[str, Any], caravan_id: int):
-    """Report on one caravan, as a printable page."""
-    return _caravan(caravan_id, args["lang"], "html")
+# Each report as a printable page and as PDF: (view name, rule, arguments, summary,
+# description of the page, description of the PDF).
+REPORTS = (
+    ("report", "/exports/report", ReportArgs, _regional,
+     "Report on a region or province for a period",
+     "A printable report (print styles; Arabic right to left)",
+     "The regional report as PDF (503 where the server cannot print)"),
+    ("caravan_report", "/exports/caravans/<int:caravan_id>/report", LangArgs, _caravan,
+     "Report on one caravan", "One caravan's report for its organizers and sponsors",
+     "One caravan's report as PDF (503 where the server cannot print)"),
+)
+REPORT_FILES = {  # extension: (content type, example, how the summary ends)
+    "html": ("text/html", "<!doctype html><html lang=\"fr\">…</html>", "as a printable page"),
+    "pdf": ("application/pdf", "(PDF bytes)", "as PDF"),
+}
 
 
-@blp.route("/exports/caravans/<int:caravan_id>/report.pdf", methods=["GET"])
-@allow(*STAFF)
-@blp.arguments(LangArgs, location="query")
-@blp.response(200, content_type="application/pdf", example="(PDF bytes)",
-              description="One caravan's report as PDF (503 where the server cannot print)")
-@replica_reads
-def caravan_report_pdf(args: dict[str, Any], caravan_id: int):
-    """Report on one caravan, as PDF."""
-    return _caravan(caravan_id, args["lang"], "pdf")
+def _report_view(extension: str, name: str, rule: str, schema: Any,
+                 build: Callable[..., Response], summary: str, *descriptions: str) -> None:
+    def view(args: dict[str, Any], **path: Any) -> Response:
+        return build(args, extension, **path)
+
+    content_type, example, ending = REPORT_FILES[extension]
+    description = descriptions[list(REPORT_FILES).index(extension)]
+    _export(f"{rule}.{extension}", schema, content_type, description, example,
+            name=f"{name}_{extension}", doc=f"{summary}, {ending}.")(view)
+
+
+for _extension in REPORT_FILES:
+    for _report in REPORTS:
+        _report_view(_extension, *_report)

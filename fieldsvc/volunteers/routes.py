@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 
 from fieldsvc.caravans.services import UnknownJoinCode, get_caravan, register_status_hook
 from fieldsvc.extensions import db
+from fieldsvc.http import commit_keeping
 from fieldsvc.security import ALL_ROLES, allow, current_principal
 from fieldsvc.volunteers import services
 from fieldsvc.volunteers.schemas import (
@@ -63,13 +64,8 @@ EXAMPLE_PLEDGE = {"id": 7, "caravan_id": 12, "specialty": "OPH", "display_name":
                   content_type="application/problem+json")
 def create_pledge(data: services.PledgeInput):
     """Pledge to bring a specialty to a caravan still planned; it becomes an enrollment at start."""
-    try:
-        pledged = services.pledge(data, request.remote_addr or "unknown")
-    except UnknownJoinCode:
-        db.session.commit()  # keep the failure: it is what throttles guessing
-        raise
-    db.session.commit()
-    return pledged
+    return commit_keeping(UnknownJoinCode,
+                          lambda: services.pledge(data, request.remote_addr or "unknown"))
 
 
 @blp.route("/caravans/<int:caravan_id>/staffing", methods=["GET"])

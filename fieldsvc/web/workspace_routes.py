@@ -276,6 +276,17 @@ def _field_key(key: str, rows: list[int]) -> str:
     return key.split("[")[0].split(".")[0]
 
 
+def _undone(error: DomainError) -> dict[str, list[str]]:
+    """Undo a refused change; its messages by field ("_form" when it names none)."""
+    db.session.rollback()
+    return {k: list(v) for k, v in (error.errors or {"_form": [error.detail]}).items()}
+
+
+def _with_form_errors(form: Any, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The form's own field errors, then the service's (which win on the same field)."""
+    return {**{k: list(v) for k, v in form.errors.items()}, **errors}
+
+
 def _add_errors(page: CaravanPage, errors: dict[str, Any] | None, rows: list[int],
                 fallback: str) -> None:
     if not errors:
@@ -774,7 +785,7 @@ def submission(submission_id: str):
                 if back == "inbox":
                     return redirect(url_for(".review_inbox"))
                 return redirect(url_for(".submission", submission_id=submission_id))
-        errors = {**{k: list(v) for k, v in form.errors.items()}, **errors}
+        errors = _with_form_errors(form, errors)
         status = 422
     caravan = db.session.get(Caravan, stored.submission.caravan_id)
     return render_template(
@@ -871,13 +882,12 @@ def staff():
                     region_codes=form.regions.data or [], organization=organization,
                     display_name=(form.display_name.data or "").strip() or None)
             except DomainError as error:
-                db.session.rollback()
-                errors = {k: list(v) for k, v in (error.errors or {"_form": [error.detail]}).items()}
+                errors = _undone(error)
             else:
                 db.session.commit()
                 flash(_("Account %(name)s created.", name=user.username))
                 return redirect(url_for(".staff"))
-        errors = {**{k: list(v) for k, v in form.errors.items()}, **errors}
+        errors = _with_form_errors(form, errors)
         status = 422
     return render_template("workspace/staff.html", form=form, errors=errors,
                            users=accounts.list_users(), roles=ROLES), status
@@ -910,13 +920,12 @@ def staff_member(user_id: int):
                 if form.password.data:
                     accounts.reset_password(user, form.password.data)
             except DomainError as error:
-                db.session.rollback()
-                errors = {k: list(v) for k, v in (error.errors or {"_form": [error.detail]}).items()}
+                errors = _undone(error)
             else:
                 db.session.commit()
                 flash(_("Account %(name)s saved.", name=user.username))
                 return redirect(url_for(".staff"))
-        errors = {**{k: list(v) for k, v in form.errors.items()}, **errors}
+        errors = _with_form_errors(form, errors)
         status = 422
     return render_template("workspace/staff_member.html", form=form, errors=errors,
                            member=user), status

@@ -155,6 +155,14 @@ def test_cli_deactivate_reset_and_update_end_access(app, client, runner, db):
         == 401
     assert runner.invoke(args=["users", "deactivate", "nobody"]).exit_code == 1
     assert "(inactive)" in runner.invoke(args=["users", "list"]).output
+    assert client.post("/api/v1/tokens", auth=("amina", "oasis-de-skoura-2026")).status_code == 401
+
+    result = runner.invoke(args=["users", "activate", "amina"])
+    assert result.exit_code == 0, result.output
+    assert "(inactive)" not in runner.invoke(args=["users", "list"]).output
+    token = client.post("/api/v1/tokens", auth=("amina", "oasis-de-skoura-2026")).json["token"]
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code \
+        == 200
 
 
 def test_a_revoked_device_cannot_come_back_with_the_code_and_its_profile_key(client, db):

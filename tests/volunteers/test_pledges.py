@@ -7,6 +7,7 @@ import re
 
 from fieldsvc.accounts.models import AuditEvent
 from fieldsvc.caravans.models import Enrollment
+from fieldsvc.caravans.services import MAX_FAILED_ENROLLMENTS
 from fieldsvc.volunteers.models import Pledge
 from tests.factories import auth, make_areas, make_caravan, make_user
 
@@ -95,3 +96,14 @@ def test_pledge_page_shows_gaps_and_records_a_pledge(app, client, db):
     assert gaps.status_code == 200
     text = gaps.get_data(as_text=True)
     assert "Dr Amina" in text and "/pledge/PLDG-2345" in text
+
+
+def test_wrong_codes_on_pledges_count_towards_the_join_code_throttle(app, client, db):
+    _planned(db)
+    wrong = {"join_code": "ZZZZ9999", "display_name": "Dr B", "specialty": "OPH"}
+    for _ in range(MAX_FAILED_ENROLLMENTS):
+        assert client.post("/api/v1/pledges", json=wrong).status_code == 404
+    # The failures were kept although each request failed: the next attempt waits, right or not.
+    blocked = client.post("/api/v1/pledges", json={**wrong, "join_code": "PLDG2345"})
+    assert blocked.status_code == 429 and "Retry-After" in blocked.headers
+    assert db.session.query(Pledge).count() == 0
