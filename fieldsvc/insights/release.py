@@ -33,6 +33,7 @@ from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 from sqlalchemy import select
 
+from fieldsvc import background
 from fieldsvc.extensions import db
 from fieldsvc.insights import suppression
 from fieldsvc.insights.models import Release
@@ -504,21 +505,8 @@ def refresh(today: dt.date | None = None) -> Release | None:
 
 
 def start_background_refresh(app: Flask) -> threading.Thread | None:
-    """Rebuild the release every RELEASE_REFRESH_SECONDS in a daemon thread (served processes)."""
-    seconds = float(app.config.get("RELEASE_REFRESH_SECONDS", 300) or 0)
-    if seconds <= 0:
-        return None
-
-    def loop() -> None:
-        while True:
-            try:
-                with app.app_context():
-                    refresh()
-            except Exception:  # noqa: BLE001 - a failed refresh keeps serving the last release
-                app.logger.exception("release refresh failed; serving the previous release")
-            time.sleep(seconds)
-
-    thread = threading.Thread(target=loop, name="release-refresh", daemon=True)
-    thread.start()
-    return thread
+    """Rebuild the release every RELEASE_REFRESH_SECONDS in a daemon thread (served processes);
+    a failed refresh keeps serving the last release."""
+    return background.repeat(app, "RELEASE_REFRESH_SECONDS", 300, refresh, name="release-refresh",
+                             on_failure="release refresh failed; serving the previous release")
 

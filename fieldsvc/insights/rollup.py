@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -29,6 +28,7 @@ from flask import Flask
 from sqlalchemy import bindparam, delete, insert, select, text, tuple_
 from sqlalchemy.sql import Subquery
 
+from fieldsvc import background
 from fieldsvc.extensions import db
 from fieldsvc.insights.models import RollupChange, TallyRollup, TallyRollupMonth, TallyRollupYear
 from fieldsvc.tallies.models import UNROLLED
@@ -270,22 +270,7 @@ def rebuild() -> None:
 
 
 def start_background_fold(app: Flask) -> threading.Thread | None:
-    """Fold every ROLLUP_FOLD_SECONDS in a daemon thread (served processes)."""
-    seconds = float(app.config.get("ROLLUP_FOLD_SECONDS", 10) or 0)
-    if seconds <= 0:
-        return None
-
-    def loop() -> None:
-        while True:
-            try:
-                with app.app_context():
-                    fold()
-            except Exception:  # noqa: BLE001 - readers stay exact; the next fold retries
-                app.logger.exception("rollup fold failed; summaries read more raw lines")
-                with app.app_context():
-                    db.session.rollback()
-            time.sleep(seconds)
-
-    thread = threading.Thread(target=loop, name="rollup-fold", daemon=True)
-    thread.start()
-    return thread
+    """Fold every ROLLUP_FOLD_SECONDS in a daemon thread (served processes); readers stay exact
+    whatever the fold's delay, so a failed fold only makes summaries read more raw lines."""
+    return background.repeat(app, "ROLLUP_FOLD_SECONDS", 10, fold, name="rollup-fold",
+                             on_failure="rollup fold failed; summaries read more raw lines")

@@ -33,7 +33,8 @@ DOMAINS = tuple(f"fieldsvc.{name}" for name in (
     # Shared plumbing knows no domain: domains register what it needs from them (accounts its
     # staff token and web session loaders, caravans its device loader).
     *((module, DOMAINS) for module in ("security.py", "errors.py", "http.py", "pagination.py",
-                                       "config.py", "extensions.py", "db.py", "fields.py")),
+                                       "config.py", "extensions.py", "db.py", "fields.py",
+                                       "background.py")),
     ("cli.py", ("fieldsvc.web",)),
 ])
 def test_lower_layers_never_import_higher_ones(modules, forbidden):
