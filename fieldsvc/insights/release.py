@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,9 @@ class TableSpec:
     period: str  # all, year, quarter or window
     measures: tuple[str, ...] | None = None  # None: every measure
 
-    @property
+    # Read for every atom of every audit: computed once per table (a frozen dataclass keeps
+    # cached_property's value in its __dict__, outside equality and hashing).
+    @cached_property
     def dims(self) -> tuple[str, ...]:
         dims = [self.area]
         if self.specialty:
@@ -69,7 +72,7 @@ class TableSpec:
             dims.append(self.period)
         return tuple(dims)
 
-    @property
+    @cached_property
     def name(self) -> str:
         return ".".join(self.dims) if self.period != "all" else ".".join(self.dims) + ".all"
 
