@@ -59,6 +59,9 @@ def load_config(instance_path: str, overrides: Mapping[str, Any] | None = None) 
         # How often a served process folds new, amended and reviewed tallies into the summary
         # rollup (summaries stay exact in between; they read more raw lines).
         "ROLLUP_FOLD_SECONDS": float(env.get("ROLLUP_FOLD_SECONDS", "10")),
+        # On PostgreSQL, a device's usual tally is served by fieldsvc.tallies.lean, without the
+        # framework's layers (0: every request through the whole application).
+        "LEAN_INGEST": _bool(env.get("LEAN_INGEST"), True),
         # Summaries read the rollup when it has their dimensions (0: always the raw lines).
         "SUMMARY_ROLLUP": _bool(env.get("SUMMARY_ROLLUP"), True),
         "GEOCODER_USER_AGENT": env.get("GEOCODER_USER_AGENT", "fieldsvc (medical caravan tallies)"),

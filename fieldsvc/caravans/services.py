@@ -266,12 +266,26 @@ def device_principal(digest: str) -> DevicePrincipal | None:
     row = db.session.connection().execute(_device_by_token(), {"digest": digest}).first()
     if row is None:
         return None
-    enrollment_id, revoked_at, *dates = row
-    caravan = CaravanDates(*dates)
-    if not enrollment_is_live(revoked_at, caravan, morocco_today()):
+    principal = live_device(tuple(row))
+    if principal is None:
         raise Unauthorized(
             _("This device token was revoked or has expired; join the caravan again with its "
               "code."))
+    return principal
+
+
+def device_by_token_sql(dialect: Any) -> str:
+    """The token's SELECT (``%(digest)s``) as the driver runs it, for a caller with a raw
+    connection (tallies.lean); its row goes to :func:`live_device`."""
+    return str(_device_by_token().compile(dialect=dialect))
+
+
+def live_device(row: tuple) -> DevicePrincipal | None:
+    """The device of a row of the token's SELECT, or None when its token no longer works."""
+    enrollment_id, revoked_at, *dates = row
+    caravan = CaravanDates(*dates)
+    if not enrollment_is_live(revoked_at, caravan, morocco_today()):
+        return None
     return DevicePrincipal(enrollment_id, caravan)
 
 

@@ -15,7 +15,7 @@ from fieldsvc.errors import NotFound
 from fieldsvc.extensions import db
 from fieldsvc.pagination import paginated_response
 from fieldsvc.security import allow, current_principal
-from fieldsvc.tallies import services
+from fieldsvc.tallies import lean, services
 from fieldsvc.tallies.schemas import (
     CompletenessSchema,
     ReviewSchema,
@@ -32,6 +32,8 @@ blp = Blueprint("tallies", __name__, url_prefix="/api/v1",
 blp.record_once(lambda state: register_day_guard(state.app, services.keep_submissions_within_days))
 # A site stays while tallies name it.
 blp.record_once(lambda state: register_site_guard(state.app, services.keep_named_sites))
+# A device's usual tally skips the framework's layers (PostgreSQL; see lean.py).
+blp.record_once(lambda state: lean.install(state.app))
 
 STAFF_WRITERS = ("admin", "coordinator")
 PROBLEM = "application/problem+json"

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, NamedTuple, TypedDict
@@ -588,12 +588,77 @@ def one_statement_insert() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def _create_postgresql(row: dict[str, Any], version: dict[str, Any],
-                       lines: list[dict[str, Any]], line_flags: list[dict[str, Any]],
-                       event: Any) -> tuple[FlagContext, int | None]:
-    """Store a new submission in one statement: the flags' context, and the new version's id
-    (None when the id exists already or the site is not the caravan's: nothing is stored)."""
-    params = {
+class NewSubmission(NamedTuple):
+    """What the one statement stores for a new submission, and what its answer is made of."""
+
+    row: dict[str, Any]
+    version: dict[str, Any]
+    lines: list[Line]
+    params: dict[str, Any]
+
+
+def _new_submission(principal: Principal, caravan: Caravan, content: SubmissionInput,
+                    enrollment_id: int | None, remote_addr: str | None, digest: str,
+                    ) -> NewSubmission:
+    """The rows of a new submission and the one statement's parameters (PostgreSQL)."""
+    submission_id = str(content.id)
+    now = utcnow()
+    row = {"id": submission_id, "caravan_id": caravan.id, "enrollment_id": enrollment_id,
+           "review_status": "received", "review_reason": None, "reviewed_at": None,
+           "created_at": now, "updated_at": now}
+    entered_by_id = principal.user.id if principal.user is not None else None
+    version = {
+        "number": 1, "site_id": content.site_id, "day": content.day,
+        "specialty_code": content.specialty, "content_hash": digest,
+        "note": content.note, "entered_by_id": entered_by_id, "created_at": now,
+    }
+    event = _audit_create_values(principal, caravan, submission_id, content, entered_by_id,
+                                 remote_addr)
+    lines = canonical_lines(content.lines)
+    params = _create_params(row, version, lines,
+                            plausibility_flags(caravan, content, planned=True), event)
+    return NewSubmission(row, version, lines, params)
+
+
+def _stored_new(caravan: Caravan, content: SubmissionInput, new: NewSubmission,
+                context: FlagContext, version_id: int) -> StoredSubmission:
+    """The answer to a new submission the one statement stored (flags recomputed from ctx)."""
+    version = {**new.version, "flags": _version_flags(caravan, content, new.row["enrollment_id"],
+                                                      context)}
+    return StoredSubmission(SimpleNamespace(**new.row), SimpleNamespace(id=version_id, **version),
+                            new.lines, 1)
+
+
+_CREATE_SQL: dict[str, str] = {}
+
+
+def lean_submit(content: SubmissionInput, principal: Any, remote_addr: str | None,
+                execute: Callable[[str, dict[str, Any]], tuple]) -> StoredSubmission | None:
+    """submit() of a device's usual new tally through ``execute(sql, params)`` on a raw
+    connection in autocommit (tallies.lean): the stored submission, or None when submit() must
+    judge the request instead (another caravan, a check that fails, a site that is not the
+    caravan's, an id that exists); then nothing was stored."""
+    caravan = principal.caravan
+    if principal.enrollment_caravan_id != content.caravan_id \
+            or not _checks_need_no_database(principal, caravan, content, None):
+        return None
+    new = _new_submission(principal, caravan, content, principal.enrollment_id, remote_addr,
+                          content_hash(content))
+    sql = _CREATE_SQL.get("psycopg")
+    if sql is None:
+        sql = _CREATE_SQL["psycopg"] = str(_CREATE_POSTGRESQL.compile(
+            dialect=db.session.get_bind().dialect))
+    others, planned, site_ok, version_id = execute(sql, new.params)
+    if not site_ok or version_id is None:
+        return None
+    return _stored_new(caravan, content, new, FlagContext(int(others), bool(planned), True),
+                       version_id)
+
+
+def _create_params(row: dict[str, Any], version: dict[str, Any], lines: list[Line],
+                   line_flags: list[dict[str, Any]], event: Any) -> dict[str, Any]:
+    """The one statement's parameters."""
+    return {
         "id": row["id"], "caravan_id": row["caravan_id"], "enrollment_id": row["enrollment_id"],
         "now": row["created_at"], "site_id": version["site_id"], "day": version["day"],
         "day_text": version["day"].isoformat(), "specialty": version["specialty_code"],
@@ -608,6 +673,11 @@ def _create_postgresql(row: dict[str, Any], version: dict[str, Any],
         "region_code": event.region_code,
         "detail": None if event.detail is None else json.dumps(event.detail),
     }
+
+
+def _create_postgresql(params: dict[str, Any]) -> tuple[FlagContext, int | None]:
+    """Store a new submission in one statement: the flags' context, and the new version's id
+    (None when the id exists already or the site is not the caravan's: nothing is stored)."""
     others, planned, site_ok, version_id = db.session.connection().execute(
         _CREATE_POSTGRESQL, params).one()
     return FlagContext(int(others), bool(planned), bool(site_ok)), version_id
@@ -722,21 +792,10 @@ def submit(content: SubmissionInput, principal: Principal, *,
             enrollment_id = _enrollment_for(principal, caravan, content)
         except DomainError as error:
             return _replay_or_raise(submission_id, digest, principal, error)
-    now = utcnow()
-    row = {"id": submission_id, "caravan_id": caravan.id, "enrollment_id": enrollment_id,
-           "review_status": "received", "review_reason": None, "reviewed_at": None,
-           "created_at": now, "updated_at": now}
-    entered_by_id = principal.user.id if principal.user is not None else None
     if postgresql:
-        values = {
-            "number": 1, "site_id": content.site_id, "day": content.day,
-            "specialty_code": content.specialty, "content_hash": digest,
-            "note": content.note, "entered_by_id": entered_by_id, "created_at": now,
-        }
-        event = _audit_create_values(principal, caravan, submission_id, content, entered_by_id)
-        lines = canonical_lines(content.lines)
-        context, version_id = _create_postgresql(
-            row, values, lines, plausibility_flags(caravan, content, planned=True), event)
+        new = _new_submission(principal, caravan, content, enrollment_id, request.remote_addr,
+                              digest)
+        context, version_id = _create_postgresql(new.params)
         if not context.site_ok:
             try:
                 _check_content(principal, caravan, content, today, site_ok=False)
@@ -745,9 +804,12 @@ def submit(content: SubmissionInput, principal: Principal, *,
         if version_id is None:
             existing = db.session.get(Submission, submission_id, populate_existing=True)
             return _replay(existing, digest, principal), False
-        values["flags"] = _version_flags(caravan, content, enrollment_id, context)
-        return StoredSubmission(SimpleNamespace(**row), SimpleNamespace(id=version_id, **values),
-                                lines, 1), True
+        return _stored_new(caravan, content, new, context, version_id), True
+    now = utcnow()
+    row = {"id": submission_id, "caravan_id": caravan.id, "enrollment_id": enrollment_id,
+           "review_status": "received", "review_reason": None, "reviewed_at": None,
+           "created_at": now, "updated_at": now}
+    entered_by_id = principal.user.id if principal.user is not None else None
     if not _insert_ignoring_duplicate(row):
         existing = db.session.get(Submission, submission_id, populate_existing=True)
         return _replay(existing, digest, principal), False
@@ -776,7 +838,8 @@ def _audit_create(principal: Principal, caravan: Caravan, submission_id: str,
 
 
 def _audit_create_values(principal: Principal, caravan: Caravan, submission_id: str,
-                         content: SubmissionInput, entered_by_id: int | None) -> Any:
+                         content: SubmissionInput, entered_by_id: int | None,
+                         remote_addr: str | None) -> Any:
     """The audit event of a new submission, for the statement that writes it with the
     submission: a device's as audit() would record it, without an ORM object (the hot path);
     anyone else's through audit() itself."""
@@ -786,7 +849,7 @@ def _audit_create_values(principal: Principal, caravan: Caravan, submission_id: 
             object_type="submission", object_id=submission_id, region_code=caravan.region_code,
             detail={"caravan_id": caravan.id, "version": 1, "day": content.day.isoformat(),
                     "specialty": content.specialty, "paper": entered_by_id is not None,
-                    "ip": request.remote_addr})
+                    "ip": remote_addr})
     event = _audit_create(principal, caravan, submission_id, content, entered_by_id)
     db.session.expunge(event)  # written by the same statement, with the submission
     return event

@@ -388,14 +388,23 @@ def test_the_fast_insert_stores_the_flags_and_audit_row_of_the_layered_path(
             _post(client, header, payload(caravan, lines=[
                 {"measure": "consultations", "sex": "M", "age_band": "5-14", "count": earlier}]))
 
-    one_statement = services._create_postgresql
+    one_statement, lean_submit = services._create_postgresql, services.lean_submit
     calls: list[str] = []
     monkeypatch.setattr(services, "_create_postgresql",
-                        lambda *args: calls.append("fast") or one_statement(*args))
+                        lambda *args: calls.append("route") or one_statement(*args))
+
+    def lean(*args: Any) -> Any:
+        stored = lean_submit(*args)
+        calls.append("lean" if stored is not None else "lean declined")
+        return stored
+
+    monkeypatch.setattr(services, "lean_submit", lean)
     fast = _post(client, fast_header, payload(caravan, specialty=specialty, lines=content))
     monkeypatch.setattr(services, "one_statement_insert", lambda: False)
     layered = _post(client, layered_header, payload(caravan, specialty=specialty, lines=content))
-    assert calls == ["fast"]
+    # A device's tally takes the lean handler (tallies/lean.py), a coordinator's the route's
+    # one statement: the same statement either way, compared here with the layered inserts.
+    assert calls == (["route"] if paper else ["lean"])
     assert fast["flags"] == layered["flags"]
     # A paper sheet names no volunteer, so no volunteer's day can be counted.
     assert [flag["code"] for flag in fast["flags"]] == [

@@ -1,7 +1,8 @@
 """On PostgreSQL a device's new tally costs two statements and no transaction round trips.
 
-POST /api/v1/submissions runs on a connection in autocommit mode (tallies/routes.py): the token's
-SELECT, then the one statement that writes the submission, committed before the answer. These
+POST /api/v1/submissions runs on a connection in autocommit mode (tallies/lean.py for a device,
+tallies/routes.py for the rest): the token's SELECT, then the one statement that writes the
+submission, committed before the answer. These
 tests watch the statements the driver is asked to run, and check that the connection goes back
 to the pool in its usual mode, that a replay and a refusal still answer as before, and that a
 request through the layered path keeps its transaction.
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from fieldsvc.extensions import db
 from fieldsvc.tallies.models import Submission, TallyLine
@@ -21,19 +22,21 @@ from tests.tallies.helpers import field_setup, payload
 
 
 @pytest.fixture
-def statements(pg_app) -> Iterator[list[tuple[str, bool]]]:
-    """Each statement the application runs: (its first word, whether in autocommit)."""
+def statements(pg_app, monkeypatch) -> Iterator[list[tuple[str, bool]]]:
+    """Each statement the driver is asked to run, through the ORM or on a raw connection (the
+    lean handler's): (its first word, whether in autocommit)."""
+    import psycopg
+
     seen: list[tuple[str, bool]] = []
+    execute = psycopg.Cursor.execute
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append((statement.split(None, 1)[0].upper(), cursor.connection.autocommit))
+    def record(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        text = query if isinstance(query, str) else str(query)
+        seen.append((text.split(None, 1)[0].upper(), cursor.connection.autocommit))
+        return execute(cursor, query, *args, **kwargs)
 
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    monkeypatch.setattr(psycopg.Cursor, "execute", record)
+    yield seen
 
 
 def test_a_new_tally_is_two_statements_in_autocommit(pg_app, statements):
@@ -46,8 +49,10 @@ def test_a_new_tally_is_two_statements_in_autocommit(pg_app, statements):
     statements.clear()
     answer = client.post("/api/v1/submissions", json=body, headers=header)
     assert answer.status_code == 201, answer.get_json()
-    # The token, then the submission with its version, lines, flags and audit event.
-    assert statements == [("SELECT", True), ("WITH", True)]
+    # The pool's ping (";"), the token, then the submission with its version, lines, flags and
+    # audit event, both in autocommit: no BEGIN, no COMMIT.
+    assert [word for word, _ in statements] == [";", "SELECT", "WITH"]
+    assert all(autocommit for _, autocommit in statements[1:])
     # Committed: another connection sees all of it.
     db.session.rollback()
     assert db.session.get(Submission, body["id"]) is not None
@@ -57,7 +62,8 @@ def test_a_new_tally_is_two_statements_in_autocommit(pg_app, statements):
     statements.clear()
     listed = client.get("/api/v1/submissions", headers=header)
     assert listed.status_code == 200
-    assert statements and all(not autocommit for _, autocommit in statements)
+    # (The pool's ping, ";", always runs in autocommit.)
+    assert statements and all(not autocommit for word, autocommit in statements if word != ";")
 
     # The same id and content again: 200 with the same answer, nothing written twice.
     again = client.post("/api/v1/submissions", json=body, headers=header)
@@ -83,4 +89,4 @@ def test_the_layered_path_keeps_its_transaction(pg_app, statements, monkeypatch)
     answer = client.post("/api/v1/submissions", json=payload(caravan), headers=header)
     assert answer.status_code == 201, answer.get_json()
     assert len(statements) > 2
-    assert all(not autocommit for _, autocommit in statements)
+    assert all(not autocommit for word, autocommit in statements if word != ";")
