@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from fieldsvc import create_app
 from fieldsvc.extensions import db as _db
+from fieldsvc.tallies import lean
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_ADMIN_URL = os.environ.get("FIELDSVC_TEST_POSTGRES_URL", "")
@@ -144,8 +145,15 @@ def postgresql_app(
 ) -> Iterator[Flask]:
     app = _make_app(postgres_database_url, str(tmp_path_factory.mktemp("pg")))
     yield app
-    with app.app_context():  # close pooled connections before the database is dropped
-        _db.engine.dispose()
+    close_connections(app)  # before the database is dropped
+
+
+def close_connections(app: Flask) -> None:
+    """Close every pooled connection of the app: its engines' and the lean ingest handler's."""
+    with app.app_context():
+        for engine in _db.engines.values():
+            engine.dispose()
+        lean.dispose(app)
 
 
 def _use(app: Flask) -> Iterator[Flask]:

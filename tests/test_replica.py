@@ -31,7 +31,7 @@ from fieldsvc import create_app, replica
 from fieldsvc.config import ConfigError
 from fieldsvc.db import plain_read
 from fieldsvc.extensions import db as _db
-from tests.conftest import PG_ADMIN_URL, RequestClient, require_or_skip
+from tests.conftest import PG_ADMIN_URL, RequestClient, close_connections, require_or_skip
 from tests.factories import auth, make_areas, make_caravan, make_tally, make_user
 
 DAY = dt.date(2026, 11, 28)
@@ -150,9 +150,7 @@ def replica_app(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) ->
         ensure_catalog()
         _db.session.commit()
     yield app
-    with app.app_context():
-        for engine in _db.engines.values():
-            engine.dispose()
+    close_connections(app)
 
 
 def _caught_up(clusters: Clusters) -> None:

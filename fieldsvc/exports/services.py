@@ -201,6 +201,9 @@ def csv_chunks(columns: list[str], rows: Iterable[Any], *, mappings: bool = True
     yield buffer.getvalue()
 
 
+COPY_CHUNK = 64 * 1024
+
+
 def copy_chunks(columns: list[str], statement: Any) -> Iterator[bytes]:
     """The same CSV from PostgreSQL's own COPY … TO STDOUT (its fastest way out), CRLF ends.
 
@@ -215,9 +218,19 @@ def copy_chunks(columns: list[str], statement: Any) -> Iterator[bytes]:
     csv.writer(header, lineterminator="\r\n").writerow(columns)
     yield (BOM + header.getvalue()).encode("utf-8")
     driver = connection.connection.driver_connection
+    # COPY sends one message per row: gather them into chunks of COPY_CHUNK bytes, so that the
+    # server writes to the socket once per chunk rather than once per line.
+    pending: list[bytes] = []
+    size = 0
     with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
         for block in copy:
-            yield bytes(block).replace(b"\n", b"\r\n")
+            pending.append(bytes(block))
+            size += len(block)
+            if size >= COPY_CHUNK:
+                yield b"".join(pending).replace(b"\n", b"\r\n")
+                pending, size = [], 0
+    if pending:
+        yield b"".join(pending).replace(b"\n", b"\r\n")
 
 
 # --- the detail of tally lines ---------------------------------------------------------------

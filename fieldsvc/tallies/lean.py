@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from typing import Any
 
 import psycopg
 from flask import Flask, jsonify, request
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -70,11 +72,11 @@ def serve(app: Flask, environ: dict[str, Any]) -> Any:
         data = _submission(raw)  # the catalog's codes are the application's
         if data is None:
             return None
-        # Reading the catalog the first time took a connection: give it back before taking the
-        # raw one (a request holds one connection at a time, or a burst exhausts the pool).
+        # Reading the catalog the first time took a connection of the application's pool: give
+        # it back before taking the handler's (or a burst would hold two per request).
         db.session.close()
         try:
-            stored = _store(data, token)
+            stored = _store(app, data, token)
         except (DomainError, HTTPException, SQLAlchemyError, psycopg.Error):
             # The database failed: nothing was stored by this attempt (the insert is one
             # statement, atomic on its own), or it was and the application finds it (200).
@@ -102,15 +104,14 @@ def _submission(raw: bytes) -> services.SubmissionInput | None:
     return data
 
 
-def _store(data: services.SubmissionInput, token: str) -> services.StoredSubmission | None:
-    """Read the token and store the tally on a pooled connection in autocommit, without the
-    ORM session: two statements, the second committed before the driver returns."""
-    engine = db.engine
-    connection = engine.raw_connection()  # the pool's, with its pre-ping and settings
-    driver = connection.dbapi_connection
+def _store(app: Flask, data: services.SubmissionInput,
+           token: str) -> services.StoredSubmission | None:
+    """Read the token and store the tally on a connection in autocommit, without the ORM
+    session: two statements, the second committed before the driver returns."""
+    engine = _engine(app)
+    connection = engine.raw_connection()
     try:
-        driver.autocommit = True
-        with driver.cursor() as cursor:
+        with connection.dbapi_connection.cursor() as cursor:
             cursor.execute(_token_sql(engine.dialect), {"digest": token_digest(token)})
             row = cursor.fetchone()
             principal = None if row is None else live_device(tuple(row))
@@ -122,10 +123,37 @@ def _store(data: services.SubmissionInput, token: str) -> services.StoredSubmiss
                 return tuple(cursor.fetchone())
 
             return services.lean_submit(data, principal, request.remote_addr, execute)
+    except psycopg.OperationalError:
+        connection.invalidate()  # a broken connection (the server restarted): not reused
+        raise
     finally:
-        if not driver.closed:
-            driver.autocommit = False
         connection.close()  # back to the pool
+
+
+_ENGINE = "fieldsvc.lean_engine"
+_ENGINE_LOCK = threading.Lock()
+
+
+def dispose(app: Flask) -> None:
+    """Close the handler's pooled connections (before its database is dropped, say)."""
+    engine = app.extensions.pop(_ENGINE, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _engine(app: Flask) -> Engine:
+    """The lean handler's own pool: the application's database and connection settings, in
+    autocommit, without the ping before each checkout (one round trip of three). A connection
+    that broke meanwhile fails the first statement; the request then goes to the application,
+    whose pool pings."""
+    engine = app.extensions.get(_ENGINE)
+    if engine is None:
+        with _ENGINE_LOCK:
+            engine = app.extensions.get(_ENGINE)
+            if engine is None:
+                engine = app.extensions[_ENGINE] = create_engine(
+                    db.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+    return engine
 
 
 _TOKEN_SQL: dict[str, str] = {}
