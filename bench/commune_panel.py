@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 
+from bench.figures import figure
 from bench.needs import _load_areas, _median_seconds, _season
 
 
@@ -56,6 +57,8 @@ def main() -> None:
         print(f"  whole ranking, then one row (the panel before): {old * 1000:.0f} ms (median of 7)")
         print(f"  one commune's row (the panel now): {new * 1000:.0f} ms")
         print(f"  ratio before / now: {old / new:.1f}")
+        figure("commune_panel: one commune's row, SQLite", f"{new * 1000:.0f} ms",
+               baseline=f"whole ranking then one row {old * 1000:.0f} ms", ratio=old / new)
 
 
 if __name__ == "__main__":
