@@ -52,6 +52,11 @@ def figure(name: str, value: str, *, baseline: str = "", ratio: float | None = N
     return recorded
 
 
+def scale(count: int) -> str:
+    """A number of tally lines for a figure's name: "10 M lines", "10.3 M lines", "20,736 lines"."""
+    return f"{count / 1e6:.3g} M lines" if count >= 1_000_000 else f"{count:,} lines"
+
+
 def _load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.1f} {five:.1f} {fifteen:.1f}"

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.figures import figure
+from bench.figures import figure, scale
 from bench.gunicorn import Gunicorn, free_port
 from bench.load import bench_database, kept_database, load_season, loaded_season
 
@@ -124,19 +124,15 @@ def _get(server: Gunicorn, path: str, params: dict[str, str], headers: dict[str,
     return json.loads(body)
 
 
-def _scale(lines: int) -> str:
-    return f"{lines / 1e6:.0f} M lines" if lines >= 1_000_000 else f"{lines:,} lines"
-
-
 def _needs_and_plans(server: Gunicorn, headers: dict[str, str], repeat: int, source: str,
-                     scale: str | None) -> None:
-    """Time needs and plans; `scale` (rollup server only) makes each a figure."""
+                     size: str | None) -> None:
+    """Time needs and plans; `size` (rollup server only) makes each a figure."""
     p50, p95, body = _time(lambda: _get(server, "/api/v1/needs", {"specialty": "OPH"}, headers),
                            max(3, repeat // 4))
     print(f"  needs?specialty=OPH, {len(body['rows']):,} communes [{source}]: p50 {p50:.0f} ms, "
           f"p95 {p95:.0f} ms (no target in DESIGN.md)", flush=True)
-    if scale:
-        figure(f"summary {scale}: needs?specialty=OPH, {len(body['rows']):,} communes",
+    if size:
+        figure(f"summary {size}: needs?specialty=OPH, {len(body['rows']):,} communes",
                f"p50 {p50:.0f} ms  p95 {p95:.0f} ms")
     plan = json.dumps({"base": body["rows"][0]["code"], "radius_km": 150, "days": 3,
                        "team": {"OPH": 2, "GEN": 2, "PED": 1}}).encode()
@@ -151,8 +147,8 @@ def _needs_and_plans(server: Gunicorn, headers: dict[str, str], repeat: int, sou
     p50, p95, _ = _time(plans, max(3, repeat // 4))
     print(f"  POST plans (150 km, 3 days, from the neediest commune) [{source}]: p50 {p50:.0f} "
           f"ms, p95 {p95:.0f} ms (no target in DESIGN.md)", flush=True)
-    if scale:
-        figure(f"summary {scale}: POST plans, 150 km, 3 days", f"p50 {p50:.0f} ms  p95 {p95:.0f} ms")
+    if size:
+        figure(f"summary {size}: POST plans, 150 km, 3 days", f"p50 {p50:.0f} ms  p95 {p95:.0f} ms")
 
 
 def run(lines: int, repeat: int) -> None:
@@ -201,9 +197,10 @@ def run(lines: int, repeat: int) -> None:
                 p50, p95, rows = _time(lambda sql=sql: conn.execute(sql).fetchall(), repeat)
                 baselines[label] = (p50, p95, sum(row[-1] for row in rows))
             conn.rollback()
-        scale = f"{season.counted_lines:,} counted of {season.lines:,} stored lines"
+        size = scale(season.lines if reuse else lines)  # as asked: "1 M lines", "10 M lines"
+        counted = f"{season.counted_lines:,} counted of {season.lines:,} stored lines"
         print(f"  season: {season.caravans:,} caravans, {season.submissions:,} submissions, "
-              f"{scale}; rollups {season.rollup_rows:,} rows by day, {season.month_rows:,} by month",
+              f"{counted}; rollups {season.rollup_rows:,} rows by day, {season.month_rows:,} by month",
               flush=True)
         # BENCH_RAW_REPEAT: requests to the raw-lines server (seconds each at 10 M; 0: none, e.g.
         # to rerun the rollups only). By default as many as the rollups', none from 10 M lines.
@@ -232,15 +229,15 @@ def run(lines: int, repeat: int) -> None:
                               f"{p95 / b95:.2f} (target p95 <= {TARGET_P95_MS:.0f} ms and < GROUP "
                               f"BY: {verdict}); total {exact}", flush=True)
                         if rollup_on:
-                            figure(f"summary {_scale(season.lines)}: {label}",
+                            figure(f"summary {size}: {label}",
                                    f"p50 {p50:.0f} ms  p95 {p95:.0f} ms  total {exact}",
                                    baseline=f"GROUP BY p95 {b95:.0f} ms", ratio=p95 / b95,
                                    target=f"p95 <= {TARGET_P95_MS:.0f} ms and < GROUP BY",
                                    meets=meets)
                     admin = people["headers"]["admin" if rollup_on else "raw admin"]
                     _needs_and_plans(server, admin, times, source,
-                                     _scale(season.lines) if rollup_on else None)
-        print(f"  scale: {scale}, PostgreSQL, {os.cpu_count()} CPUs, "
+                                     size if rollup_on else None)
+        print(f"  scale: {counted}, PostgreSQL, {os.cpu_count()} CPUs, "
               f"{dt.date.today().isoformat()}", flush=True)
 
 
