@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             db.session.commit()
         with tempfile.TemporaryDirectory() as tmp, Gunicorn(
                 "wsgi:app", url, free_port(), Path(tmp) / "fieldsvc.log", WEB_CONCURRENCY="1",
-                RELEASE_REFRESH_SECONDS="0", ROLLUP_FOLD_SECONDS="0") as server:
+                GUNICORN_TIMEOUT="900", RELEASE_REFRESH_SECONDS="0", ROLLUP_FOLD_SECONDS="0") as server:
             _read(server, "/api/v1/exports/detail.csv?from=2000-01-01&to=2000-01-01", headers)
             elapsed, exported, idle, peak = _read(server, "/api/v1/exports/detail.csv", headers)
             xlsx_seconds, xlsx_size, _, xlsx_peak = _read(server, REGION_XLSX, headers)
