@@ -1,6 +1,7 @@
 """The need map's commune panel: one commune's row against the whole ranking it used to build.
 
-    .venv/bin/python -m bench.commune_panel      # SQLite (a temporary file)
+    .venv/bin/python -m bench.commune_panel      # SQLite (a temporary file), then PostgreSQL
+                                                 # when FIELDSVC_TEST_POSTGRES_URL is set
 
 Same data as ``bench.needs`` (the real areas and a demo-sized season). Clicking a commune on the
 map asks ``need_ranking(query, only=code)``: every commune's components and percentiles are still
@@ -14,10 +15,12 @@ from __future__ import annotations
 import os
 import tempfile
 
+from bench.figures import figure
+from bench.load import admin_url, bench_database
 from bench.needs import _load_areas, _median_seconds, _season
 
 
-def main() -> None:
+def run(url: str, label: str) -> None:
     from flask_migrate import upgrade
 
     from fieldsvc import create_app
@@ -26,36 +29,47 @@ def main() -> None:
     from fieldsvc.insights.needs import NeedsQuery, need_ranking
     from fieldsvc.security import Principal
 
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
+    with app.app_context():
+        upgrade()
+        ensure_catalog()
+        db.session.commit()
+        source = _load_areas()
+        _season()
+    with app.test_request_context("/?lang=fr"):
+        admin = Principal(role="admin")
+        query = NeedsQuery(specialty="OPH", regions=["08"])
+        whole = need_ranking(NeedsQuery(specialty="OPH", regions=["08"], limit=5000), admin)
+        code = whole.rows[len(whole.rows) // 2].code
+
+        def before() -> None:
+            ranking = need_ranking(NeedsQuery(specialty="OPH", regions=["08"], limit=5000),
+                                   admin)
+            assert any(row.code == code for row in ranking.rows)
+
+        def now() -> None:
+            assert need_ranking(query, admin, only=code).rows[0].code == code
+
+        before()
+        now()
+        old, new = _median_seconds(before), _median_seconds(now)
+    print(f"{label}: {source}, commune {code} of region 08")
+    print(f"  whole ranking, then one row (the panel before): {old * 1000:.0f} ms (median of 7)")
+    print(f"  one commune's row (the panel now): {new * 1000:.0f} ms")
+    print(f"  ratio before / now: {old / new:.1f}")
+    figure(f"commune_panel: one commune's row, {label}", f"{new * 1000:.0f} ms",
+           baseline=f"whole ranking then one row {old * 1000:.0f} ms", ratio=old / new)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{os.path.join(folder, 'bench.sqlite3')}"
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
-        with app.app_context():
-            upgrade()
-            ensure_catalog()
-            db.session.commit()
-            source = _load_areas()
-            _season()
-        with app.test_request_context("/?lang=fr"):
-            admin = Principal(role="admin")
-            query = NeedsQuery(specialty="OPH", regions=["08"])
-            whole = need_ranking(NeedsQuery(specialty="OPH", regions=["08"], limit=5000), admin)
-            code = whole.rows[len(whole.rows) // 2].code
-
-            def before() -> None:
-                ranking = need_ranking(NeedsQuery(specialty="OPH", regions=["08"], limit=5000),
-                                       admin)
-                assert any(row.code == code for row in ranking.rows)
-
-            def now() -> None:
-                assert need_ranking(query, admin, only=code).rows[0].code == code
-
-            before()
-            now()
-            old, new = _median_seconds(before), _median_seconds(now)
-        print(f"SQLite: {source}, commune {code} of region 08")
-        print(f"  whole ranking, then one row (the panel before): {old * 1000:.0f} ms (median of 7)")
-        print(f"  one commune's row (the panel now): {new * 1000:.0f} ms")
-        print(f"  ratio before / now: {old / new:.1f}")
+        run(f"sqlite:///{os.path.join(folder, 'bench.sqlite3')}", "SQLite")
+    if admin_url():
+        with bench_database("commune_panel") as url:
+            run(url, "PostgreSQL")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.figures import figure
 from bench.gunicorn import Gunicorn, free_port
 
 PATH = "/api/v1/submissions"
@@ -374,6 +375,13 @@ def run(url: str, seconds: float, connections: int) -> dict[str, Any]:
     lost = "" if stored >= ingest["acknowledged"] else "  FEWER THAN ACKNOWLEDGED"
     print(f"  stored: {stored} submissions ({lines} tally lines) for "
           f"{ingest['acknowledged']:.0f} acknowledged, warm-up included{lost}")
+    figure(f"ingest: 24-line submissions, {connections} connections",
+           f"{ingest['per_second']:.0f} /s  p99 {ingest['p99_ms']:.0f} ms",
+           baseline=f"trivial endpoint {baseline['per_second']:.0f} /s", ratio=ratio,
+           target=f"ratio >= {TARGET_RATIO} and p99 <= 50 ms", meets=verdict == "meets")
+    figure("ingest: stored >= acknowledged", f"{stored} stored",
+           baseline=f"{ingest['acknowledged']:.0f} acknowledged",
+           target="stored >= acknowledged", meets=not lost)
     return {"baseline": baseline, "ingest": ingest, "ratio": ratio, "stored": stored,
             "cpu_ratio": baseline["app_cpu_ms"] / cost if cost else None}
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from sqlalchemy import insert, select, text
 
+from bench.figures import figure
+
 SPECIALTIES = ("GEN", "OPH", "PED", "GYN", "DEN")
 MEASURES = ("consultations", "consultations", "consultations", "turned_away", "referrals")
 SEXES = ("F", "M")
@@ -176,6 +178,9 @@ def run(url: str, label: str) -> None:
         print(f"  needs(OPH, all communes): {seconds * 1000:.1f} ms (median of 7)")
         print(f"  baseline plain SELECT of the same rows: {base * 1000:.1f} ms")
         print(f"  ratio needs / baseline: {seconds / base:.2f}")
+        figure(f"needs: need_rows(OPH), {communes:,} communes, {label}, {lines:,} tally lines",
+               f"{seconds * 1000:.0f} ms", baseline=f"plain SELECT {base * 1000:.0f} ms",
+               ratio=seconds / base)
         db.session.remove()
         db.engine.dispose()
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 import tempfile
 
+from bench.figures import figure
+
 PAGES = (
     "/insights/map?specialty=OPH",  # what the map opens on: all 1,503 communes
     "/insights/map?specialty=OPH&region=08",
@@ -66,6 +68,7 @@ def main() -> None:
             print(f"  {size:>9}  {path}")
         print(f"  first load: {len(rows)} responses, {total} bytes ≈ {total / 1024:.0f} KB; "
               f"the page alone {rows[0][1] / 1024:.0f} KB")
+        figure(f"pages: {url}, first load", f"{total / 1024:.0f} KB in {len(rows)} requests")
 
 
 if __name__ == "__main__":

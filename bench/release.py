@@ -22,6 +22,7 @@ import os
 import tempfile
 import time
 
+from bench.figures import figure
 from bench.needs import _load_areas, _season
 
 
@@ -42,6 +43,8 @@ def _time_build(label: str, scale: str) -> None:
           f"{built.hidden_count:,} hidden)")
     print(f"  baseline GROUP BY into atoms: {baseline:.2f} s")
     print(f"  ratio build / baseline: {seconds / baseline:.1f}", flush=True)
+    figure(f"release: build_release, {label}, {scale}", f"{seconds:.2f} s",
+           baseline=f"GROUP BY into atoms {baseline:.2f} s", ratio=seconds / baseline)
 
 
 def run_loaded(name: str) -> None:

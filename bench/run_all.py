@@ -2,26 +2,34 @@
 
 `make bench-smoke` runs the same with BENCH_SMOKE=1: each benchmark at a small scale.
 
+Each benchmark prints its figures as `FIGURE` lines (``bench.figures``); after the last one, all of
+them are printed again as one Markdown table, which is also written to the file named by
+``BENCH_REPORT`` when it is set.
+
 A benchmark that is missing or fails to import is reported and skipped; the others still run.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 import time
 import traceback
 from pathlib import Path
 
-NOT_BENCHMARKS = {"run_all", "trivial", "gunicorn", "load"}  # helpers, not benchmarks
+from bench.figures import machine, table
+
+NOT_BENCHMARKS = {"run_all", "trivial", "gunicorn", "load", "figures"}  # helpers, not benchmarks
 
 
 def main(names: list[str] | None = None) -> int:
     folder = Path(__file__).resolve().parent
     found = sorted(module.name for module in pkgutil.iter_modules([str(folder)])
                    if module.name not in NOT_BENCHMARKS and not module.name.startswith("_"))
-    failures = 0
+    at_start = machine()
+    failed = []
     for name in names or found:
         print(f"== bench.{name}", flush=True)
         try:
@@ -36,10 +44,14 @@ def main(names: list[str] | None = None) -> int:
         try:
             module.main()
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
-            failures += 1
+            failed.append(name)
             traceback.print_exc()
         print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
-    return 1 if failures else 0
+    report = table(at_start, failed)
+    print(report, flush=True)
+    if os.environ.get("BENCH_REPORT"):
+        Path(os.environ["BENCH_REPORT"]).write_text(report, encoding="utf-8")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Summaries, needs and plans at scale through the API, against a plain GROUP BY in the same run.
 
     .venv/bin/python -m bench.summary                      # 1 M tally lines (BENCH_LINES)
+    .venv/bin/python -m bench.run_all summary              # 1 M, then 10 M (as `make bench`)
     BENCH_LINES=10000000 .venv/bin/python -m bench.summary # 10 M (long: about 20 min to load)
     BENCH_SMOKE=1 .venv/bin/python -m bench.summary        # 20,000 lines, seconds
     BENCH_DATABASE=name .venv/bin/python -m bench.summary  # reuse a loaded database, kept
@@ -20,7 +21,12 @@ as one GROUP BY over the counted raw lines (current version, not rejected), run 
 - a planner's view of its organization's caravans, ``by=region,specialty&organization=O``
   (the day rollup, through its caravans);
 - ``needs?specialty=OPH`` for all communes and ``POST plans`` (caravan-days from the day rollup);
-- the same from a second server with ``SUMMARY_ROLLUP=0`` (the raw lines, as before).
+- the same from a second server with ``SUMMARY_ROLLUP=0`` (the raw lines, as before); not at
+  10 M lines unless ``BENCH_RAW_REPEAT`` says how many requests (each takes 12–53 s there).
+
+Under ``bench.run_all`` (``make bench``) without ``BENCH_LINES`` it loads and measures 1 M lines,
+then 10 M lines (the 10 M load takes several minutes). Each rollup summary, needs and plans print
+a ``FIGURE`` line (``bench.figures``).
 
 Each answer's total is checked against its baseline's. Target (DESIGN.md): summary p95 ≤ 150 ms at
 10 M lines, faster than the plain GROUP BY.
@@ -38,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bench.figures import figure, scale
 from bench.gunicorn import Gunicorn, free_port
 from bench.load import bench_database, kept_database, load_season, loaded_season
 
@@ -117,11 +124,16 @@ def _get(server: Gunicorn, path: str, params: dict[str, str], headers: dict[str,
     return json.loads(body)
 
 
-def _needs_and_plans(server: Gunicorn, headers: dict[str, str], repeat: int, source: str) -> None:
+def _needs_and_plans(server: Gunicorn, headers: dict[str, str], repeat: int, source: str,
+                     size: str | None) -> None:
+    """Time needs and plans; `size` (rollup server only) makes each a figure."""
     p50, p95, body = _time(lambda: _get(server, "/api/v1/needs", {"specialty": "OPH"}, headers),
                            max(3, repeat // 4))
     print(f"  needs?specialty=OPH, {len(body['rows']):,} communes [{source}]: p50 {p50:.0f} ms, "
           f"p95 {p95:.0f} ms (no target in DESIGN.md)", flush=True)
+    if size:
+        figure(f"summary {size}: needs?specialty=OPH, {len(body['rows']):,} communes",
+               f"p50 {p50:.0f} ms  p95 {p95:.0f} ms")
     plan = json.dumps({"base": body["rows"][0]["code"], "radius_km": 150, "days": 3,
                        "team": {"OPH": 2, "GEN": 2, "PED": 1}}).encode()
 
@@ -135,6 +147,8 @@ def _needs_and_plans(server: Gunicorn, headers: dict[str, str], repeat: int, sou
     p50, p95, _ = _time(plans, max(3, repeat // 4))
     print(f"  POST plans (150 km, 3 days, from the neediest commune) [{source}]: p50 {p50:.0f} "
           f"ms, p95 {p95:.0f} ms (no target in DESIGN.md)", flush=True)
+    if size:
+        figure(f"summary {size}: POST plans, 150 km, 3 days", f"p50 {p50:.0f} ms  p95 {p95:.0f} ms")
 
 
 def run(lines: int, repeat: int) -> None:
@@ -183,20 +197,22 @@ def run(lines: int, repeat: int) -> None:
                 p50, p95, rows = _time(lambda sql=sql: conn.execute(sql).fetchall(), repeat)
                 baselines[label] = (p50, p95, sum(row[-1] for row in rows))
             conn.rollback()
-        scale = f"{season.counted_lines:,} counted of {season.lines:,} stored lines"
+        size = scale(season.lines if reuse else lines)  # as asked: "1 M lines", "10 M lines"
+        counted = f"{season.counted_lines:,} counted of {season.lines:,} stored lines"
         print(f"  season: {season.caravans:,} caravans, {season.submissions:,} submissions, "
-              f"{scale}; rollups {season.rollup_rows:,} rows by day, {season.month_rows:,} by month",
+              f"{counted}; rollups {season.rollup_rows:,} rows by day, {season.month_rows:,} by month",
               flush=True)
+        # BENCH_RAW_REPEAT: requests to the raw-lines server (seconds each at 10 M; 0: none, e.g.
+        # to rerun the rollups only). By default as many as the rollups', none from 10 M lines.
+        raw_repeat = int(os.environ.get("BENCH_RAW_REPEAT",
+                                        0 if smoke() or season.lines >= 10_000_000 else repeat))
         with tempfile.TemporaryDirectory() as tmp:
-            raw = not smoke() and os.environ.get("BENCH_RAW_REPEAT") != "0"
-            for rollup_on in (True, False) if raw else (True,):
+            for rollup_on in (True, False) if raw_repeat else (True,):
                 env = {"RELEASE_REFRESH_SECONDS": "0", "ROLLUP_FOLD_SECONDS": "0",
                        "WEB_CONCURRENCY": "2",
                        "SUMMARY_ROLLUP": "1" if rollup_on else "0"}
                 log = Path(tmp) / f"fieldsvc-{rollup_on}.log"
-                # BENCH_RAW_REPEAT: fewer requests for the raw lines (seconds each at 10 M; 0:
-                # none, e.g. to rerun the rollups only).
-                times = repeat if rollup_on else int(os.environ.get("BENCH_RAW_REPEAT", repeat))
+                times = repeat if rollup_on else raw_repeat
                 with Gunicorn("wsgi:app", url, free_port(), log, **env) as server:
                     source = "rollup" if rollup_on else "raw lines (SUMMARY_ROLLUP=0)"
                     for label, who, params, _ in cases:
@@ -206,22 +222,37 @@ def run(lines: int, repeat: int) -> None:
                         b50, b95, expected = baselines[label]
                         exact = "equal" if body["total"] == expected else (
                             f"DIFFERENT ({body['total']} vs {expected})")
-                        verdict = "meets" if p95 <= TARGET_P95_MS and p95 < b95 else "misses"
+                        meets = p95 <= TARGET_P95_MS and p95 < b95 and body["total"] == expected
+                        verdict = "meets" if meets else "misses"
                         print(f"  summary {label} [{source}]: p50 {p50:.0f} ms, p95 {p95:.0f} ms;"
                               f" GROUP BY p50 {b50:.0f} ms, p95 {b95:.0f} ms; ratio p95 "
                               f"{p95 / b95:.2f} (target p95 <= {TARGET_P95_MS:.0f} ms and < GROUP "
                               f"BY: {verdict}); total {exact}", flush=True)
+                        if rollup_on:
+                            figure(f"summary {size}: {label}",
+                                   f"p50 {p50:.0f} ms  p95 {p95:.0f} ms  total {exact}",
+                                   baseline=f"GROUP BY p95 {b95:.0f} ms", ratio=p95 / b95,
+                                   target=f"p95 <= {TARGET_P95_MS:.0f} ms and < GROUP BY",
+                                   meets=meets)
                     admin = people["headers"]["admin" if rollup_on else "raw admin"]
-                    _needs_and_plans(server, admin, times, source)
-        print(f"  scale: {scale}, PostgreSQL, {os.cpu_count()} CPUs, "
+                    _needs_and_plans(server, admin, times, source,
+                                     size if rollup_on else None)
+        print(f"  scale: {counted}, PostgreSQL, {os.cpu_count()} CPUs, "
               f"{dt.date.today().isoformat()}", flush=True)
 
 
-def main() -> None:
-    lines = 20_000 if smoke() else int(os.environ.get("BENCH_LINES", "1000000"))
+def main(alone: bool = False) -> None:
+    """Run at each size: BENCH_LINES, else 1 M alone and 1 M then 10 M under run_all."""
+    if smoke():
+        sizes = [20_000]
+    elif os.environ.get("BENCH_LINES") or os.environ.get("BENCH_DATABASE"):
+        sizes = [int(os.environ.get("BENCH_LINES", "1000000"))]
+    else:
+        sizes = [1_000_000] if alone else [1_000_000, 10_000_000]
     repeat = 5 if smoke() else int(os.environ.get("BENCH_REPEAT", "20"))
-    run(lines, repeat)
+    for lines in sizes:
+        run(lines, repeat)
 
 
 if __name__ == "__main__":
-    main()
+    main(alone=True)
