@@ -26,12 +26,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flask import Flask
-from scipy.optimize import linprog
-from scipy.sparse import csr_matrix
 from sqlalchemy import select
 
 from fieldsvc import background
@@ -39,6 +37,9 @@ from fieldsvc.extensions import db
 from fieldsvc.insights import suppression
 from fieldsvc.insights.models import Release
 from fieldsvc.insights.queries import SummaryQuery, summary_rows
+
+if TYPE_CHECKING:  # scipy is imported where the audit runs (see _system)
+    from scipy.sparse import csr_matrix
 
 Key = tuple[Any, ...]
 ATOM_DIMENSIONS = ("commune", "specialty", "measure", "sex", "age_band", "quarter")
@@ -321,6 +322,8 @@ def _order(ident: tuple[str, Key]) -> tuple[str, str]:
 
 def _system(cells: dict[tuple[str, Key], _Cell], published: list[tuple[str, Key]],
             atom_count: int) -> tuple[csr_matrix, np.ndarray] | None:
+    from scipy.sparse import csr_matrix  # imported by the process that audits only (~30 MB)
+
     if not published:
         return None
     rows, columns = [], []
@@ -337,6 +340,8 @@ def _range(members: list[int], system: tuple[csr_matrix, np.ndarray] | None, ato
     """The smallest and largest value the cell can take given the published cells."""
     if system is None:
         return 0.0, math.inf
+    from scipy.optimize import linprog
+
     objective = np.zeros(atom_count)
     objective[members] = 1.0
     matrix, values = system
