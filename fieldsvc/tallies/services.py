@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, NamedTuple, TypedDict
 
-from flask import request
+from flask import has_request_context, request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Subquery,
@@ -793,8 +793,8 @@ def submit(content: SubmissionInput, principal: Principal, *,
         except DomainError as error:
             return _replay_or_raise(submission_id, digest, principal, error)
     if postgresql:
-        new = _new_submission(principal, caravan, content, enrollment_id, request.remote_addr,
-                              digest)
+        address = request.remote_addr if has_request_context() else None  # (demo data: none)
+        new = _new_submission(principal, caravan, content, enrollment_id, address, digest)
         context, version_id = _create_postgresql(new.params)
         if not context.site_ok:
             try:
