@@ -215,3 +215,23 @@ def test_summary_refuses_unknown_dimensions(client, db):
     response = client.get("/api/v1/summary?by=province,colour", headers=auth(admin))
     assert response.status_code == 422
     assert "by" in response.json["errors"]
+
+
+def test_the_region_range_keeps_exactly_the_regions_codes(app, db):
+    """The range added for the rollups' index (queries._region_range) never drops a code of the
+    regions asked for: the same codes with and without it, on each engine's own collation."""
+    from sqlalchemy import literal, select, union_all
+
+    from fieldsvc.insights.queries import _area_prefix, _region_range
+
+    codes = ["01.011.01.01", "07.071.05.09", "08", "08.587", "08.587.01.13", "08.999.99.99",
+             "09.091.01.01", "1", "10.101.01.01", "11.111.11.11", "12.121.01.01", "12.999.99.99"]
+    table = union_all(*(select(literal(code).label("code")) for code in codes)).subquery()
+    code = table.c.code
+    for regions in (["08"], ["07", "09"], ["01", "12"], ["12"], ["10", "11"]):
+        exact = select(code).where(_area_prefix(code, "region").in_(regions))
+        ranged = exact.where(*_region_range(code, regions))
+        found = {row for row, in db.session.execute(ranged)}
+        assert found == {row for row, in db.session.execute(exact)}
+        assert found == {c for c in codes if c[:2] in regions}
+    assert _region_range(code, ["8x"]) == []
