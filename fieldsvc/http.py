@@ -11,7 +11,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, request, session
+from flask import Flask, Request, Response, current_app, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -40,6 +41,7 @@ def init_http(app: Flask) -> None:
     """Refuse non-JSON bodies on JSON routes; compress answers to reads with Flask-Compress."""
     app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
         FastRoutes(app, app.wsgi_app), app.config)
+    app.session_interface = CookieSessions()
     compress.init_app(app)
     declared: dict[tuple[str, str], bool] = {}
 
@@ -73,6 +75,16 @@ def init_http(app: Flask) -> None:
         if request.method not in {"GET", "HEAD"}:
             return response
         return compress.after_request(response)
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the cookie's signer for a request that
+    brings no session cookie (every phone and API call): the same empty session, sooner."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _authenticated() -> bool:

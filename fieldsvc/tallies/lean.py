@@ -72,9 +72,10 @@ def serve(app: Flask, environ: dict[str, Any]) -> Any:
         data = _submission(raw)  # the catalog's codes are the application's
         if data is None:
             return None
-        # Reading the catalog the first time took a connection of the application's pool: give
-        # it back before taking the handler's (or a burst would hold two per request).
-        db.session.close()
+        if db.session.registry.has():
+            # Reading the catalog the first time took a connection of the application's pool:
+            # give it back before taking the handler's (or a burst would hold two per request).
+            db.session.close()
         try:
             stored = _store(app, data, token)
         except (DomainError, HTTPException, SQLAlchemyError, psycopg.Error):

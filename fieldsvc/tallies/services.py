@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple, TypedDict
 
 from flask import has_request_context, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Subquery,
@@ -251,10 +252,26 @@ def render_flags(flags: list[dict[str, Any]] | None) -> list[dict[str, str]]:
     rendered = []
     for flag in flags or []:
         params = {key: value for key, value in flag.items() if key != "code"}
-        template = FLAG_MESSAGES.get(flag["code"])
-        message = str(template) % params if template is not None else flag["code"]
+        template = _flag_template(flag["code"])
+        message = template % params if template is not None else flag["code"]
         rendered.append({"code": flag["code"], "message": message})
     return rendered
+
+
+# Each flag's sentence in each language, translated once per process (a lookup of the
+# translations per flag was a tenth of the ingest answer's cost).
+_FLAG_TEMPLATES: dict[tuple[str, str], str] = {}
+
+
+def _flag_template(code: str) -> str | None:
+    template = FLAG_MESSAGES.get(code)
+    if template is None:
+        return None
+    key = (str(get_locale()), code)
+    text = _FLAG_TEMPLATES.get(key)
+    if text is None:
+        text = _FLAG_TEMPLATES[key] = str(template)
+    return text
 
 
 def _line(line: TallyLine) -> Line:
@@ -585,7 +602,7 @@ SELECT ctx.others, ctx.planned, ctx.site_ok, (SELECT id FROM v) FROM ctx
 
 def one_statement_insert() -> bool:
     """Whether new submissions take the one-statement insert (PostgreSQL) over the layered one."""
-    return db.session.get_bind().dialect.name == "postgresql"
+    return db.engine.dialect.name == "postgresql"  # (writes go to the primary, db.engine)
 
 
 class NewSubmission(NamedTuple):
