@@ -12,30 +12,16 @@ medians and their ratio, in a request context (rows are built in the caller's la
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 from bench.figures import figure
-from bench.load import admin_url, bench_database
-from bench.needs import _load_areas, _median_seconds, _season
+from bench.needs import _median_seconds, on_each_engine, seasoned_app
 
 
 def run(url: str, label: str) -> None:
-    from flask_migrate import upgrade
-
-    from fieldsvc import create_app
-    from fieldsvc.catalog.services import ensure_catalog
     from fieldsvc.extensions import db
     from fieldsvc.insights.needs import NeedsQuery, need_ranking
     from fieldsvc.security import Principal
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
-    with app.app_context():
-        upgrade()
-        ensure_catalog()
-        db.session.commit()
-        source = _load_areas()
-        _season()
+    app, source, _ = seasoned_app(url)
     with app.test_request_context("/?lang=fr"):
         admin = Principal(role="admin")
         query = NeedsQuery(specialty="OPH", regions=["08"])
@@ -65,11 +51,7 @@ def run(url: str, label: str) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        run(f"sqlite:///{os.path.join(folder, 'bench.sqlite3')}", "SQLite")
-    if admin_url():
-        with bench_database("commune_panel") as url:
-            run(url, "PostgreSQL")
+    on_each_engine(run, "commune_panel")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import insert, select, text
 
 from bench.figures import figure
+from bench.load import admin_url, bench_database
 
 SPECIALTIES = ("GEN", "OPH", "PED", "GYN", "DEN")
 MEASURES = ("consultations", "consultations", "consultations", "turned_away", "referrals")
@@ -138,15 +139,14 @@ def _median_seconds(function: Any, repeat: int = 7) -> float:
     return statistics.median(timings)
 
 
-def run(url: str, label: str) -> None:
+def seasoned_app(url: str) -> tuple[Any, str, int]:
+    """An app on ``url``, migrated, with the catalog, the areas and a demo-sized season:
+    (the app, where the areas came from, the season's tally lines)."""
     from flask_migrate import upgrade
 
     from fieldsvc import create_app
-    from fieldsvc.areas.models import Area
     from fieldsvc.catalog.services import ensure_catalog
     from fieldsvc.extensions import db
-    from fieldsvc.insights.needs import need_rows
-    from fieldsvc.insights.queries import counted_lines
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
     with app.app_context():
@@ -154,7 +154,18 @@ def run(url: str, label: str) -> None:
         ensure_catalog()
         db.session.commit()
         source = _load_areas()
-        lines = _season()
+        lines = _season(30 if os.environ.get("BENCH_SMOKE") else 150)  # make bench-smoke: small
+    return app, source, lines
+
+
+def run(url: str, label: str) -> None:
+    from fieldsvc.areas.models import Area
+    from fieldsvc.extensions import db
+    from fieldsvc.insights.needs import need_rows
+    from fieldsvc.insights.queries import counted_lines
+
+    app, source, lines = seasoned_app(url)
+    with app.app_context():
         communes = db.session.scalar(
             select(text("count(*)")).select_from(Area).where(Area.level == "commune"))
 
@@ -185,23 +196,19 @@ def run(url: str, label: str) -> None:
         db.engine.dispose()
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        run(f"sqlite:///{os.path.join(folder, 'bench.sqlite3')}", "SQLite")
-    admin = os.environ.get("FIELDSVC_TEST_POSTGRES_URL")
-    if admin:
-        import psycopg
+def on_each_engine(run_on: Any, label: str) -> None:
+    """``run_on(url, engine)`` on SQLite, then on PostgreSQL when a benchmark server is set;
+    ``make bench-smoke`` checks the script on PostgreSQL alone when it can."""
+    if not (os.environ.get("BENCH_SMOKE") and admin_url()):
+        with tempfile.TemporaryDirectory() as folder:
+            run_on(f"sqlite:///{os.path.join(folder, 'bench.sqlite3')}", "SQLite")
+    if admin_url():
+        with bench_database(label) as url:
+            run_on(url, "PostgreSQL")
 
-        name = f"fieldsvc_bench_{os.getpid()}"
-        plain = admin.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        try:
-            base, _, _ = plain.rpartition("/")
-            run(f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}", "PostgreSQL")
-        finally:
-            with psycopg.connect(plain, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+def main() -> None:
+    on_each_engine(run, "needs")
 
 
 if __name__ == "__main__":
