@@ -14,7 +14,7 @@ from fieldsvc.exports.dhis2 import PERIOD_UNITS
 from fieldsvc.exports.services import DetailQuery
 from fieldsvc.fields import CommaList, each_one_of
 from fieldsvc.insights.queries import SummaryQuery
-from fieldsvc.insights.schemas import CODE, SummaryArgs, _PeriodArgs
+from fieldsvc.insights.schemas import CODE, REGION_CODE, SummaryArgs, _PeriodArgs
 from fieldsvc.tallies.models import REVIEW_STATUSES
 
 __all__ = ["DetailArgs", "Dhis2Args", "SummaryArgs"]
@@ -23,9 +23,7 @@ __all__ = ["DetailArgs", "Dhis2Args", "SummaryArgs"]
 class DetailArgs(_PeriodArgs):
     """Which tally lines a coordinator exports: their regions (or some), caravans, a period."""
 
-    region = CommaList(fields.String(validate=validate.Regexp(
-        r"^\d{2}$", error=_l("A region code is two digits, e.g. 08."))),
-        metadata={"description": "Region codes (default: all of yours)"})
+    region = CommaList(REGION_CODE, metadata={"description": "Region codes (default: all of yours)"})
     caravan = CommaList(fields.Integer(validate=ID_RANGE),
                         metadata={"description": "Caravan ids, comma-separated"})
     status = CommaList(fields.String(), validate=each_one_of(REVIEW_STATUSES),

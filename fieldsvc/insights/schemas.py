@@ -30,6 +30,10 @@ from fieldsvc.insights.plans import DEFAULT_CAPACITY, PlanRequest
 from fieldsvc.insights.queries import COUNTED_STATUSES, DIMENSIONS, SummaryQuery
 
 CODE = fields.String(validate=validate.Length(1, 20))
+# A region is named by its two-digit code everywhere (summaries, needs, exports): "8x" is refused,
+# not answered with no rows.
+REGION_CODE = fields.String(validate=validate.Regexp(
+    r"^\d{2}$", error=_l("A region code is two digits, e.g. 08.")))
 
 
 class _PeriodArgs(Schema):
@@ -47,7 +51,7 @@ class SummaryArgs(_PeriodArgs):
 
     by = CommaList(fields.String(), validate=each_one_of(DIMENSIONS, unique=True),
                    metadata={"description": "Comma-separated dimensions, e.g. province,specialty"})
-    region = CommaList(CODE, metadata={"description": "Region codes, comma-separated"})
+    region = CommaList(REGION_CODE, metadata={"description": "Region codes, comma-separated"})
     province = CommaList(CODE)
     commune = CommaList(CODE)
     caravan = CommaList(fields.Integer(validate=ID_RANGE),
@@ -135,7 +139,7 @@ class NeedsArgs(Schema):
                   "gets the protected release's window"})
     weights = fields.String(metadata={"description": "e.g. demand:1,unmet:2,access:1 (unnamed "
                                       "components weigh 1; normalised to sum to 1)"})
-    region = CommaList(CODE, load_default=list,
+    region = CommaList(REGION_CODE, load_default=list,
                        metadata={"description": "Keep rows in these regions, e.g. 08"})
     province = CommaList(CODE, load_default=list,
                          metadata={"description": "Keep rows in these provinces, e.g. 08.587"})

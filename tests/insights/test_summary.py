@@ -217,6 +217,19 @@ def test_summary_refuses_unknown_dimensions(client, db):
     assert "by" in response.json["errors"]
 
 
+def test_summary_and_needs_refuse_a_region_that_is_not_two_digits(client, db):
+    admin = make_user("admin")
+    db.session.commit()
+    header = {**auth(admin), "Accept-Language": "en"}
+    for path, field in (("/api/v1/summary?by=region&region=8x", "region[0]"),
+                        ("/api/v1/summary?region=08,8", "region[1]"),
+                        ("/api/v1/needs?specialty=OPH&region=008", "region[0]")):
+        response = client.get(path, headers=header)
+        assert response.status_code == 422, path
+        assert response.json["errors"] == {field: ["A region code is two digits, e.g. 08."]}
+    assert client.get("/api/v1/summary?by=region&region=08", headers=header).status_code == 200
+
+
 def test_the_region_range_keeps_exactly_the_regions_codes(app, db):
     """The range added for the rollups' index (queries._region_range) never drops a code of the
     regions asked for: the same codes with and without it, on each engine's own collation."""
