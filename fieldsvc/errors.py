@@ -286,6 +286,12 @@ def unstorable_text(value: Any, path: str = "") -> str | None:
     return None
 
 
+def may_hold_unstorable_text(raw: bytes) -> bool:
+    """Whether a JSON body must be walked with :func:`unstorable_text`: an ASCII body can only
+    carry NUL or a surrogate as a \\u escape, so without one it need not be parsed for it."""
+    return not (raw.isascii() and b"\\u" not in raw and b"\x00" not in raw)
+
+
 def refuse_unstorable_text() -> Response | None:
     """Refuse NUL characters and unpaired surrogates in JSON bodies and query strings up front."""
     found = None
@@ -295,9 +301,7 @@ def refuse_unstorable_text() -> Response | None:
             break
     if not found and request.method in {"POST", "PUT", "PATCH"} and request.is_json:
         raw = request.get_data(cache=True)
-        # An ASCII body can only carry NUL or a surrogate as a \u escape: without one, neither
-        # parse nor walk it here (the view parses it anyway).
-        if not (raw.isascii() and b"\\u" not in raw and b"\x00" not in raw):
+        if may_hold_unstorable_text(raw):
             found = unstorable_text(request.get_json(silent=True, cache=True))
     if not found:
         return None

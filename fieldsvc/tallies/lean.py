@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from fieldsvc.caravans.services import device_by_token_sql, live_device
-from fieldsvc.errors import DomainError, unstorable_text
+from fieldsvc.errors import DomainError, may_hold_unstorable_text, unstorable_text
 from fieldsvc.extensions import db
 from fieldsvc.http import hostile_json, register_fast_route
 from fieldsvc.security import STAFF_TOKEN_PREFIX, token_digest
@@ -98,8 +98,7 @@ def _submission(raw: bytes) -> services.SubmissionInput | None:
         body = json.loads(raw)
     except ValueError:
         return None
-    if not (raw.isascii() and b"\\u" not in raw and b"\x00" not in raw) \
-            and unstorable_text(body) is not None:
+    if may_hold_unstorable_text(raw) and unstorable_text(body) is not None:
         return None
     data, _ = fast_load_submission(body)
     return data
